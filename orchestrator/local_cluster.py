@@ -1,0 +1,452 @@
+"""A throwaway Redis Cluster of real `redis-server` processes on free loopback ports.
+
+Used by `redis-orchestrator run --local-cluster` (the embedded default for newcomers) and by the
+test suite. Every process it starts is stopped by `stop()`, by the context manager, at interpreter
+exit, and (on Linux) by the kernel when the starting process dies, so nothing outlives its owner.
+
+The cluster is built the way `redis-cli --cluster create` builds one, but with direct commands so
+that each step is observable and the wait conditions are ours: ADDSLOTSRANGE on the primaries,
+MEET from the first node, REPLICATE on the replicas, then wait until every node says
+`cluster_state:ok`, agrees on the node count, and every replica's link to its primary is up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+CLUSTER_SLOTS = 16384
+_BUS_PORT_OFFSET = 10000
+_handed_out_ports: set[int] = set()
+_live_clusters: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+
+
+class LocalClusterError(RuntimeError):
+    """The local cluster could not be started or did not reach the state asked for."""
+
+
+def redis_server_binary() -> str:
+    """Path of `redis-server`, or a LocalClusterError saying how to get it."""
+    found = shutil.which("redis-server")
+    if found is None:
+        raise LocalClusterError(
+            "redis-server is not installed or not on PATH: install it with "
+            "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+        )
+    return found
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> int:
+    """A loopback port P such that P and its cluster bus port P+10000 are both free now."""
+    for _ in range(2000):
+        port = random.randint(20000, 45000)
+        if port in _handed_out_ports or port == 6379:
+            continue
+        if _port_free(port) and _port_free(port + _BUS_PORT_OFFSET):
+            _handed_out_ports.add(port)
+            return port
+    raise LocalClusterError("no free loopback port pair found in 20000-45000")
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: the kernel kills the child when the process that started it exits,
+    # so a test run killed with SIGKILL leaves no redis-server behind.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+@dataclass(eq=False)
+class LocalNode:
+    """One redis-server process of a LocalCluster. Its directory keeps nodes.conf across restarts."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+    node_id: str = ""
+    extra_config: tuple[str, ...] = ()
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def client(self, **overrides: Any) -> redis.Redis:
+        kwargs: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2}
+        kwargs.update(self.client_kwargs)
+        kwargs.update(overrides)
+        return redis.Redis(host=self.host, port=self.port, **kwargs)
+
+    def role(self) -> str:
+        with self.client() as c:
+            info = c.info("replication")
+        return "primary" if info["role"] == "master" else "replica"
+
+    def __repr__(self) -> str:
+        return f"LocalNode({self.address})"
+
+
+class LocalCluster:
+    """Start, break and stop a Redis Cluster of local processes.
+
+    >>> with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+    ...     cluster.seeds  # ["127.0.0.1:PORT", ...]
+    """
+
+    def __init__(
+        self,
+        primaries: int = 3,
+        replicas_per_primary: int = 1,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        node_timeout_ms: int = 2000,
+        extra_config: Sequence[str] = (),
+        client_kwargs: dict[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if primaries < 1:
+            raise ValueError("a cluster needs at least one primary")
+        self.primaries_count = primaries
+        self.replicas_per_primary = replicas_per_primary
+        self.node_timeout_ms = node_timeout_ms
+        self.extra_config = tuple(extra_config)
+        self.client_kwargs = dict(client_kwargs or {})
+        self._own_dir = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="redis-orch-cluster-"))
+        self.nodes: list[LocalNode] = []
+        self._log = log or (lambda _msg: None)
+        self._binary = redis_server_binary()
+        _live_clusters.add(self)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def seeds(self) -> list[str]:
+        return [node.address for node in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        try:
+            total = self.primaries_count * (1 + self.replicas_per_primary)
+            for _ in range(total):
+                self.nodes.append(self._spawn_new_node())
+            for node in self.nodes:
+                self._wait_ping(node, timeout)
+                node.node_id = self._myid(node)
+            self._assign_slots()
+            self._meet_all()
+            self._wait(lambda: self._all_know_each_other(), timeout, "nodes to meet")
+            for index, replica in enumerate(self.nodes[self.primaries_count :]):
+                primary = self.nodes[index % self.primaries_count]
+                self._replicate(replica, primary, timeout)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._log(f"local cluster up: {', '.join(self.seeds)} (data in {self.base_dir})")
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            self._terminate(node)
+        for node in self.nodes:
+            _handed_out_ports.discard(node.port)
+        if self._own_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+        _live_clusters.discard(self)
+
+    # ----------------------------------------------------------------- queries
+
+    def primaries(self) -> list[LocalNode]:
+        return [n for n in self.nodes if n.running() and n.role() == "primary"]
+
+    def replicas(self) -> list[LocalNode]:
+        return [n for n in self.nodes if n.running() and n.role() == "replica"]
+
+    def node_at(self, address: str) -> LocalNode:
+        for node in self.nodes:
+            if node.address == address:
+                return node
+        raise KeyError(address)
+
+    def replicas_of(self, primary: LocalNode) -> list[LocalNode]:
+        result = []
+        for node in self.nodes:
+            if node is primary or not node.running():
+                continue
+            with node.client() as c:
+                info = c.info("replication")
+            if info.get("role") == "slave" and int(info.get("master_port", 0)) == primary.port:
+                result.append(node)
+        return result
+
+    # ----------------------------------------------------------------- breaking things
+
+    def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the node; with SIGKILL (the default) wait until the process is gone."""
+        if node.process is None:
+            return
+        node.process.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            node.process.wait(timeout=10)
+
+    def freeze(self, node: LocalNode) -> None:
+        self.kill(node, signal.SIGSTOP)
+
+    def thaw(self, node: LocalNode) -> None:
+        self.kill(node, signal.SIGCONT)
+
+    def restart(self, node: LocalNode, timeout: float = 30.0, wait_healthy: bool = True) -> None:
+        """Kill -9 and start the node again on its port and directory (it keeps its nodes.conf)."""
+        if node.running():
+            self.kill(node)
+        node.process = self._launch(node)
+        self._wait_ping(node, timeout)
+        if wait_healthy:
+            self.wait_healthy(timeout)
+
+    def add_node(self, replica_of: LocalNode | None = None, timeout: float = 30.0) -> LocalNode:
+        """Start a new node, MEET it into the cluster; make it a replica of `replica_of` if given,
+        otherwise leave it as a primary without slots."""
+        node = self._spawn_new_node()
+        self.nodes.append(node)
+        self._wait_ping(node, timeout)
+        node.node_id = self._myid(node)
+        anchor = next(n for n in self.nodes if n is not node and n.running())
+        with anchor.client() as c:
+            c.execute_command("CLUSTER", "MEET", node.host, node.port)
+        self._wait(lambda: self._all_know_each_other(), timeout, f"{node.address} to join")
+        if replica_of is not None:
+            self._replicate(node, replica_of, timeout)
+        self.wait_healthy(timeout)
+        return node
+
+    def remove_node(self, node: LocalNode, timeout: float = 30.0) -> None:
+        """Stop the node and make every other node FORGET it (the node must hold no slots)."""
+        self._terminate(node)
+        self.nodes.remove(node)
+        for other in self.nodes:
+            if other.running():
+                with other.client() as c, contextlib.suppress(redis.ResponseError):
+                    c.execute_command("CLUSTER", "FORGET", node.node_id)
+        _handed_out_ports.discard(node.port)
+        self.wait_healthy(timeout)
+
+    def failover(self, replica: LocalNode, timeout: float = 30.0) -> None:
+        """Coordinated CLUSTER FAILOVER on a replica; returns once it is a primary."""
+        with replica.client() as c:
+            c.execute_command("CLUSTER", "FAILOVER")
+        self._wait(lambda: replica.role() == "primary", timeout, f"{replica.address} to be promoted")
+        self.wait_healthy(timeout)
+
+    # ----------------------------------------------------------------- waiting
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Every running node: cluster_state ok, sees every running node, replica links up."""
+        self._wait(self._healthy, timeout, "cluster to become healthy")
+
+    def _healthy(self) -> bool:
+        running = [n for n in self.nodes if n.running()]
+        try:
+            for node in running:
+                with node.client(socket_timeout=1) as c:
+                    info = c.execute_command("CLUSTER", "INFO")
+                    text = info.decode() if isinstance(info, bytes) else str(info)
+                    if "cluster_state:ok" not in text:
+                        return False
+                    repl = c.info("replication")
+                    if repl.get("role") == "slave" and repl.get("master_link_status") != "up":
+                        return False
+                    lines = _nodes_lines(c)
+                    connected = [ln for ln in lines if "fail" not in ln.split()[2]]
+                    if len(connected) < len(running):
+                        return False
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return False
+        return True
+
+    def _all_know_each_other(self) -> bool:
+        running = [n for n in self.nodes if n.running()]
+        try:
+            for node in running:
+                with node.client(socket_timeout=1) as c:
+                    lines = _nodes_lines(c)
+                    handshaking = [ln for ln in lines if "handshake" in ln.split()[2]]
+                    if handshaking or len(lines) < len(running):
+                        return False
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        return True
+
+    @staticmethod
+    def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise LocalClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    # ----------------------------------------------------------------- internals
+
+    def _spawn_new_node(self) -> LocalNode:
+        port = free_port_pair()
+        directory = self.base_dir / str(port)
+        directory.mkdir(parents=True, exist_ok=True)
+        node = LocalNode(
+            port=port, directory=directory, extra_config=self.extra_config, client_kwargs=self.client_kwargs
+        )
+        node.process = self._launch(node)
+        return node
+
+    def _launch(self, node: LocalNode) -> subprocess.Popen[bytes]:
+        config = [
+            f"port {node.port}",
+            "bind 127.0.0.1",
+            "protected-mode no",
+            "daemonize no",
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            f"cluster-node-timeout {self.node_timeout_ms}",
+            # Replicas serve reads while their primary is being failed over, like production.
+            "cluster-allow-reads-when-down yes",
+            'save ""',
+            "appendonly no",
+            f'dir "{node.directory}"',
+            f'logfile "{node.directory / "redis.log"}"',
+            *node.extra_config,
+        ]
+        conf = node.directory / "redis.conf"
+        conf.write_text("\n".join(config) + "\n")
+        return subprocess.Popen(
+            [self._binary, str(conf)],
+            cwd=node.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+
+    def _terminate(self, node: LocalNode) -> None:
+        process = node.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)  # a frozen node cannot act on SIGTERM
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+    def _wait_ping(self, node: LocalNode, timeout: float) -> None:
+        def answers() -> bool:
+            if not node.running():
+                log = node.directory / "redis.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise LocalClusterError(f"redis-server on port {node.port} exited early:\n{tail}")
+            try:
+                with node.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
+                    return bool(c.ping())
+            except (redis.ConnectionError, redis.TimeoutError):
+                return False
+            except redis.ResponseError as exc:  # LOADING and the like: up, not ready yet
+                return "LOADING" not in str(exc)
+
+        self._wait(answers, timeout, f"{node.address} to answer PING")
+
+    @staticmethod
+    def _myid(node: LocalNode) -> str:
+        with node.client() as c:
+            value = c.execute_command("CLUSTER", "MYID")
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def _assign_slots(self) -> None:
+        primaries = self.nodes[: self.primaries_count]
+        per = CLUSTER_SLOTS // len(primaries)
+        for index, node in enumerate(primaries):
+            start = index * per
+            end = CLUSTER_SLOTS - 1 if index == len(primaries) - 1 else start + per - 1
+            with node.client() as c:
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", start, end)
+                # Distinct epochs avoid the slow epoch-collision dance on a fresh cluster.
+                c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+
+    def _meet_all(self) -> None:
+        first = self.nodes[0]
+        with first.client() as c:
+            for node in self.nodes[1:]:
+                c.execute_command("CLUSTER", "MEET", node.host, node.port)
+
+    def _replicate(self, replica: LocalNode, primary: LocalNode, timeout: float) -> None:
+        def replicated() -> bool:
+            try:
+                with replica.client() as c:
+                    c.execute_command("CLUSTER", "REPLICATE", primary.node_id)
+            except redis.ResponseError as exc:
+                # "Unknown node": gossip has not told this node about the primary yet.
+                if "Unknown node" in str(exc):
+                    return False
+                raise
+            return True
+
+        self._wait(replicated, timeout, f"{replica.address} to replicate {primary.address}")
+
+
+def _nodes_lines(client: redis.Redis) -> list[str]:
+    raw = client.execute_command("CLUSTER", "NODES")
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    if isinstance(raw, dict):  # some redis-py versions parse CLUSTER NODES into a dict
+        return [f"{v.get('node_id', '')} {k} {v.get('flags', '')}" for k, v in raw.items()]
+    return [line for line in str(raw).splitlines() if line.strip()]
+
+
+@atexit.register
+def _stop_all_clusters() -> None:
+    for cluster in list(_live_clusters):
+        cluster.stop()
+
+
+def running_clusters() -> Iterator[LocalCluster]:
+    yield from list(_live_clusters)

@@ -1,0 +1,62 @@
+"""Shared fixtures: real Redis Cluster processes on free loopback ports, never mocks.
+
+`cluster` is one 3+3 cluster for the whole session (tests must leave it as they found it: same
+roles, no foreign scripts left behind unless they flush them); `fresh_cluster` is a new 3+3 cluster
+for a test that breaks things (kills, freezes, failovers). Both stop every process they started,
+even when the test fails. With REDIS_TEST_BACKEND=docker and a Docker engine that answers, the
+session cluster comes from testcontainers instead (see tests/docker_backend.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.local_cluster import LocalCluster
+
+
+def _make_cluster() -> LocalCluster:
+    return LocalCluster(primaries=3, replicas_per_primary=1).start()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    if os.environ.get("REDIS_TEST_BACKEND", "local") == "docker":
+        from tests.docker_backend import docker_cluster
+
+        with docker_cluster() as c:
+            yield c
+        return
+    c = _make_cluster()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def fresh_cluster() -> Iterator[LocalCluster]:
+    c = _make_cluster()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def clean_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """The session cluster with every script cache and function library emptied before and after."""
+
+    def flush() -> None:
+        for node in cluster.nodes:
+            if node.running():
+                with node.client() as c:
+                    c.execute_command("SCRIPT", "FLUSH")
+                    if node.role() == "primary":
+                        c.execute_command("FUNCTION", "FLUSH")
+
+    flush()
+    yield cluster
+    flush()

@@ -1,0 +1,132 @@
+"""Lua 5.1 tokens, fast enough to analyse thousands of scripts a second.
+
+One compiled regular expression walks the source; comments and whitespace are dropped, so text
+like `-- redis.call('DEL', x)` or `"redis.call"` inside a string never looks like a call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from typing import NamedTuple
+
+KEYWORDS = frozenset(
+    [
+        "and",
+        "break",
+        "do",
+        "else",
+        "elseif",
+        "end",
+        "false",
+        "for",
+        "function",
+        "if",
+        "in",
+        "local",
+        "nil",
+        "not",
+        "or",
+        "repeat",
+        "return",
+        "then",
+        "true",
+        "until",
+        "while",
+    ]
+)
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n\f\v]+)
+  | (?P<lcomment>--\[(?P<ceq>=*)\[.*?\](?P=ceq)\])
+  | (?P<comment>--[^\n]*)
+  | (?P<lstr>\[(?P<seq>=*)\[.*?\](?P=seq)\])
+  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<num>0[xX][0-9a-fA-F]+|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
+  | (?P<op>\.\.\.|\.\.|==|~=|<=|>=|[-+*/%^\#<>=(){}\[\];:,.])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+    "\n": "\n",
+}
+_ESCAPE_RE = re.compile(r"\\(\d{1,3}|.)", re.DOTALL)
+
+
+class Token(NamedTuple):
+    kind: str  # "name" | "kw" | "str" | "num" | "op" | "eof"
+    value: str
+    pos: int
+
+
+class LuaSyntaxError(Exception):
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pos = pos
+
+
+def _unescape(body: str) -> str:
+    if "\\" not in body:
+        return body
+
+    def repl(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc.isdigit():
+            return chr(int(esc) % 256)
+        return _ESCAPES.get(esc, esc)
+
+    return _ESCAPE_RE.sub(repl, body)
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    append = tokens.append
+    pos = 0
+    end = len(text)
+    match = _TOKEN.match
+    while pos < end:
+        m = match(text, pos)
+        if m is None:
+            raise LuaSyntaxError(f"unexpected symbol near '{text[pos]}'", pos)
+        kind = m.lastgroup
+        value = m.group()
+        if kind == "name":
+            append(Token("kw" if value in KEYWORDS else "name", value, pos))
+        elif kind == "op" or kind == "num":
+            append(Token(kind, value, pos))
+        elif kind == "str":
+            append(Token("str", _unescape(value[1:-1]), pos))
+        elif kind == "lstr":
+            level = len(m.group("seq"))
+            body = value[level + 2 : -(level + 2)]
+            if body.startswith("\n"):
+                body = body[1:]
+            append(Token("str", body, pos))
+        pos = m.end()
+    tokens.append(Token("eof", "<eof>", end))
+    return tokens
+
+
+class LineMap:
+    """Character offset -> (line, column), both 1-based."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def position(self, pos: int) -> tuple[int, int]:
+        index = bisect.bisect_right(self._starts, pos) - 1
+        return index + 1, pos - self._starts[index] + 1

@@ -9,7 +9,7 @@ Codes:
   write-in-readonly  a no-writes script or function calls a write command — error
   global-write       assignment to a global variable — error
   noscript-command   a command Redis refuses inside scripts (MULTI, EVAL, SUBSCRIBE…) — error
-  undefined-global   reading a global Redis' Lua does not define (KEYS in a Function…) — warning
+  undefined-global   reading a global Redis' Lua does not define — warning (error for KEYS/ARGV in a Function)
   dynamic-command    the command name is not a literal, so its keys cannot be checked — warning
   unknown-command    a command missing from the key-spec table (a module? refresh the table) — warning
   no-cluster         the `no-cluster` flag: Redis refuses the script in cluster mode — warning

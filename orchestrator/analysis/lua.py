@@ -376,7 +376,9 @@ class Walker:
                     "nonexistent global variable'"
                 )
                 hint = f"declare '{name}' local, or check its spelling"
-            self.report(node.pos, WARNING, "undefined-global", message, hint, ctx)
+            # Reading KEYS/ARGV in a Function indexes nil: a certain error at call time.
+            severity = ERROR if self.library and name in ("KEYS", "ARGV") else WARNING
+            self.report(node.pos, severity, "undefined-global", message, hint, ctx)
             if name not in ("KEYS", "ARGV"):
                 val = Val("unknown", f"global '{name}'")
         return val
@@ -660,7 +662,7 @@ class Walker:
             )
         if val.kind == "param":
             message += "; the helper is never called from analysed code"
-        self.report(node.pos, severity, "undeclared-key", message, hint, ctx)
+        self.report(_start(node), severity, "undeclared-key", message, hint, ctx)
 
 
 def _describe(val: Val, library: bool) -> str:
@@ -691,5 +693,7 @@ def _start(node: Node) -> int:
             node = node.func
         elif isinstance(node, Index):
             node = node.obj
+        elif isinstance(node, BinOp):
+            node = node.left
         else:
             return node.pos

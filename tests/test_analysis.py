@@ -1,0 +1,264 @@
+"""Unit tests of the static analysis: a corpus of tricky scripts, slot math, suggestions, output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.analysis import (
+    Analyzer,
+    Finding,
+    format_json,
+    format_text,
+    hash_tag,
+    key_slot,
+    keyslot_report,
+    load_keyspecs,
+    parse_shebang,
+    suggest_hash_tags,
+)
+from orchestrator.analysis.keyspecs import key_positions
+from orchestrator.analysis.slots import patterns_share_slot
+
+CORPUS = Path(__file__).parent / "analysis_corpus"
+CORPUS_FILES = sorted(CORPUS.glob("*.lua"))
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def analyze(analyzer: Analyzer, source: str, kind: str = "script", **kw: object) -> list[Finding]:
+    return analyzer.analyze(source.encode(), script="s", file="s.lua", kind=kind, **kw)  # type: ignore[arg-type]
+
+
+def codes(findings: list[Finding]) -> list[tuple[int, str]]:
+    return sorted((f.line, f.code) for f in findings)
+
+
+# ---------------------------------------------------------------------------------------- corpus
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.stem for p in CORPUS_FILES])
+def test_corpus(analyzer: Analyzer, path: Path) -> None:
+    kind = "function" if path.name.startswith("fn_") else "script"
+    expected = sorted(
+        (int(line.split()[0]), line.split()[1])
+        for line in path.with_suffix(".expect").read_text().splitlines()
+        if line.strip()
+    )
+    findings = analyzer.analyze(path.read_bytes(), script=path.stem, file=str(path), kind=kind)
+    assert codes(findings) == expected, format_text(findings)
+    for f in findings:
+        assert f.severity in ("error", "warning", "info")
+        assert f.message and f.suggestion
+        assert f.file == str(path) and f.script == path.stem
+
+
+def test_corpus_is_not_trivial() -> None:
+    assert len(CORPUS_FILES) >= 15
+
+
+def test_line_and_column_point_at_the_key(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "local x = 1\nredis.call('SET', 'user:' .. ARGV[1], x)\n")
+    assert (f.line, f.column, f.code, f.severity) == (2, 19, "undeclared-key", "error")
+    assert "concatenation" in f.message and "non local key" in f.message
+    assert "KEYS" in f.suggestion
+
+
+def test_shebang_line_keeps_line_numbers(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "#!lua flags=no-writes\n\nredis.call('DEL', KEYS[1])\n")
+    assert (f.line, f.column, f.code) == (3, 1, "write-in-readonly")
+
+
+def test_reply_origin_is_named(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "local m = redis.call('SMEMBERS', KEYS[1])\nredis.call('DEL', m[1])\n")
+    assert "reply of SMEMBERS" in f.message
+
+
+def test_syntax_error_has_line_and_column(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "local a = 1\nlocal b = = 2\n")
+    assert (f.code, f.line, f.column) == ("syntax", 2, 11)
+    assert "unexpected symbol" in f.message
+
+
+def test_function_library_without_name_is_refused(analyzer: Analyzer) -> None:
+    findings = analyze(analyzer, "redis.register_function('f', function(k, a) return 1 end)\n", kind="function")
+    assert codes(findings) == [(1, "shebang")]
+
+
+def test_helper_with_unknown_parameter_is_a_warning(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "local M = {}\nfunction M.get(k)\n  return redis.call('GET', k)\nend\nreturn 1\n")
+    assert (f.code, f.severity, f.line) == ("undeclared-key", "warning", 3)
+
+
+def test_no_cluster_flag_is_reported(analyzer: Analyzer) -> None:
+    findings = analyze(analyzer, "#!lua flags=no-cluster\nreturn 1\n")
+    assert codes(findings) == [(1, "no-cluster")]
+
+
+def test_cross_slot_patterns(analyzer: Analyzer) -> None:
+    src = "redis.call('INCRBY', KEYS[1], -1)\nredis.call('INCRBY', KEYS[2], 1)\n"
+    findings = analyze(analyzer, src, key_patterns=["acct:<from>", "acct:<to>"])
+    [f] = findings
+    assert f.code == "cross-slot" and f.severity == "error"
+    assert "{acct}:<from>" in f.suggestion and "split" in f.suggestion
+    assert analyze(analyzer, src, key_patterns=["{ledger}:acct:<from>", "{ledger}:acct:<to>"]) == []
+    assert analyze(analyzer, src, key_patterns=["only:<one>"]) == []
+
+
+def test_cache_by_sha1(analyzer: Analyzer) -> None:
+    fresh = Analyzer(analyzer.keyspecs)
+    src = b"redis.call('GET', ARGV[1])\n"
+    first = fresh.analyze(src, script="a", file="a.lua")
+    assert len(fresh._cache) == 1
+    second = fresh.analyze(src, script="b", file="b.lua")
+    assert len(fresh._cache) == 1
+    assert [(f.line, f.code) for f in first] == [(f.line, f.code) for f in second]
+    assert second[0].file == "b.lua" and second[0].script == "b"
+    fresh.analyze(src, script="b", file="b.lua", key_patterns=["x:<a>", "y:<b>"])
+    assert len(fresh._cache) == 2
+
+
+# ---------------------------------------------------------------------------------------- shebang
+
+
+def test_parse_shebang() -> None:
+    s = parse_shebang(b"#!lua flags=no-writes,allow-stale\nreturn 1")
+    assert s.present and s.flags == frozenset({"no-writes", "allow-stale"}) and s.library is None
+    lib = parse_shebang(b"#!lua name=mylib\r\n")
+    assert lib.library == "mylib" and lib.flags == frozenset()
+    assert not parse_shebang(b"return 1").present
+    assert parse_shebang(b"#!lua\n").present
+
+
+# ---------------------------------------------------------------------------------------- key specs
+
+
+def _positions(argv: list[str], open_tail: bool = False) -> tuple[list[int], bool]:
+    specs = load_keyspecs()
+    spec = specs.lookup(argv[0], argv[1] if len(argv) > 1 else None)
+    assert spec is not None
+    return key_positions(spec, len(argv), lambda i: argv[i] if i < len(argv) else None, open_tail)
+
+
+def test_keyspecs_come_from_a_real_server() -> None:
+    specs = load_keyspecs()
+    assert specs.source.startswith("redis ")
+    assert len(specs.commands) > 200
+    assert specs.lookup("SET") is not None and specs.lookup("set").writes  # type: ignore[union-attr]
+    assert not specs.lookup("get").writes  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["get", "k"], [1]),
+        (["mset", "a", "1", "b", "2"], [1, 3]),
+        (["zunionstore", "dst", "2", "a", "b", "WEIGHTS", "1", "2"], [1, 3, 4]),
+        (["xread", "COUNT", "2", "STREAMS", "s1", "s2", "0", "0"], [4, 5]),
+        (["xinfo", "STREAM", "s"], [2]),
+        (["eval", "return 1", "1", "k", "arg"], [3]),
+        (["lmove", "a", "b", "LEFT", "RIGHT"], [1, 2]),
+        (["publish", "channel", "msg"], []),
+    ],
+)
+def test_key_positions(argv: list[str], expected: list[int]) -> None:
+    assert _positions(argv) == (expected, False)
+
+
+def test_key_positions_with_open_tail() -> None:
+    assert _positions(["del", "a"], open_tail=True) == ([1], True)
+
+
+# ---------------------------------------------------------------------------------------- slots
+
+
+@pytest.mark.parametrize(
+    ("key", "slot", "tag"),
+    [
+        ("123456789", 12739, None),
+        ("{user1000}.following", 3443, "user1000"),
+        ("foo{bar}{zap}", 5061, "bar"),
+        ("bar", 5061, None),
+        ("foo{}{bar}", key_slot("foo{}{bar}"), None),
+    ],
+)
+def test_key_slot_and_tag(key: str, slot: int, tag: str | None) -> None:
+    assert key_slot(key) == slot
+    assert hash_tag(key) == tag
+
+
+def test_empty_tag_hashes_the_whole_key() -> None:
+    assert hash_tag("foo{}{bar}") is None
+    assert key_slot("foo{}{bar}") != key_slot("bar")
+
+
+def test_keyslot_report_same_slot() -> None:
+    report = keyslot_report(["{user1000}.following", "{user1000}.followers"])
+    assert report.same_slot
+    assert report.to_dict()["slots"] == [3443]
+    assert "share slot 3443" in report.to_text()
+    assert report.suggestions == ()
+
+
+def test_keyslot_report_different_slots_suggests_a_tag() -> None:
+    report = keyslot_report(["user:1000:name", "user:1000:email"])
+    assert not report.same_slot
+    body = report.to_dict()
+    assert body["keys"][0]["hash_tag"] is None  # type: ignore[index]
+    assert "{user:1000}:name, {user:1000}:email" in report.suggestions[0]
+    assert "CROSSSLOT" in report.to_text()
+    json.dumps(body)
+
+
+def test_suggest_tag_for_a_shared_prefix() -> None:
+    [option] = suggest_hash_tags(["account:<id>:profile", "account:<id>:events"])
+    assert "{account:<id>}:profile, {account:<id>}:events" in option
+
+
+def test_suggest_for_independent_keys_gives_both_options() -> None:
+    options = suggest_hash_tags(["acct:<from>", "acct:<to>"])
+    assert len(options) == 2
+    assert "{acct}:<from>, {acct}:<to>" in options[0] and "one slot" in options[0]
+    assert "split" in options[1]
+
+
+def test_suggest_tag_for_a_shared_placeholder() -> None:
+    [option] = suggest_hash_tags(["user:<id>:name", "orders:<id>"])
+    assert "user:{<id>}:name, orders:{<id>}" in option
+
+
+def test_no_suggestion_when_already_co_located() -> None:
+    assert suggest_hash_tags(["{ledger}:acct:<from>", "{ledger}:acct:<to>"]) == []
+    assert suggest_hash_tags(["foo{bar}", "bar"]) == []  # constants that share a slot
+    assert suggest_hash_tags(["one:<x>"]) == []
+    assert patterns_share_slot(["{<id>}:a", "{<id>}:b"])
+    assert not patterns_share_slot(["{<a>}:x", "{<b>}:x"])
+
+
+# ---------------------------------------------------------------------------------------- output
+
+
+def test_format_text_and_json() -> None:
+    f = Finding("lua/ledger/transfer.lua", "transfer", 12, 5, "error", "undeclared-key", "msg", "do this")
+    assert format_text([f]) == (
+        "lua/ledger/transfer.lua:12:5: error[undeclared-key] (transfer) msg\n  help: do this\n"
+    )
+    assert format_text([]) == ""
+    [obj] = json.loads(format_json([f]))
+    assert obj == {
+        "file": "lua/ledger/transfer.lua", "script": "transfer", "line": 12, "column": 5,
+        "severity": "error", "code": "undeclared-key", "message": "msg", "suggestion": "do this",
+    }
+
+
+def test_sample_library_in_repo_is_clean(analyzer: Analyzer) -> None:
+    root = Path(__file__).parent.parent / "lua"
+    for path in sorted(root.rglob("*.lua")):
+        kind = "function" if path.read_bytes().startswith(b"#!lua name=") else "script"
+        findings = analyzer.analyze(path.read_bytes(), script=path.stem, file=str(path), kind=kind)
+        assert [f for f in findings if f.severity == "error"] == [], format_text(findings)

@@ -1,0 +1,152 @@
+"""BUSY: a node stuck in a script past its busy-reply-threshold, and the opt-in kill policy.
+
+Past the threshold every other client gets
+
+    BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.
+
+(`...FUNCTION KILL...` when a function runs). The text is our only way to tell the two apart, and
+the kill command must match it: `SCRIPT KILL` during a function answers the other BUSY text. Only a
+script that has not written can be killed; otherwise the answer is `UNKILLABLE ...` and the node
+stays busy until the script ends. We report that and leave it: the only other way out is
+`SHUTDOWN NOSAVE`, which loses data and is never ours to decide.
+
+While an EVAL runs the node tells nobody which script it is (FUNCTION STATS answers BUSY too); a
+function is named by FUNCTION STATS:
+
+    running_script => {name => "spin", command => ["FCALL", "spin", "0"], duration_ms => 503}
+
+`BusyEpisode` is one stretch of BUSY replies on one node. `kill_due` is the policy, a pure function;
+`send_kill` and `running_function` do the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from orchestrator.config import KillPolicy
+
+KIND_SCRIPT = "script"
+KIND_FUNCTION = "function"
+
+KILLED = "killed"
+UNKILLABLE = "unkillable"
+NOTBUSY = "notbusy"
+ERROR = "error"
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for the BUSY reply; not for BUSYKEY (RESTORE) or BUSYGROUP (XGROUP CREATE)."""
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    text = str(exc)
+    return text == "BUSY" or text.startswith("BUSY ")
+
+
+def busy_kind(text: str) -> str:
+    """Which of the two kill commands the BUSY text asks for."""
+    return KIND_FUNCTION if "FUNCTION KILL" in text else KIND_SCRIPT
+
+
+def kill_command(kind: str) -> tuple[str, str]:
+    return ("FUNCTION", "KILL") if kind == KIND_FUNCTION else ("SCRIPT", "KILL")
+
+
+@dataclass
+class BusyEpisode:
+    """One node answering BUSY, from the first BUSY reply we saw until it answers normally."""
+
+    kind: str
+    first_seen: float  # monotonic seconds of the first BUSY reply
+    function: str | None = None  # from FUNCTION STATS, when a function runs
+    function_asked: bool = False
+    kill_result: str | None = None  # last kill attempt's result, if any
+    kill_attempts: int = 0
+    next_kill_at: float | None = None  # after an "error" result: when to try again
+    leader_refused_logged: bool = False
+
+    def busy_for(self, now: float) -> float:
+        return max(0.0, now - self.first_seen)
+
+
+def kill_due(policy: KillPolicy, episode: BusyEpisode, now: float, is_leader: Callable[[], bool]) -> bool:
+    """The kill policy: on, `after` seconds past the first BUSY reply, once per episode, leader only.
+
+    An UNKILLABLE script is never asked again (it stays unkillable); a failed attempt ("error") is
+    retried `after` seconds later. `is_leader` is called last so followers never touch it needlessly.
+    """
+    if not policy.enabled:
+        return False
+    if episode.kill_result in (KILLED, UNKILLABLE, NOTBUSY):
+        return False
+    if episode.next_kill_at is not None and now < episode.next_kill_at:
+        return False
+    if episode.busy_for(now) < policy.after:
+        return False
+    return is_leader()
+
+
+def classify_kill_reply(exc: BaseException | None) -> str:
+    """OK -> killed; NOTBUSY/UNKILLABLE by their prefix; anything else -> error."""
+    if exc is None:
+        return KILLED
+    text = str(exc)
+    if isinstance(exc, redis.ResponseError):
+        if text.startswith("UNKILLABLE"):
+            return UNKILLABLE
+        if text.startswith("NOTBUSY"):
+            return NOTBUSY
+    return ERROR
+
+
+async def send_kill(client: redis.asyncio.Redis, kind: str) -> tuple[str, str, str]:
+    """SCRIPT KILL or FUNCTION KILL as `kind` says -> (result, command sent, server's text).
+
+    If the node answers with the *other* BUSY text (a function started after an EVAL ended, or the
+    reverse), the other command is sent once.
+    """
+    for attempt in range(2):
+        command = kill_command(kind)
+        try:
+            await client.execute_command(*command)
+            return KILLED, " ".join(command), "OK"
+        except redis.RedisError as exc:
+            if attempt == 0 and is_busy_error(exc) and busy_kind(str(exc)) != kind:
+                kind = busy_kind(str(exc))
+                continue
+            return classify_kill_reply(exc), " ".join(command), str(exc)
+    raise AssertionError("unreachable")
+
+
+def parse_running_function(reply: Any) -> str | None:
+    """The running function's name from FUNCTION STATS (RESP3 map or RESP2 flat list), or None."""
+    stats = _as_map(reply)
+    running = _as_map(stats.get(b"running_script"))
+    name = running.get(b"name")
+    if isinstance(name, bytes | str):
+        return name.decode() if isinstance(name, bytes) else name
+    return None
+
+
+async def running_function(client: redis.asyncio.Redis) -> str | None:
+    """FUNCTION STATS' running function; None when unknown (an EVAL runs, or the call failed)."""
+    try:
+        return parse_running_function(await client.execute_command("FUNCTION", "STATS"))
+    except redis.RedisError:
+        return None
+
+
+def _as_map(value: Any) -> dict[bytes, Any]:
+    if isinstance(value, dict):
+        return {_key(k): v for k, v in value.items()}
+    if isinstance(value, list | tuple) and len(value) % 2 == 0:
+        return {_key(value[i]): value[i + 1] for i in range(0, len(value), 2)}
+    return {}
+
+
+def _key(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()

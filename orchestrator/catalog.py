@@ -1,0 +1,184 @@
+"""The catalog: which scripts and function libraries must be on every node, as immutable values.
+
+A script's identity on the wire is the SHA1 of its file's bytes exactly as they are on disk (what
+`SCRIPT LOAD` answers and what `sha1sum` prints), so the bytes are read once here and never altered.
+
+Versioned rollouts: the same name may appear with several versions. Every *live* version is kept on
+every node, so clients still holding an old SHA keep working through a rolling deploy. A name's
+`current` version is the one clients should call (the manifest says which); `keep` says how many
+older versions stay live beside it; older ones are *retired*: no longer loaded, and removed from the
+caches only by the opt-in `prune` verb (Redis 7 cannot drop one script from its cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+KIND_SCRIPT = "script"
+KIND_FUNCTION = "function"
+
+_LIBRARY_NAME = re.compile(rb"^#!lua\b[^\n]*\bname=([A-Za-z0-9_]+)")
+# redis.register_function('name', cb) and redis.register_function{function_name='name', ...}
+_REGISTERED = re.compile(
+    rb"""register_function\s*\(\s*['"]([A-Za-z0-9_]+)['"]|function_name\s*=\s*['"]([A-Za-z0-9_]+)['"]"""
+)
+
+
+def sha1_hex(source: bytes) -> str:
+    return hashlib.sha1(source).hexdigest()
+
+
+def library_name(source: bytes) -> str | None:
+    """The `name=` of a function library's `#!lua name=<lib>` first line, if any."""
+    match = _LIBRARY_NAME.match(source)
+    return match.group(1).decode() if match else None
+
+
+def registered_functions(source: bytes) -> tuple[str, ...]:
+    """Function names a library registers, read statically (both register_function forms)."""
+    names = []
+    for match in _REGISTERED.finditer(source):
+        name = (match.group(1) or match.group(2)).decode()
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class Script:
+    """One version of one catalog entry, with its bytes."""
+
+    name: str
+    version: str
+    kind: str  # KIND_SCRIPT or KIND_FUNCTION
+    file: str  # as written in the config, for messages
+    source: bytes = field(repr=False)
+    sha: str
+    description: str = ""
+    keys: tuple[str, ...] = ()
+    current: bool = True
+    live: bool = True
+    library: str | None = None  # functions: the library name from `#!lua name=`
+    functions: tuple[str, ...] = ()  # functions: names the library registers
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def text(self) -> str:
+        return self.source.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: str
+    entries: tuple[Script, ...]
+    _by_sha: Mapping[str, Script] = field(init=False, repr=False, compare=False)
+    _by_function: Mapping[str, Script] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_sha: dict[str, Script] = {}
+        by_function: dict[str, Script] = {}
+        for entry in self.entries:
+            # A retired version is still attributable (slowlog) though no longer loaded.
+            if entry.sha not in by_sha or entry.live:
+                by_sha[entry.sha] = entry
+            if entry.kind == KIND_FUNCTION and entry.live:
+                for fn in entry.functions:
+                    by_function[fn] = entry
+        object.__setattr__(self, "_by_sha", MappingProxyType(by_sha))
+        object.__setattr__(self, "_by_function", MappingProxyType(by_function))
+
+    @property
+    def scripts(self) -> tuple[Script, ...]:
+        """Live EVAL scripts: what every node's script cache must hold."""
+        return tuple(e for e in self.entries if e.kind == KIND_SCRIPT and e.live)
+
+    @property
+    def functions(self) -> tuple[Script, ...]:
+        """Live function libraries: what every primary must hold."""
+        return tuple(e for e in self.entries if e.kind == KIND_FUNCTION and e.live)
+
+    @property
+    def retired(self) -> tuple[Script, ...]:
+        return tuple(e for e in self.entries if not e.live)
+
+    @property
+    def shas(self) -> tuple[str, ...]:
+        """Distinct SHAs of the live scripts, in catalog order."""
+        return tuple(dict.fromkeys(s.sha for s in self.scripts))
+
+    def by_sha(self, sha: str) -> Script | None:
+        return self._by_sha.get(sha.lower())
+
+    def by_function(self, name: str) -> Script | None:
+        return self._by_function.get(name)
+
+    def current(self, name: str) -> Script | None:
+        for entry in self.entries:
+            if entry.name == name and entry.current:
+                return entry
+        return None
+
+    def manifest(self) -> dict[str, object]:
+        """name -> versions -> sha (and function names), for clients in any language."""
+        names: dict[str, dict[str, object]] = {}
+        for entry in self.entries:
+            if not entry.live:
+                continue
+            item = names.setdefault(entry.name, {"kind": entry.kind, "current": None, "versions": {}})
+            version: dict[str, object] = {"file": entry.file}
+            if entry.kind == KIND_SCRIPT:
+                version["sha"] = entry.sha
+            else:
+                version["library"] = entry.library
+                version["functions"] = list(entry.functions)
+                version["sha"] = entry.sha
+            versions = item["versions"]
+            assert isinstance(versions, dict)
+            versions[entry.version] = version
+            if entry.current:
+                item["current"] = entry.version
+                if entry.description:
+                    item["description"] = entry.description
+                if entry.keys:
+                    item["keys"] = list(entry.keys)
+        return {"catalog_version": self.version, "scripts": names}
+
+
+def mark_live(entries: Iterable[Script], keep: Mapping[str, int], current: Mapping[str, str]) -> list[Script]:
+    """Set `current` and `live` on each version of each name.
+
+    `current[name]` names the current version (default: the last one listed); `keep[name]` how many
+    older versions stay live beside it (default: all of them).
+    """
+    result: list[Script] = []
+    by_name: dict[str, list[Script]] = {}
+    for entry in entries:
+        by_name.setdefault(entry.name, []).append(entry)
+    for name, versions in by_name.items():
+        current_version = current.get(name, versions[-1].version)
+        index = next(i for i, v in enumerate(versions) if v.version == current_version)
+        older = versions[:index] + versions[index + 1 :]
+        if versions[0].kind == KIND_FUNCTION:
+            kept: list[Script] = []  # FUNCTION LOAD REPLACE holds one version of a library at a time
+        elif name in keep:
+            kept = older[-keep[name] :] if keep[name] > 0 else []
+        else:
+            kept = older
+        for version in versions:
+            is_current = version.version == current_version
+            live = is_current or version in kept
+            result.append(
+                Script(**{**_fields(version), "current": is_current, "live": live})  # type: ignore[arg-type]
+            )
+    return result
+
+
+def _fields(script: Script) -> dict[str, object]:
+    return {f: getattr(script, f) for f in Script.__dataclass_fields__}

@@ -1,0 +1,244 @@
+"""Command line: parses arguments, calls the modules that do the work, prints, returns exit codes.
+
+Exit codes, like diff(1): 0 clean / in sync; 1 findings, pending changes or not converged;
+2 usage or configuration error; 3 no seed reachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator import __version__, logs
+from orchestrator.config import Config, load_config
+from orchestrator.connections import Connector
+from orchestrator.errors import (
+    EXIT_CLEAN,
+    EXIT_CONFIG,
+    EXIT_FINDINGS,
+    EXIT_UNREACHABLE,
+    CatalogRejected,
+    ConfigError,
+    OrchestratorError,
+)
+from orchestrator.sync import NodeReport, reconcile_all
+from orchestrator.topology import discover
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="redis-orchestrator",
+        description="Keep a catalog of Redis Lua scripts and Functions loaded on every node of a cluster.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", default="config.yaml", help="config file (default: ./config.yaml)")
+    parser.add_argument(
+        "--seed", action="append", default=None, metavar="HOST:PORT", help="seed node; repeatable; replaces redis.seeds"
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines on stderr")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def with_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--format", choices=("text", "json"), default="text")
+        return p
+
+    with_format(verbs.add_parser("check", help="offline: validate the config and analyse every script"))
+    with_format(verbs.add_parser("plan", help="what each node needs; writes nothing"))
+    verbs.add_parser("sync", help="one pass: load what is missing on every reachable node")
+    with_format(verbs.add_parser("status", help="per node: reachable, scripts present / missing"))
+    run = verbs.add_parser("run", help="the daemon: reconcile continuously until SIGTERM / SIGINT")
+    run.add_argument(
+        "--local-cluster",
+        action="store_true",
+        help="start a throwaway 3+3 cluster from redis-server on free loopback ports and run against it",
+    )
+    run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics, /healthz, /readyz")
+    verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
+    keyslot = verbs.add_parser("keyslot", help="each key's hash slot and tag; whether they share one slot")
+    keyslot.add_argument("keys", nargs="+", metavar="KEY")
+    keyslot.add_argument("--format", choices=("text", "json"), default="text")
+    prune = verbs.add_parser(
+        "prune", help="drop retired script versions: SCRIPT FLUSH + reload, one node at a time (opt-in)"
+    )
+    prune.add_argument("--yes", action="store_true", help="really do it (without it: show what would happen)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_format)
+    try:
+        return _dispatch(args)
+    except OrchestratorError as exc:
+        print(f"redis-orchestrator: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.verb == "keyslot":
+        return _keyslot(args)
+    if args.verb == "run":
+        from orchestrator.service import run_daemon
+
+        return run_daemon(args)
+    config = load_config(args.config, args.seed)
+    if args.verb == "check":
+        return _check(config, args.format)
+    if args.verb == "manifest":
+        print(json.dumps(config.catalog.manifest(), indent=2, sort_keys=True))
+        return EXIT_CLEAN
+    if args.verb == "prune":
+        from orchestrator.prune import run_prune
+
+        return asyncio.run(run_prune(config, really=args.yes))
+    return asyncio.run(_online(args, config))
+
+
+# ---------------------------------------------------------------------- check / keyslot
+
+
+def _check(config: Config, fmt: str) -> int:
+    from orchestrator.analysis import format_json, format_text
+    from orchestrator.checks import CatalogAnalysis
+
+    result = CatalogAnalysis().run(config.catalog)
+    findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
+    if fmt == "json":
+        print(format_json(findings))
+    else:
+        if findings:
+            print(format_text(findings))
+        live = [e for e in config.catalog.entries if e.live]
+        print(
+            f"{config.path}: catalog {config.catalog.version}: {len(live)} live entries, "
+            f"{result.count('error')} error(s), {result.count('warning')} warning(s), {result.count('info')} note(s)"
+        )
+    return EXIT_FINDINGS if result.count("error") else EXIT_CLEAN
+
+
+def _keyslot(args: argparse.Namespace) -> int:
+    from orchestrator.analysis import keyslot_report
+
+    report = keyslot_report(args.keys)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_text())
+    return EXIT_CLEAN if report.same_slot else EXIT_FINDINGS
+
+
+# ---------------------------------------------------------------------- plan / sync / status
+
+
+async def _online(args: argparse.Namespace, config: Config) -> int:
+    connector = Connector(config.redis)
+    try:
+        topology = await discover(connector, config.redis.seeds, config.redis.mode, timeout=config.redis.timeout * 2)
+        write = args.verb == "sync"
+        reports = await reconcile_all(
+            connector, topology, config.catalog, write=write, delete_unlisted=config.functions.delete_unlisted
+        )
+    finally:
+        await connector.aclose()
+    if args.verb == "plan":
+        return _print_plan(reports, args.format)
+    if args.verb == "status":
+        return _print_status(reports, config, args.format)
+    return _print_sync(reports)
+
+
+def _node_dict(report: NodeReport) -> dict[str, Any]:
+    return {"node": report.node.address, "role": report.node.role, "reachable": report.reachable, "error": report.error}
+
+
+def _print_plan(reports: list[NodeReport], fmt: str) -> int:
+    pending = False
+    rows = []
+    for report in reports:
+        row = _node_dict(report)
+        plan = report.plan
+        row["load_scripts"] = [s.label for s in plan.load_scripts] if plan else []
+        row["load_functions"] = [s.label for s in plan.load_functions] if plan else []
+        row["delete_libraries"] = list(plan.delete_libraries) if plan else []
+        row["in_sync"] = bool(report.reachable and report.error is None and plan and plan.in_sync)
+        pending = pending or not row["in_sync"]
+        rows.append(row)
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            head = f"{row['node']:<22} {row['role']:<8}"
+            if not row["reachable"] or row["error"]:
+                print(f"{head} cannot plan: {row['error']}")
+            elif row["in_sync"]:
+                print(f"{head} in sync")
+            else:
+                actions = [f"SCRIPT LOAD {label}" for label in row["load_scripts"]]
+                actions += [f"FUNCTION LOAD REPLACE {label}" for label in row["load_functions"]]
+                actions += [f"FUNCTION DELETE {name}" for name in row["delete_libraries"]]
+                print(f"{head} {len(actions)} change(s): {', '.join(actions)}")
+        changed = sum(1 for r in rows if not r["in_sync"])
+        print(f"{changed} of {len(rows)} node(s) need changes" if changed else f"all {len(rows)} nodes in sync")
+    return EXIT_FINDINGS if pending else EXIT_CLEAN
+
+
+def _print_status(reports: list[NodeReport], config: Config, fmt: str) -> int:
+    wanted = len(config.catalog.scripts)
+    rows = []
+    for report in reports:
+        row = _node_dict(report)
+        missing = report.missing_after if report.plan else ()
+        row["scripts_present"] = len(report.present)
+        row["scripts_wanted"] = wanted
+        row["missing"] = [s.label for s in missing]
+        row["in_sync"] = report.in_sync
+        rows.append(row)
+    if fmt == "json":
+        print(json.dumps({"catalog_version": config.catalog.version, "nodes": rows}, indent=2))
+    else:
+        print(f"catalog {config.catalog.version}: {wanted} script(s), {len(config.catalog.functions)} function library(ies)")
+        print(f"{'NODE':<22} {'ROLE':<8} {'REACHABLE':<9} {'SCRIPTS':<9} MISSING")
+        for row in rows:
+            reach = "yes" if row["reachable"] and not row["error"] else "no"
+            scripts = f"{row['scripts_present']}/{wanted}" if reach == "yes" else "-"
+            detail = ", ".join(row["missing"]) or "-" if reach == "yes" else row["error"]
+            print(f"{row['node']:<22} {row['role']:<8} {reach:<9} {scripts:<9} {detail}")
+    return EXIT_CLEAN if all(r["in_sync"] for r in rows) else EXIT_FINDINGS
+
+
+def _print_sync(reports: list[NodeReport]) -> int:
+    refused: dict[str, str] = {}
+    unreachable = []
+    loads = 0
+    for report in reports:
+        loads += len(report.loaded) + len(report.functions_loaded)
+        if not report.reachable or report.error:
+            unreachable.append(f"{report.node}: {report.error}")
+        for failure in report.failures:
+            refused.setdefault(f"{failure.script.label} ({failure.script.file})", failure.message)
+        if report.loaded or report.functions_loaded:
+            labels = ", ".join(s.label for s in (*report.loaded, *report.functions_loaded))
+            print(f"{report.node.address:<22} {report.node.role:<8} loaded {labels}")
+    for node in unreachable:
+        print(f"warning: not synced, {node}", file=sys.stderr)
+    for script, message in refused.items():
+        print(f"error: Redis refused {script}: {message}", file=sys.stderr)
+    reachable = [r for r in reports if r.reachable and not r.error]
+    in_sync = [r for r in reachable if r.in_sync]
+    print(f"{len(in_sync)} of {len(reports)} node(s) hold the catalog; {loads} load(s) this pass")
+    if refused or not reachable or len(in_sync) < len(reachable):
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["EXIT_CONFIG", "EXIT_UNREACHABLE", "CatalogRejected", "ConfigError", "build_parser", "main"]

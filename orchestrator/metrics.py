@@ -1,0 +1,206 @@
+"""Every metric the daemon exports, on a registry passed in (tests build a fresh one).
+
+Names follow Prometheus conventions: units in names, `_total` counters, node = "host:port", no
+per-key or per-argument labels. Series are pre-initialised where the label values are known, so a
+dashboard shows 0 rather than nothing. Exposition sample:
+
+    redis_orchestrator_node_up{node="127.0.0.1:7000",role="primary"} 1.0
+    redis_orchestrator_node_scripts_missing{node="127.0.0.1:7000",role="primary"} 0.0
+    redis_orchestrator_script_loads_total{node="127.0.0.1:7000"} 12.0
+    redis_orchestrator_catalog_info{version="2026.11.22"} 1.0
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "redis_orchestrator"
+SEVERITIES = ("error", "warning", "info")
+RELOAD_RESULTS = ("accepted", "rejected", "unchanged")
+KILL_RESULTS = ("killed", "unkillable", "notbusy", "error")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.node_up = Gauge(f"{PREFIX}_node_up", "1 if the node answered the last reconcile", ["node", "role"], registry=r)
+        self.node_scripts_missing = Gauge(
+            f"{PREFIX}_node_scripts_missing",
+            "Catalog scripts and libraries missing on the node after the last reconcile",
+            ["node", "role"],
+            registry=r,
+        )
+        self.script_loads = Counter(
+            f"{PREFIX}_script_loads", "SCRIPT LOAD and FUNCTION LOAD commands that succeeded", ["node"], registry=r
+        )
+        self.reconcile_errors = Counter(
+            f"{PREFIX}_reconcile_errors", "Reconcile passes that failed on the node", ["node"], registry=r
+        )
+        self.reconcile_duration = Histogram(
+            f"{PREFIX}_reconcile_duration_seconds",
+            "Time of one reconcile pass on one node",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.catalog_info = Gauge(f"{PREFIX}_catalog_info", "The catalog version being enforced", ["version"], registry=r)
+        self.catalog_scripts = Gauge(f"{PREFIX}_catalog_scripts", "Live entries in the catalog", ["kind"], registry=r)
+        self.catalog_reloads = Counter(
+            f"{PREFIX}_catalog_reloads", "Catalog (re)loads by result", ["result"], registry=r
+        )
+        self.slow_script_runs = Counter(
+            f"{PREFIX}_slow_script_runs", "Slowlog entries attributed to a catalog script", ["script", "node"], registry=r
+        )
+        self.slow_script_duration = Histogram(
+            f"{PREFIX}_slow_script_duration_seconds",
+            "Duration of script runs seen in the slowlog",
+            ["script"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.slow_script_limit_ratio = Gauge(
+            f"{PREFIX}_slow_script_limit_ratio",
+            "Duration of the script's latest slow run (the slowest of one poll) divided by the node's "
+            "busy-reply-threshold; 1 means clients got BUSY",
+            ["script", "node"],
+            registry=r,
+        )
+        self.script_time_limit = Gauge(
+            f"{PREFIX}_script_time_limit_seconds", "The node's busy-reply-threshold", ["node"], registry=r
+        )
+        self.node_busy = Gauge(f"{PREFIX}_node_busy", "1 while the node answers BUSY", ["node"], registry=r)
+        self.script_kills = Counter(
+            f"{PREFIX}_script_kills", "SCRIPT KILL / FUNCTION KILL attempts by result", ["node", "result"], registry=r
+        )
+        self.slowlog_missed = Counter(
+            f"{PREFIX}_slowlog_missed_entries",
+            "Slowlog entries lost to the ring between two polls",
+            ["node"],
+            registry=r,
+        )
+        self.slowlog_errors = Counter(
+            f"{PREFIX}_slowlog_poll_errors",
+            "Slowlog polls that failed on the node (BUSY not included: see node_busy)",
+            ["node"],
+            registry=r,
+        )
+        self.check_findings = Gauge(
+            f"{PREFIX}_check_findings", "Static analysis findings in the enforced catalog", ["severity"], registry=r
+        )
+        self.leader = Gauge(f"{PREFIX}_leader", "1 if this instance holds the leader lease", registry=r)
+        self.ready = Gauge(f"{PREFIX}_ready", "1 when the catalog is loaded and every reachable node holds it", registry=r)
+        for severity in SEVERITIES:
+            self.check_findings.labels(severity)
+        for result in RELOAD_RESULTS:
+            self.catalog_reloads.labels(result)
+        self._roles: dict[str, str] = {}
+        self._slow_scripts: dict[str, set[str]] = {}  # node -> script labels seen, to forget them
+
+    # ------------------------------------------------------------------ nodes
+
+    def node_known(self, node: str, role: str) -> None:
+        """Create (or move to a new role) the node's series."""
+        old = self._roles.get(node)
+        if old == role:
+            return
+        if old is not None:
+            for gauge in (self.node_up, self.node_scripts_missing):
+                _remove(gauge, node, old)
+        self._roles[node] = role
+        self.node_up.labels(node, role)
+        self.node_scripts_missing.labels(node, role)
+        self.script_loads.labels(node)
+        self.reconcile_errors.labels(node)
+        self.node_busy.labels(node)
+        self.slowlog_missed.labels(node)
+        self.slowlog_errors.labels(node)
+        for result in KILL_RESULTS:
+            self.script_kills.labels(node, result)
+
+    def node_forgotten(self, node: str) -> None:
+        role = self._roles.pop(node, None)
+        if role is not None:
+            _remove(self.node_up, node, role)
+            _remove(self.node_scripts_missing, node, role)
+        for metric in (
+            self.script_loads,
+            self.reconcile_errors,
+            self.node_busy,
+            self.slowlog_missed,
+            self.slowlog_errors,
+            self.script_time_limit,
+        ):
+            _remove(metric, node)
+        for result in KILL_RESULTS:
+            _remove(self.script_kills, node, result)
+        for script in self._slow_scripts.pop(node, set()):
+            _remove(self.slow_script_runs, script, node)
+            _remove(self.slow_script_limit_ratio, script, node)
+
+    def node_reconciled(
+        self, node: str, role: str, *, up: bool, missing: int, loaded: int, failed: bool, seconds: float | None
+    ) -> None:
+        self.node_known(node, role)
+        self.node_up.labels(node, role).set(1 if up else 0)
+        self.node_scripts_missing.labels(node, role).set(missing)
+        if loaded:
+            self.script_loads.labels(node).inc(loaded)
+        if failed:
+            self.reconcile_errors.labels(node).inc()
+        if seconds is not None:
+            self.reconcile_duration.observe(seconds)
+
+    # ------------------------------------------------------------------ slow scripts
+
+    def slow_script_run(self, script: str, node: str, seconds: float) -> None:
+        """One slowlog entry of a script: `script` is a catalog name or "unknown" (bounded)."""
+        self._slow_scripts.setdefault(node, set()).add(script)
+        self.slow_script_runs.labels(script, node).inc()
+        self.slow_script_duration.labels(script).observe(seconds)
+
+    def slow_script_ratio(self, script: str, node: str, ratio: float) -> None:
+        self._slow_scripts.setdefault(node, set()).add(script)
+        self.slow_script_limit_ratio.labels(script, node).set(ratio)
+
+    def slowlog_entries_missed(self, node: str, count: int) -> None:
+        self.slowlog_missed.labels(node).inc(count)
+
+    def slowlog_poll_failed(self, node: str) -> None:
+        self.slowlog_errors.labels(node).inc()
+
+    def script_time_limit_read(self, node: str, seconds: float) -> None:
+        self.script_time_limit.labels(node).set(seconds)
+
+    def node_busy_changed(self, node: str, busy: bool) -> None:
+        self.node_busy.labels(node).set(1 if busy else 0)
+
+    def script_kill(self, node: str, result: str) -> None:
+        if result not in KILL_RESULTS:
+            raise ValueError(f"kill result {result!r} is not one of {KILL_RESULTS}")
+        self.script_kills.labels(node, result).inc()
+
+    # ------------------------------------------------------------------ catalog
+
+    def catalog_loaded(self, version: str, counts: Mapping[str, int]) -> None:
+        self.catalog_info.clear()
+        self.catalog_info.labels(version).set(1)
+        for kind, count in counts.items():
+            self.catalog_scripts.labels(kind).set(count)
+
+    def catalog_reload(self, result: str) -> None:
+        self.catalog_reloads.labels(result).inc()
+
+    def findings(self, severities: Iterable[str]) -> None:
+        counts = dict.fromkeys(SEVERITIES, 0)
+        for severity in severities:
+            counts[severity] = counts.get(severity, 0) + 1
+        for severity, count in counts.items():
+            self.check_findings.labels(severity).set(count)
+
+
+def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)

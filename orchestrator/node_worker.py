@@ -1,0 +1,228 @@
+"""Where a node's cache is repaired: one worker per node, each on its own cadence.
+
+A worker reconciles its node every `reconcile_interval` (one round trip when nothing changed) and
+at once when woken: by a catalog change, by the topology loop, or by its liveness watch. The watch
+holds an idle connection open and reads from it; the server never writes to it, so the read returns
+only when the connection drops (restart, kill -9, CLIENT KILL). A node that is down is probed every
+`down_poll_interval`, so a restarted node is repaired right after its first answer, before any
+client's EVALSHA could meet an empty cache. Failures are logged once per state change, not per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+
+from orchestrator import logs
+from orchestrator.catalog import Catalog
+from orchestrator.config import Config
+from orchestrator.connections import Connector, client_kwargs
+from orchestrator.metrics import Metrics
+from orchestrator.sync import NodeReport, reconcile_node
+from orchestrator.topology import Node
+
+_MAX_REFUSED_BACKOFF = 5.0
+
+
+@dataclass
+class NodeStatus:
+    """What the worker last saw, for /readyz, status and tests."""
+
+    state: str = "unknown"  # unknown | ok | down | refused | failing
+    error: str | None = None
+    missing: int = 0
+    last_report: NodeReport | None = None
+    reconciles: int = 0
+    loads: int = 0
+    last_repair_at: float | None = None
+
+
+class NodeWorker:
+    def __init__(
+        self,
+        node: Node,
+        connector: Connector,
+        config: Callable[[], Config],
+        catalog: Callable[[], Catalog],
+        metrics: Metrics,
+    ) -> None:
+        self.node = node
+        self.connector = connector
+        self._config = config
+        self._catalog = catalog
+        self.metrics = metrics
+        self.status = NodeStatus()
+        self.wake = asyncio.Event()
+        self.reconciled = asyncio.Event()  # set after each pass; tests and the daemon's first sync wait on it
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def address(self) -> str:
+        return self.node.address
+
+    def start(self) -> None:
+        self.metrics.node_known(self.address, self.node.role)
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"reconcile {self.address}"),
+            asyncio.create_task(self._watch(), name=f"watch {self.address}"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    def update_node(self, node: Node) -> None:
+        if node.role != self.node.role:
+            logs.event("role_changed", node=self.address, old=self.node.role, new=node.role)
+            self.node = node
+            self.metrics.node_known(self.address, node.role)
+            self.wake.set()
+        else:
+            self.node = node
+
+    # ------------------------------------------------------------------ reconcile loop
+
+    async def reconcile_once(self) -> NodeReport:
+        config = self._config()
+        catalog = self._catalog()
+        client = self.connector.client(self.node.host, self.node.port)
+        started = time.perf_counter()
+        report = await reconcile_node(
+            client, self.node, catalog, write=True, delete_unlisted=config.functions.delete_unlisted
+        )
+        seconds = time.perf_counter() - started
+        self._record(report, seconds)
+        return report
+
+    async def _loop(self) -> None:
+        refused_backoff = 0.0
+        while True:
+            self.wake.clear()
+            report = await self.reconcile_once()
+            self.reconciled.set()
+            daemon = self._config().daemon
+            if report.error is None and report.reachable:
+                refused_backoff = 0.0
+                delay = daemon.reconcile_interval
+            elif not report.reachable:
+                # Cheap on a dead node (connection refused at once); a frozen one costs its timeout.
+                delay = daemon.down_poll_interval
+            else:
+                refused_backoff = min(max(refused_backoff * 2, daemon.down_poll_interval), _MAX_REFUSED_BACKOFF)
+                delay = refused_backoff
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), delay)
+
+    def _record(self, report: NodeReport, seconds: float) -> None:
+        status = self.status
+        previous_state, previous_error = status.state, status.error
+        status.reconciles += 1
+        status.last_report = report
+        loaded = len(report.loaded) + len(report.functions_loaded)
+        status.loads += loaded
+        if not report.reachable:
+            status.state, status.error = "down", report.error
+        elif report.error is not None:
+            status.state, status.error = "refused", report.error
+        elif report.failures:
+            status.state, status.error = "failing", "; ".join(f.describe(self.node) for f in report.failures)
+        else:
+            status.state, status.error = "ok", None
+        status.missing = len(report.missing_after) if report.plan is not None else status.missing
+        if loaded:
+            status.last_repair_at = time.monotonic()
+            logs.event(
+                "repaired",
+                node=self.address,
+                role=self.node.role,
+                loaded=loaded,
+                scripts=",".join(s.label for s in (*report.loaded, *report.functions_loaded)),
+            )
+        if (status.state, status.error) != (previous_state, previous_error):
+            self._log_transition(previous_state, report)
+        self.metrics.node_reconciled(
+            self.address,
+            self.node.role,
+            up=report.reachable and report.error is None,
+            missing=status.missing,
+            loaded=loaded,
+            failed=status.state != "ok",
+            seconds=seconds if report.reachable else None,
+        )
+
+    def _log_transition(self, previous: str, report: NodeReport) -> None:
+        state = self.status.state
+        if state == "ok":
+            if previous != "unknown":
+                logs.event("node_recovered", node=self.address, role=self.node.role, previous=previous)
+        elif state == "down":
+            logs.warning("node_down", node=self.address, role=self.node.role, error=report.error)
+        elif state == "refused":
+            logs.warning("node_refused", node=self.address, role=self.node.role, error=report.error)
+        else:
+            for failure in report.failures:
+                logs.warning(
+                    "load_failed",
+                    node=self.address,
+                    script=failure.script.label,
+                    file=failure.script.file,
+                    error=failure.message,
+                )
+
+    # ------------------------------------------------------------------ liveness watch
+
+    async def _watch(self) -> None:
+        """Hold an idle connection; when it drops, wake the reconcile loop at once."""
+        kwargs = client_kwargs(self.connector.settings)
+        kwargs["socket_timeout"] = None  # wait for the drop as long as it takes
+        kwargs.pop("client_name", None)
+        base = self._config().daemon.down_poll_interval
+        delay = base
+        connected_before = True
+        while not self._stopping:
+            connection = redis.asyncio.Connection(
+                host=self.node.host, port=self.node.port, client_name="redis-orchestrator-watch", **kwargs
+            )
+            connected = False
+            try:
+                await connection.connect()
+                connected = True
+                if not connected_before:
+                    await self._wake_fresh()  # back after a failure: repair now, not at the next probe
+                connected_before = True
+                delay = base
+                await connection.read_response()  # returns only when the server closes or errs
+            except asyncio.CancelledError:
+                await connection.disconnect()
+                raise
+            except (redis.RedisError, OSError):
+                pass
+            await connection.disconnect()
+            if self._stopping:
+                return
+            if connected:
+                await self._wake_fresh()
+            else:
+                connected_before = False
+                delay = min(delay * 2, 1.0)  # the reconcile loop probes a down node on its own
+            await asyncio.sleep(delay)
+
+    async def _wake_fresh(self) -> None:
+        # The pooled connections may be dead too: drop them so the next command reconnects
+        # instead of failing once on a stale socket.
+        client = self.connector.client(self.node.host, self.node.port)
+        with contextlib.suppress(Exception):
+            await client.connection_pool.disconnect()
+        self.wake.set()

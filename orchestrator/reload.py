@@ -1,0 +1,112 @@
+"""Live catalog edits: notice a change, validate the new config completely, or keep the old one.
+
+A candidate must pass, in order: the schema and files (config.load_config), static analysis when
+`analysis.block_on` says so, and compilation on one live primary (`SCRIPT LOAD` of every script the
+running catalog does not already hold, `FUNCTION LOAD REPLACE` of changed libraries; both atomic per
+item, and loading is what the rollout does next anyway). Any failure rejects the whole candidate
+with one log line; the running catalog keeps being enforced and nothing is unloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from orchestrator.catalog import Catalog
+from orchestrator.checks import CatalogAnalysis
+from orchestrator.config import Config, load_config
+from orchestrator.connections import Connector, describe_error
+from orchestrator.errors import CatalogRejected, ConfigError
+from orchestrator.topology import Topology
+
+
+def fingerprint(config_path: Path, catalog: Catalog | None) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of the config file and every catalog file: a change in any is an edit."""
+    paths = [config_path]
+    if catalog is not None:
+        base = config_path.parent
+        paths += [Path(e.file) if Path(e.file).is_absolute() else base / e.file for e in catalog.entries]
+    stamps = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append((str(path), -1, -1))
+    return tuple(stamps)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    config: Config
+    findings_summary: str
+
+
+async def compile_on_one_node(
+    connector: Connector, topology: Topology, new: Catalog, old: Catalog | None
+) -> list[str]:
+    """Problems Redis itself reports for what `new` adds. Empty when no primary answers (the
+    rollout will report per node instead)."""
+    known = {s.sha for s in old.scripts} if old is not None else set()
+    old_functions = {f.library: f.source for f in old.functions} if old is not None else {}
+    scripts = [s for s in new.scripts if s.sha not in known]
+    functions = [f for f in new.functions if old_functions.get(f.library) != f.source]
+    if not scripts and not functions:
+        return []
+    for node in topology.primaries or topology.nodes:
+        client = connector.client(node.host, node.port)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for script in scripts:
+                pipe.execute_command("SCRIPT", "LOAD", script.source)
+            for library in functions:
+                pipe.execute_command("FUNCTION", "LOAD", "REPLACE", library.source)
+            replies = await pipe.execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            continue
+        problems = []
+        for entry, reply in zip([*scripts, *functions], replies, strict=True):
+            if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
+                break
+            if isinstance(reply, Exception):
+                problems.append(
+                    f"{entry.label} ({entry.file}): Redis refused it on {node.address}: {describe_error(reply)}"
+                )
+        else:
+            return problems
+    return []
+
+
+async def load_candidate(
+    path: Path,
+    seeds: Sequence[str] | None,
+    connector: Connector,
+    topology: Topology | None,
+    running: Config | None,
+    analysis: CatalogAnalysis,
+) -> Config:
+    """A fully validated new config, or CatalogRejected / ConfigError saying every problem."""
+    config = load_config(path, seeds)
+    if running is not None and config.redis != running.redis:
+        # Connections are built once; say so instead of half-applying new credentials.
+        from orchestrator import logs
+
+        logs.warning("config_restart_needed", "redis: settings changed; restart the daemon to apply them")
+    result = analysis.run(config.catalog, block_on=config.analysis.block_on if config.analysis.enabled else "none")
+    if result.blocking:
+        raise CatalogRejected(
+            f"{len(result.blocking)} analysis finding(s) at or above analysis.block_on="
+            f"{config.analysis.block_on}: " + "; ".join(result.blocking_summary())
+        )
+    if topology is not None:
+        problems = await compile_on_one_node(connector, topology, config.catalog, running.catalog if running else None)
+        if problems:
+            raise CatalogRejected("; ".join(problems))
+    return config
+
+
+__all__ = ["Candidate", "CatalogRejected", "ConfigError", "compile_on_one_node", "fingerprint", "load_candidate"]

@@ -39,6 +39,11 @@ NOTBUSY = "notbusy"
 ERROR = "error"
 
 
+async def call(client: redis.asyncio.Redis, *args: str | int) -> Any:
+    """One raw command on one node (redis-py leaves execute_command untyped)."""
+    return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
 def is_busy_error(exc: BaseException) -> bool:
     """True for the BUSY reply; not for BUSYKEY (RESTORE) or BUSYGROUP (XGROUP CREATE)."""
     if not isinstance(exc, redis.ResponseError):
@@ -68,6 +73,7 @@ class BusyEpisode:
     kill_attempts: int = 0
     next_kill_at: float | None = None  # after an "error" result: when to try again
     leader_refused_logged: bool = False
+    ended_at: float | None = None  # the first normal reply after it
 
     def busy_for(self, now: float) -> float:
         return max(0.0, now - self.first_seen)
@@ -112,7 +118,7 @@ async def send_kill(client: redis.asyncio.Redis, kind: str) -> tuple[str, str, s
     for attempt in range(2):
         command = kill_command(kind)
         try:
-            await client.execute_command(*command)
+            await call(client, *command)
             return KILLED, " ".join(command), "OK"
         except redis.RedisError as exc:
             if attempt == 0 and is_busy_error(exc) and busy_kind(str(exc)) != kind:
@@ -135,7 +141,7 @@ def parse_running_function(reply: Any) -> str | None:
 async def running_function(client: redis.asyncio.Redis) -> str | None:
     """FUNCTION STATS' running function; None when unknown (an EVAL runs, or the call failed)."""
     try:
-        return parse_running_function(await client.execute_command("FUNCTION", "STATS"))
+        return parse_running_function(await call(client, "FUNCTION", "STATS"))
     except redis.RedisError:
         return None
 

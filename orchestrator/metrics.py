@@ -27,7 +27,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.node_up = Gauge(f"{PREFIX}_node_up", "1 if the node answered the last reconcile", ["node", "role"], registry=r)
+        self.node_up = Gauge(
+            f"{PREFIX}_node_up", "1 if the node answered the last reconcile", ["node", "role"], registry=r
+        )
         self.node_scripts_missing = Gauge(
             f"{PREFIX}_node_scripts_missing",
             "Catalog scripts and libraries missing on the node after the last reconcile",
@@ -46,13 +48,18 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
-        self.catalog_info = Gauge(f"{PREFIX}_catalog_info", "The catalog version being enforced", ["version"], registry=r)
+        self.catalog_info = Gauge(
+            f"{PREFIX}_catalog_info", "The catalog version being enforced", ["version"], registry=r
+        )
         self.catalog_scripts = Gauge(f"{PREFIX}_catalog_scripts", "Live entries in the catalog", ["kind"], registry=r)
         self.catalog_reloads = Counter(
             f"{PREFIX}_catalog_reloads", "Catalog (re)loads by result", ["result"], registry=r
         )
         self.slow_script_runs = Counter(
-            f"{PREFIX}_slow_script_runs", "Slowlog entries attributed to a catalog script", ["script", "node"], registry=r
+            f"{PREFIX}_slow_script_runs",
+            "Slowlog entries attributed to a catalog script",
+            ["script", "node"],
+            registry=r,
         )
         self.slow_script_duration = Histogram(
             f"{PREFIX}_slow_script_duration_seconds",
@@ -91,7 +98,9 @@ class Metrics:
             f"{PREFIX}_check_findings", "Static analysis findings in the enforced catalog", ["severity"], registry=r
         )
         self.leader = Gauge(f"{PREFIX}_leader", "1 if this instance holds the leader lease", registry=r)
-        self.ready = Gauge(f"{PREFIX}_ready", "1 when the catalog is loaded and every reachable node holds it", registry=r)
+        self.ready = Gauge(
+            f"{PREFIX}_ready", "1 when the catalog is loaded and every reachable node holds it", registry=r
+        )
         for severity in SEVERITIES:
             self.check_findings.labels(severity)
         for result in RELOAD_RESULTS:

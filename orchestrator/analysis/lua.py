@@ -280,15 +280,18 @@ class Walker:
         owner.vars[name] = (merged, owner.vars[name][1])
 
     def global_write(self, name: str, pos: int, ctx: Ctx) -> None:
+        # Seen on 7.0.15: _G is read-only, so the error is "Attempt to modify a readonly table"
+        # (older servers said "Script attempted to create global variable").
         if self.library:
+            when = "the call fails" if ctx.function else "FUNCTION LOAD fails ('Error registering functions')"
             message = (
-                f"assignment to global '{name}': Redis Functions forbid globals "
-                "(the library fails to load or the call fails)"
+                f"assignment to global '{name}': Redis Functions forbid globals, {when} with "
+                "'Attempt to modify a readonly table'"
             )
         else:
             message = (
-                f"assignment to global '{name}': Redis fails with "
-                "'Script attempted to create global variable'"
+                f"assignment to global '{name}': Redis fails with 'Attempt to modify a readonly table' "
+                "(before 7.0: 'Script attempted to create global variable')"
             )
         self.report(pos, ERROR, "global-write", message, f"declare it: local {name} = ...", ctx)
 

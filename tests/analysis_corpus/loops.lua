@@ -17,7 +17,7 @@ end
 local count = redis.call('EXISTS', unpack(collected))
 redis.call('DEL', unpack(KEYS))
 local a, b = KEYS[1], KEYS[2]
-redis.call('RENAME', a, b)
+redis.call('SUNIONSTORE', b, a)
 local ks = KEYS
 redis.call('GET', ks[1])
 return count

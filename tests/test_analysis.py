@@ -262,3 +262,36 @@ def test_sample_library_in_repo_is_clean(analyzer: Analyzer) -> None:
         kind = "function" if path.read_bytes().startswith(b"#!lua name=") else "script"
         findings = analyzer.analyze(path.read_bytes(), script=path.stem, file=str(path), kind=kind)
         assert [f for f in findings if f.severity == "error"] == [], format_text(findings)
+
+
+# ---------------------------------------------------------------------------------------- parser vs Lua 5.1
+
+VALID_SNIPPETS = [
+    "local a, b = ...; return select('#', ...)",
+    "local t = {1, 2; x = 3, ['y'] = 4,}\nreturn t.x",
+    "local s = [==[ a ]] b ]==] .. [[\nline]]\nreturn s",
+    "local o = {f = function(self, x) return x end}\nreturn o:f(1), o.f(o, 2), o:f'str', o:f{1}",
+    "return -2 ^ 2, not nil == true, 1 .. 2 .. 3, #'abc' + 1, 0x1F, 1e3, .5, 3.",
+    "local function f(...) local n = select('#', ...) return n end\nreturn f(1, 2)",
+    "repeat local x = 1 until x == 1\nwhile false do break end\ndo end\nreturn",
+    "for i = 10, 1, -1 do end\nfor k, v in next, {} do end\nif a then elseif b then else end",
+    "local x = ('%s'):format(1); local y = (f or g)(1)\nreturn x",
+    "function a.b.c:d(x) return self end",
+]
+INVALID_SNIPPETS = ["local x = = 1", "if x then", "return return", "x ==", "local 1 = 2", "f() = 1", "goto done"]
+
+
+@pytest.mark.parametrize("source", VALID_SNIPPETS + INVALID_SNIPPETS)
+def test_parser_agrees_with_lua51(source: str) -> None:
+    from lupa import lua51
+
+    from orchestrator.analysis.lexer import LuaSyntaxError
+    from orchestrator.analysis.syntax import parse
+
+    lua_ok = lua51.LuaRuntime().eval("function(s) return loadstring(s) ~= nil end")(source)
+    try:
+        parse(source)
+        ours = True
+    except LuaSyntaxError:
+        ours = False
+    assert ours == lua_ok == (source in VALID_SNIPPETS)

@@ -1,0 +1,127 @@
+"""Small helpers shared by tests: temp catalogs, waiting on conditions, reading script caches."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import yaml
+
+from orchestrator.catalog import sha1_hex
+from orchestrator.local_cluster import LocalCluster, LocalNode
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(
+    directory: Path,
+    seeds: Iterable[str],
+    scripts: list[dict[str, object]] | None = None,
+    copy_lua: bool = True,
+    **sections: object,
+) -> Path:
+    """A config file in `directory` with the repo's lua/ copied beside it (so tests may edit it)."""
+    if copy_lua and not (directory / "lua").exists():
+        shutil.copytree(REPO / "lua", directory / "lua")
+    sample = yaml.safe_load((REPO / "config.yaml").read_text())
+    data: dict[str, object] = {
+        "redis": {"mode": "cluster", "seeds": list(seeds), "timeout": "1s"},
+        "daemon": {"reconcile_interval": "1s", "topology_interval": "2s", "config_poll_interval": "200ms"},
+        "metrics": {"enabled": False},
+        "catalog": {"version": "test-1", "scripts": scripts if scripts is not None else sample["catalog"]["scripts"]},
+    }
+    data.update(sections)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def catalog_shas(config_path: Path) -> set[str]:
+    data = yaml.safe_load(config_path.read_text())
+    return {
+        sha1_hex((config_path.parent / s["file"]).read_bytes())
+        for s in data["catalog"]["scripts"]
+        if s.get("kind", "script") == "script"
+    }
+
+
+def present(node: LocalNode, shas: Iterable[str]) -> set[str]:
+    shas = list(shas)
+    with node.client() as c:
+        flags = c.execute_command("SCRIPT", "EXISTS", *shas)
+    return {sha for sha, flag in zip(shas, flags, strict=True) if int(flag)}
+
+
+def all_hold(cluster: LocalCluster, shas: Iterable[str]) -> bool:
+    shas = set(shas)
+    return all(present(n, shas) == shas for n in cluster.nodes if n.running())
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> float:
+    """Seconds it took; AssertionError naming `what` after `timeout`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def command_calls(node: LocalNode, command: str) -> int:
+    """Calls of `command` (e.g. "script|exists") the node has served, from INFO commandstats."""
+    with node.client() as c:
+        stats = c.info("commandstats")
+    entry = stats.get(f"cmdstat_{command}")
+    return int(entry["calls"]) if entry else 0
+
+
+class DaemonProcess:
+    """`redis-orchestrator run` as a real subprocess, its log in a file; always stopped."""
+
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "--config", str(config), *args, "run"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=config.parent,
+            env={**os.environ, **(env or {})},
+        )
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 15) -> float:
+        return wait_for(lambda: text in self.log(), timeout, f"{text!r} in the daemon log", interval=0.05)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int | None = None, timeout: float = 10) -> int:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(sig or signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return int(self.process.returncode)
+
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

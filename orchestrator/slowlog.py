@@ -17,11 +17,12 @@ Decisions:
   the same through rollouts and cardinality is bounded by the catalog's names plus one "unknown"
   for every script that is not ours (never one series per foreign sha). Logs carry "name@version".
 - The first poll only sets the cursor: entries older than the daemon's start are not counted, so a
-  restart of the daemon never counts the same entries twice.
+  restart of the daemon never counts the same entries twice. One exception: when the node was
+  already BUSY at start, the script entry that ends the BUSY is counted (and named in the log).
 - Entries are counted once (id > cursor). A gap in ids between the cursor and the oldest entry
-  returned (the ring wrapped, or more than 128 entries arrived) is counted in
-  `slowlog_missed_entries_total`. A newest id below the cursor means the node restarted: its ids
-  start again at 0, so the cursor does too.
+  returned (the ring wrapped, more than 128 entries arrived, or someone ran SLOWLOG RESET) is
+  counted in `slowlog_missed_entries_total`. A newest id below the cursor means the node
+  restarted: its ids start again at 0.
 - The time limit (`busy-reply-threshold`, `lua-time-limit` on servers older than 7.0) is read with
   CONFIG GET every `threshold_refresh_interval`, not every poll.
 """
@@ -208,20 +209,24 @@ class Advance:
 def advance(cursor: int | None, entries: Sequence[SlowlogEntry]) -> Advance:
     """Move the cursor (the newest id already counted) over one SLOWLOG GET reply.
 
-    `cursor=None` is the first poll: remember where the log is, count nothing. An empty log keeps
-    the cursor (-1 on a first poll: everything logged afterwards is new).
+    `cursor=None` is the first poll: remember where the log is, count nothing. A log empty at the
+    first poll gives cursor -1: whatever comes next is new, and no gap can be computed (SLOWLOG
+    RESET empties the log but ids go on). A newest id below the cursor: the node restarted and its
+    ids start again at 0, so ids below the oldest one returned were lost.
     """
     if not entries:
         return Advance((), 0, -1 if cursor is None else cursor)
     newest = max(e.id for e in entries)
     if cursor is None:
         return Advance((), 0, newest)
-    restarted = newest < cursor
-    if restarted:
-        cursor = -1
-    new = tuple(sorted((e for e in entries if e.id > cursor), key=lambda e: e.id))
+    ordered = tuple(sorted(entries, key=lambda e: e.id))
+    if newest < cursor:
+        return Advance(ordered, ordered[0].id, newest, restarted=True)
+    if cursor == -1:
+        return Advance(ordered, 0, newest)
+    new = tuple(e for e in ordered if e.id > cursor)
     missed = (newest - cursor) - len(new) if new else 0
-    return Advance(new, missed, newest if new else cursor, restarted)
+    return Advance(new, missed, newest if new else cursor)
 
 
 def parse_config_value(reply: Any, name: str) -> str | None:
@@ -305,7 +310,13 @@ class SlowlogWatcher:
             self.metrics.script_time_limit_read(self.node, limit)
 
     def _record(self, entries: list[SlowlogEntry]) -> None:
-        step = advance(self.cursor, entries)
+        if self.cursor is None and self._ended is not None:
+            # Started while the node was busy: the script that held it is the newest script entry
+            # (it ended just before this reply). Count it; everything older predates our start.
+            held = next((e for e in entries if is_script_command(e)), None)
+            step = Advance((held,) if held else (), 0, entries[0].id if entries else -1)
+        else:
+            step = advance(self.cursor, entries)
         self.cursor = step.cursor
         if step.restarted:
             logs.event("slowlog_cursor_reset", "slowlog ids went back: the node restarted", node=self.node)

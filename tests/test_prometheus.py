@@ -1,0 +1,195 @@
+"""deploy/: alert rules under `promtool test rules`, and a real Prometheus scraping a MetricsServer.
+
+The end-to-end test starts the OS package's `prometheus` on a free loopback port with a temporary
+config and TSDB directory, waits until a PromQL query over its HTTP API returns our series, checks
+that every query of the Grafana dashboard is valid PromQL there, and stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.http import MetricsServer
+from orchestrator.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+DASHBOARD = ROOT / "deploy" / "grafana" / "redis-orchestrator.json"
+NODE = "127.0.0.1:7000"
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (apt-get install -y prometheus)")
+    return found
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_alert_rules_unit_tests_pass() -> None:
+    result = run(tool("promtool"), "test", "rules", str(PROMETHEUS_DIR / "alerts_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_config_and_rules_are_valid() -> None:
+    result = run(tool("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "7 rules found" in result.stdout
+
+
+def dashboard_exprs() -> list[str]:
+    exprs: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("expr"), str):
+                exprs.append(value["expr"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(json.loads(DASHBOARD.read_text()))
+    return exprs
+
+
+def exported_names(metrics: Metrics) -> set[str]:
+    names = set()
+    for family in metrics.registry.collect():
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_dashboard_uses_only_exported_metrics() -> None:
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 15
+    used = {name for expr in exprs for name in re.findall(r"redis_orchestrator_[a-z_]+", expr)}
+    missing = used - exported_names(populated())
+    assert not missing, f"dashboard queries metrics nobody exports: {sorted(missing)}"
+    for metric in (
+        "node_scripts_missing",
+        "slow_script_limit_ratio",
+        "node_busy",
+        "script_kills_total",
+        "catalog_info",
+        "catalog_reloads_total",
+        "check_findings",
+        "reconcile_duration_seconds_bucket",
+    ):
+        assert f"redis_orchestrator_{metric}" in used, metric
+
+
+def populated() -> Metrics:
+    metrics = Metrics()
+    metrics.node_known(NODE, "primary")
+    metrics.node_reconciled(NODE, "primary", up=True, missing=0, loaded=2, failed=False, seconds=0.003)
+    metrics.catalog_loaded("2026.11.22", {"script": 3, "function": 1})
+    metrics.catalog_reload("accepted")
+    metrics.findings([])
+    metrics.slow_script_run("transfer", NODE, 0.3)
+    metrics.slow_script_ratio("transfer", NODE, 0.06)
+    metrics.script_time_limit_read(NODE, 5.0)
+    metrics.node_busy_changed(NODE, False)
+    metrics.leader.set(1)
+    metrics.ready.set(1)
+    return metrics
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def api(port: int, path: str, **params: str) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as exc:  # 400 on a bad query: the body says why
+        return dict(json.load(exc))
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[int, MetricsServer]]:
+    binary = tool("prometheus")
+    metrics = populated()
+    server = MetricsServer("127.0.0.1:0", metrics.registry, lambda: (True, "ready"))
+    server.start()
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files:\n  - {PROMETHEUS_DIR / 'alerts.yml'}\n"
+        "scrape_configs:\n  - job_name: redis-orchestrator\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
+    )
+    log = (tmp_path / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield port, server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+        server.close()
+
+
+def wait_for_result(port: int, query: str, timeout: float = 90.0) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            reply = api(port, "/api/v1/query", query=query)
+        except OSError:  # not listening yet
+            reply = {}
+        if reply.get("status") == "success" and reply["data"]["result"]:
+            return list(reply["data"]["result"])
+        time.sleep(0.25)
+    raise AssertionError(f"no result for {query} within {timeout}s")
+
+
+@pytest.mark.slow
+def test_real_prometheus_scrapes_the_metrics_server(prometheus: tuple[int, MetricsServer]) -> None:
+    port, _ = prometheus
+    result = wait_for_result(port, 'redis_orchestrator_slow_script_runs_total{script="transfer"}')
+    assert result[0]["metric"]["node"] == NODE and result[0]["value"][1] == "1"
+    up = wait_for_result(port, 'up{job="redis-orchestrator"}')
+    assert up[0]["value"][1] == "1"
+    for expr in dashboard_exprs():
+        concrete = expr.replace("$__rate_interval", "1m").replace("$instance", ".*")
+        reply = api(port, "/api/v1/query", query=concrete)
+        assert reply.get("status") == "success", f"{expr}: {reply.get('error')}"
+    rules = api(port, "/api/v1/rules")
+    names = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
+    assert {"RedisScriptsMissingOnNode", "RedisNodeBusy", "RedisSlowScriptNearTimeLimit"} <= names

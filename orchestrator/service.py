@@ -1,5 +1,11 @@
 """`redis-orchestrator run`: the daemon as a process. Signals, the metrics endpoint, the embedded
-local cluster, the slow-script watchers, systemd notification; the Daemon does the rest."""
+local cluster, the slow-script watchers, the leader lease and manifest, systemd notification and
+watchdog; the Daemon does the rest.
+
+Under systemd (Type=notify, see deploy/systemd/): READY=1 once the first catalog is loaded and
+reconciled on every reachable node, STATUS= lines as node states change, WATCHDOG=1 at half of
+WatchdogSec= while the loops make progress, STOPPING=1 on SIGTERM. Outside systemd these are no-ops.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,13 @@ import signal
 from collections.abc import Callable
 
 from orchestrator import logs
-from orchestrator.config import load_config
+from orchestrator.config import Config, load_config
 from orchestrator.daemon import Daemon
-from orchestrator.errors import EXIT_CLEAN
+from orchestrator.errors import EXIT_CLEAN, ConfigError
+from orchestrator.http import MetricsServer
+from orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
 from orchestrator.metrics import Metrics
+from orchestrator.systemd import LoopHealth, Notifier, notify_stopping, watchdog_interval, watchdog_loop
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -36,22 +45,24 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 async def serve(
-    config: object,
+    config: Config,
     *,
     seeds: list[str] | None = None,
     metrics_enabled: bool = True,
     on_daemon: Callable[[Daemon], None] | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
-    from orchestrator.config import Config
-
-    assert isinstance(config, Config)
+    notifier = notifier if notifier is not None else Notifier()
     metrics = Metrics()
-    daemon = Daemon(config, seeds_override=seeds, metrics=metrics)
+    daemon = Daemon(config, seeds_override=seeds, metrics=metrics, notify=notifier.send)
+    lease = _attach_leader(daemon)
+    is_leader: Callable[[], bool] = lease.is_leader if lease is not None else (lambda: True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _stopper(daemon, sig))
-    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
-    _attach_slowlog(daemon)
+        loop.add_signal_handler(sig, _stopper(daemon, sig, notifier))
+    loop.add_signal_handler(signal.SIGHUP, _reloader(daemon, notifier))
+    _attach_slowlog(daemon, is_leader)
+    _attach_watchdog(daemon, notifier)
     server = None
     if metrics_enabled and config.metrics.enabled:
         server = _start_metrics(daemon)
@@ -63,31 +74,42 @@ async def serve(
         catalog=config.catalog.version,
         seeds=",".join(seeds or config.redis.seeds),
         metrics=f"http://{config.metrics.listen}/metrics" if server is not None else None,
+        leader_key=config.leader.key if lease is not None else None,
+        systemd="notify" if notifier.enabled else None,
     )
     try:
         await daemon.run()
     finally:
+        if lease is not None:
+            await lease.aclose()  # hand the lease over now rather than after it expires
         if server is not None:
             server.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        notifier.close()
     logs.event("stopped")
     return EXIT_CLEAN
 
 
-def _stopper(daemon: Daemon, sig: int) -> Callable[[], None]:
+def _stopper(daemon: Daemon, sig: int, notifier: Notifier) -> Callable[[], None]:
     def stop() -> None:
         logs.event("stopping", signal=signal.Signals(sig).name)
+        notify_stopping(notifier)
         daemon.stop()
 
     return stop
 
 
-def _start_metrics(daemon: Daemon) -> object | None:
-    try:
-        from orchestrator.http import MetricsServer
-    except ImportError:
-        return None
+def _reloader(daemon: Daemon, notifier: Notifier) -> Callable[[], None]:
+    def reload() -> None:
+        # systemd's ExecReload sends SIGHUP; the reload itself is logged by the daemon's config loop.
+        notifier.notify("STATUS=reloading the catalog (SIGHUP)")
+        daemon.request_reload()
+
+    return reload
+
+
+def _start_metrics(daemon: Daemon) -> MetricsServer | None:
     server = MetricsServer(daemon.config.metrics.listen, daemon.metrics.registry, daemon.ready)
     try:
         server.start()
@@ -97,7 +119,54 @@ def _start_metrics(daemon: Daemon) -> object | None:
     return server
 
 
-def _attach_slowlog(daemon: Daemon) -> None:
+def _attach_leader(daemon: Daemon) -> LeaderLease | None:
+    """With leader.enabled: the lease loop (and the manifest after each round while leading).
+    Without: this is the only instance, always leader."""
+    config = daemon.config
+    manifest_key = config.manifest.key
+    if not config.leader.enabled:
+        daemon.metrics.leader.set(1)
+        if manifest_key:
+            router = KeyRouter(daemon.connector, lambda: daemon.topology)
+            publisher = ManifestPublisher(manifest_key, router, daemon.manifest_json)
+
+            async def publish_forever() -> None:
+                while True:
+                    await publisher.publish(True)
+                    await asyncio.sleep(max(config.daemon.reconcile_interval, 1.0))
+
+            daemon.add_task(publish_forever)
+        return None
+    try:
+        scripts = load_lock_scripts()
+    except (LeaderError, OSError) as exc:
+        raise ConfigError(str(config.path), [f"leader.enabled: {exc}"]) from exc
+    lease = LeaderLease(config.leader, config.redis, lambda: daemon.topology, daemon.metrics, scripts=scripts)
+    after_tick = None
+    if manifest_key:
+        after_tick = ManifestPublisher(manifest_key, lease.router, daemon.manifest_json).publish
+    daemon.add_task(lambda: lease.run(after_tick))
+    return lease
+
+
+def _attach_watchdog(daemon: Daemon, notifier: Notifier) -> None:
+    interval = watchdog_interval()
+    if interval is None or not notifier.enabled:
+        return
+    settings = daemon.config
+    # A pass may take up to the command timeout on a frozen node; allow three of either before
+    # declaring the loops stuck.
+    stale_after = max(3 * settings.daemon.reconcile_interval, 3 * settings.redis.timeout, 2 * interval)
+    health = LoopHealth(
+        heartbeat=lambda: daemon.heartbeat,
+        passes=lambda: sum(w.status.reconciles for w in daemon.workers.values()),
+        stale_after=stale_after,
+    )
+    logs.event("watchdog_enabled", interval_s=round(interval, 3), stale_after_s=stale_after)
+    daemon.add_task(lambda: watchdog_loop(notifier, interval, health))
+
+
+def _attach_slowlog(daemon: Daemon, is_leader: Callable[[], bool]) -> None:
     settings = daemon.config.slow_scripts
     if not settings.enabled:
         return
@@ -114,6 +183,7 @@ def _attach_slowlog(daemon: Daemon) -> None:
             lambda: daemon.catalog,
             daemon.metrics,
             daemon.config.slow_scripts,
+            is_leader,
         )
         stop = asyncio.Event()
         task = asyncio.get_running_loop().create_task(watcher.run(stop))

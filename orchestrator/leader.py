@@ -1,0 +1,306 @@
+"""Who leads when several instances run: a lease in Redis, taken and kept with the library's own lock
+scripts (lua/lock/acquire.lua, extend.lua, release.lua: SET NX PX with an owner token; extend and
+release check the owner first).
+
+Every instance reconciles every node and serves metrics; only the leader kills runaway scripts and
+writes the manifest key. The lease key carries a hash tag (`{redis-orchestrator}:leader`), so it
+lives in one slot on one shard: we send EVALSHA to that slot's primary ourselves, found in the
+daemon's topology, instead of a cluster client that would need CLUSTER SLOTS and COMMAND rights.
+
+Timing, with lease L: the leader renews every L/3; a follower tries every L/10 (so a dead leader is
+replaced at most about L + L/10 after its last renewal); an instance counts itself leader only until
+`sent + L - drift`, measured from *before* the command left, so it steps down before the key can
+expire on the server even if no renewal gets through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.crc import key_slot
+
+from orchestrator import logs
+from orchestrator.catalog import sha1_hex
+from orchestrator.config import LeaderSettings, RedisSettings
+from orchestrator.connections import Connector, describe_error
+from orchestrator.metrics import Metrics
+from orchestrator.topology import PRIMARY, Node, Topology
+
+LUA_DIR_ENV = "REDIS_ORCHESTRATOR_LUA_DIR"
+_SHARE_DIR = Path("/usr/share/redis-orchestrator/lua")
+
+
+class LeaderError(Exception):
+    """The lock scripts cannot be found (an install without lua/)."""
+
+
+@dataclass(frozen=True)
+class LockScript:
+    name: str
+    source: bytes
+
+    @property
+    def sha(self) -> str:
+        return sha1_hex(self.source)
+
+
+@dataclass(frozen=True)
+class LockScripts:
+    acquire: LockScript
+    extend: LockScript
+    release: LockScript
+
+
+def lua_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where lua/lock/ is: $REDIS_ORCHESTRATOR_LUA_DIR, the source tree, or the container's share dir."""
+    env = os.environ if environ is None else environ
+    candidates = [Path(env[LUA_DIR_ENV])] if env.get(LUA_DIR_ENV) else []
+    candidates += [Path(__file__).resolve().parent.parent / "lua", _SHARE_DIR]
+    for candidate in candidates:
+        if (candidate / "lock" / "acquire.lua").is_file():
+            return candidate
+    raise LeaderError(
+        "leader.enabled needs the lock scripts lua/lock/{acquire,extend,release}.lua: none found in "
+        + ", ".join(str(c) for c in candidates)
+        + f" (set {LUA_DIR_ENV} to the directory holding lock/)"
+    )
+
+
+def load_lock_scripts(directory: Path | None = None) -> LockScripts:
+    base = (directory or lua_dir()) / "lock"
+    names = ("acquire", "extend", "release")
+    return LockScripts(*(LockScript(name, (base / f"{name}.lua").read_bytes()) for name in names))
+
+
+def primary_for(topology: Topology | None, key: str) -> Node | None:
+    """The primary serving `key`'s slot; in standalone mode (no slots known) the only primary."""
+    if topology is None:
+        return None
+    slot = key_slot(key.encode())
+    primaries = [n for n in topology.primaries if n.health != "failed"]
+    for node in primaries:
+        if any(start <= slot <= end for start, end in node.slots):
+            return node
+    if len(primaries) == 1 and not primaries[0].slots:
+        return primaries[0]
+    return None
+
+
+def _moved_to(exc: BaseException) -> Node | None:
+    """`MOVED 3999 127.0.0.1:6381` -> that node (redis-py raises MovedError, or a ResponseError)."""
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.MovedError):
+        host, port = getattr(exc, "host", None), getattr(exc, "port", None)
+        if host and port:
+            return Node(host=str(host), port=int(port), role=PRIMARY)
+    parts = text.split()
+    if parts and parts[0] == "MOVED" and len(parts) >= 3:
+        host, _, port = parts[2].rpartition(":")
+        if port.isdigit():
+            return Node(host=host.strip("[]"), port=int(port), role=PRIMARY)
+    if len(parts) >= 2 and parts[0].isdigit():  # redis-py strips the "MOVED" word
+        host, _, port = parts[1].rpartition(":")
+        if port.isdigit():
+            return Node(host=host.strip("[]"), port=int(port), role=PRIMARY)
+    return None
+
+
+class KeyRouter:
+    """Runs a script or a command on the primary of one key's slot; follows one MOVED."""
+
+    def __init__(self, connector: Connector, topology: Callable[[], Topology | None]) -> None:
+        self.connector = connector
+        self.topology = topology
+
+    def _client(self, node: Node) -> redis.asyncio.Redis:
+        return self.connector.client(node.host, node.port)
+
+    async def evalsha(self, script: LockScript, key: str, *args: str | int) -> Any:
+        async def run(client: redis.asyncio.Redis) -> Any:
+            try:
+                return await client.execute_command("EVALSHA", script.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+            except redis.exceptions.NoScriptError:
+                # A new primary after a failover, a restart or a SCRIPT FLUSH: its cache is empty.
+                await client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+                return await client.execute_command("EVALSHA", script.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+
+        return await self._on_owner(key, run)
+
+    async def command(self, key: str, *args: str | int | bytes) -> Any:
+        async def run(client: redis.asyncio.Redis) -> Any:
+            return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+        return await self._on_owner(key, run)
+
+    async def _on_owner(self, key: str, run: Callable[[redis.asyncio.Redis], Any]) -> Any:
+        node = primary_for(self.topology(), key)
+        if node is None:
+            raise redis.ConnectionError(f"no primary known for the slot of {key} (topology not discovered yet?)")
+        try:
+            return await run(self._client(node))
+        except redis.ResponseError as exc:
+            target = _moved_to(exc)
+            if target is None:
+                raise
+            # Our topology is behind (a failover or slot move since the last refresh): follow once.
+            return await run(self._client(target))
+
+
+class LeaderLease:
+    """Take, keep and give back the lease. `is_leader()` is cheap and safe to call from any loop."""
+
+    def __init__(
+        self,
+        settings: LeaderSettings,
+        redis_settings: RedisSettings,
+        topology: Callable[[], Topology | None],
+        metrics: Metrics,
+        *,
+        scripts: LockScripts | None = None,
+        token: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.token = token or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.scripts = scripts
+        self.connector = Connector(redis_settings)
+        self.router = KeyRouter(self.connector, topology)
+        self._valid_until = 0.0
+        self._held = False  # what we last logged and exported
+        self._error: str | None = None
+        self.transitions = 0
+        metrics.leader.set(0)
+
+    @property
+    def lease_ms(self) -> int:
+        return max(1, int(self.settings.lease * 1000))
+
+    @property
+    def drift(self) -> float:
+        # Clock rate differences between us and the server, plus a little for the round trip.
+        return self.settings.lease * 0.01 + 0.002
+
+    def is_leader(self) -> bool:
+        return self.clock() < self._valid_until
+
+    async def tick(self) -> bool:
+        """One acquire (follower) or extend (leader) round. Returns whether we lead afterwards."""
+        if self.scripts is None:
+            self.scripts = load_lock_scripts()
+        sent = self.clock()
+        script = self.scripts.extend if self.is_leader() else self.scripts.acquire
+        try:
+            reply = await self.router.evalsha(script, self.settings.key, self.token, self.lease_ms)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            self._failed(exc)
+        else:
+            self._recovered()
+            if int(reply) == 1:
+                self._valid_until = sent + self.settings.lease - self.drift
+            else:
+                self._valid_until = 0.0  # someone else holds it (or our lease lapsed and was taken)
+        self._publish()
+        return self.is_leader()
+
+    def next_delay(self) -> float:
+        lease = self.settings.lease
+        if not self.is_leader():
+            return max(lease / 10, 0.05)
+        # Every L/3, and never past the point where we would have to step down.
+        return max(min(lease / 3, self._valid_until - self.clock() - self.drift), 0.01)
+
+    async def run(self, after_tick: Callable[[bool], Awaitable[object]] | None = None) -> None:
+        """Tick forever: every L/3 while leading, every L/10 while following; `after_tick(leading)`
+        runs after each round (the manifest publisher)."""
+        while True:
+            leading = await self.tick()
+            if after_tick is not None:
+                await after_tick(leading)
+            await asyncio.sleep(self.next_delay())
+
+    async def release(self) -> None:
+        """Give the lease back (owner-checked) so a standby takes over at once, not after L."""
+        was_leader = self.is_leader()
+        self._valid_until = 0.0
+        if was_leader and self.scripts is not None:
+            with contextlib.suppress(redis.RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self.router.evalsha(self.scripts.release, self.settings.key, self.token), 2.0)
+        self._publish(reason="released")
+
+    async def aclose(self) -> None:
+        await self.release()
+        await self.connector.aclose()
+
+    def _publish(self, reason: str | None = None) -> None:
+        held = self.is_leader()
+        self.metrics.leader.set(1 if held else 0)
+        if held == self._held:
+            return
+        self._held = held
+        self.transitions += 1
+        if held:
+            logs.event("leader_acquired", key=self.settings.key, owner=self.token, lease_s=self.settings.lease)
+        else:
+            logs.warning(
+                "leader_lost" if reason is None else "leader_released",
+                key=self.settings.key,
+                owner=self.token,
+                error=self._error,
+            )
+
+    def _failed(self, exc: BaseException) -> None:
+        text = describe_error(exc)
+        if text != self._error:
+            logs.warning("leader_lease_failed", key=self.settings.key, error=text)
+            self._error = text
+
+    def _recovered(self) -> None:
+        if self._error is not None:
+            logs.event("leader_lease_recovered", key=self.settings.key)
+            self._error = None
+
+
+class ManifestPublisher:
+    """The leader keeps `manifest.key` equal to the catalog's JSON manifest (written when it changes
+    or when this instance becomes leader)."""
+
+    def __init__(self, key: str, router: KeyRouter, manifest_json: Callable[[], str]) -> None:
+        self.key = key
+        self.router = router
+        self.manifest_json = manifest_json
+        self._written: str | None = None
+        self._error: str | None = None
+
+    async def publish(self, leading: bool) -> bool:
+        """SET the key if leading and the text changed since our last write. True when written."""
+        if not leading:
+            self._written = None  # on becoming leader again, write once: another leader may have
+            return False
+        text = self.manifest_json()
+        if text == self._written:
+            return False
+        try:
+            await self.router.command(self.key, "SET", self.key, text)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            error = describe_error(exc)
+            if error != self._error:
+                logs.warning("manifest_write_failed", key=self.key, error=error)
+                self._error = error
+            return False
+        self._error = None
+        self._written = text
+        logs.event("manifest_written", key=self.key, bytes=len(text))
+        return True

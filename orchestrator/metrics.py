@@ -8,6 +8,12 @@ dashboard shows 0 rather than nothing. Exposition sample:
     redis_orchestrator_node_scripts_missing{node="127.0.0.1:7000",role="primary"} 0.0
     redis_orchestrator_script_loads_total{node="127.0.0.1:7000"} 12.0
     redis_orchestrator_catalog_info{version="2026.11.22"} 1.0
+    redis_orchestrator_slow_script_runs_total{node="127.0.0.1:7000",script="transfer"} 3.0
+    redis_orchestrator_slow_script_limit_ratio{node="127.0.0.1:7000",script="transfer"} 0.62
+    redis_orchestrator_script_kills_total{node="127.0.0.1:7000",result="unkillable"} 1.0
+
+`script` is a catalog *name* or "unknown" (never a foreign sha), so its values are bounded by the
+catalog; versions are in the log lines, not in labels.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def cut(body: bytes) -> bytes:
 
 # ---------------------------------------------------------------------- parsing (pure)
 
-RESP_REPLY = [
+RESP_REPLY: list[list[Any]] = [
     [
         18,
         1795325026,

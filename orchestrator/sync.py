@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import redis
 import redis.asyncio
 
+from orchestrator.batch import send_batch
 from orchestrator.catalog import Catalog, Script
 from orchestrator.connections import Connector, describe_error
 from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
@@ -115,14 +116,10 @@ async def apply(client: redis.asyncio.Redis, plan: NodePlan) -> tuple[list[Scrip
     """One pipelined round trip for everything the plan asks. Failures are per script, never fatal."""
     if plan.in_sync:
         return [], [], [], [], 0
-    pipe = client.pipeline(transaction=False)
-    for script in plan.load_scripts:
-        pipe.execute_command("SCRIPT", "LOAD", script.source)
-    for library in plan.load_functions:
-        pipe.execute_command("FUNCTION", "LOAD", "REPLACE", library.source)
-    for name in plan.delete_libraries:
-        pipe.execute_command("FUNCTION", "DELETE", name)
-    replies = await pipe.execute(raise_on_error=False)
+    commands: list[tuple[str | bytes, ...]] = [("SCRIPT", "LOAD", s.source) for s in plan.load_scripts]
+    commands += [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
+    commands += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
+    replies = await send_batch(client, commands)
     loaded: list[Script] = []
     functions_loaded: list[Script] = []
     deleted: list[str] = []

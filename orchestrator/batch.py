@@ -24,7 +24,7 @@ async def send_batch(client: redis.asyncio.Redis, commands: Sequence[Command]) -
     if not commands:
         return []
     pool = client.connection_pool
-    connection: Connection = await pool.get_connection()  # type: ignore[assignment]
+    connection: Connection = await pool.get_connection()
     healthy = False
     try:
         await connection.send_packed_command(connection.pack_commands(commands), check_health=True)

@@ -147,9 +147,7 @@ def load_config(path: str | os.PathLike[str], seeds: Sequence[str] | None = None
     """Read and validate `path`. `seeds`, when given, replace redis.seeds (the --seed option)."""
     config_path = Path(path)
     if not config_path.exists():
-        raise ConfigError(
-            str(config_path), [f"config file {config_path} does not exist (pass --config PATH)"]
-        )
+        raise ConfigError(str(config_path), [f"config file {config_path} does not exist (pass --config PATH)"])
     try:
         text = config_path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -165,7 +163,7 @@ def parse_config(
 ) -> Config:
     try:
         # libyaml's safe loader when present: ~10x faster on a 1,000-script catalog, same safety.
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -362,9 +360,7 @@ class _Reader:
                 enabled=self.value(kill_data, "slow_scripts.kill", "enabled", _bool, False),
                 after=self.value(kill_data, "slow_scripts.kill", "after", _positive_duration, 5.0),
             ),
-            threshold_refresh_interval=self.value(
-                data, where, "threshold_refresh_interval", _positive_duration, 60.0
-            ),
+            threshold_refresh_interval=self.value(data, where, "threshold_refresh_interval", _positive_duration, 60.0),
         )
 
     def analysis(self, raw: object) -> AnalysisSettings:
@@ -412,7 +408,9 @@ class _Reader:
             for script in self.catalog_entry(item, where, base_dir, keep, current):
                 ident = (script.name, script.version)
                 if ident in seen:
-                    self.problem(where, f"duplicate script {script.name} version {script.version} (also at {seen[ident]})")
+                    self.problem(
+                        where, f"duplicate script {script.name} version {script.version} (also at {seen[ident]})"
+                    )
                     continue
                 seen[ident] = where
                 entries.append(script)
@@ -448,7 +446,8 @@ class _Reader:
             self.problem(f"{where}.name", "missing")
         kind = self.value(item, where, "kind", _choice(KIND_SCRIPT, KIND_FUNCTION), KIND_SCRIPT)
         description = self.value(item, where, "description", _scalar_str, "")
-        keys = self.value(item, where, "keys", _str_list, ())
+        no_keys: tuple[str, ...] = ()
+        keys = self.value(item, where, "keys", _str_list, no_keys)
         if not nested:
             if item.get("current") is not None and _bool(item["current"]):
                 current[name] = self.value(item, where, "version", _scalar_str, "")
@@ -515,9 +514,7 @@ class _Reader:
         if kind == KIND_FUNCTION:
             library = library_name(source)
             if library is None:
-                self.problem(
-                    f"{where}.file", f"{file}: a function library must start with `#!lua name=<library>`"
-                )
+                self.problem(f"{where}.file", f"{file}: a function library must start with `#!lua name=<library>`")
                 return None
             functions = registered_functions(source)
         if not name or not version:

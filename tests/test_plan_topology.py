@@ -8,7 +8,9 @@ from orchestrator.topology import PRIMARY, REPLICA, Node, Topology, parse_cluste
 
 
 def _script(name: str, body: bytes, kind: str = "script", library: str | None = None) -> Script:
-    return Script(name=name, version="1", kind=kind, file=f"{name}.lua", source=body, sha=sha1_hex(body), library=library)
+    return Script(
+        name=name, version="1", kind=kind, file=f"{name}.lua", source=body, sha=sha1_hex(body), library=library
+    )
 
 
 CATALOG = Catalog(
@@ -39,7 +41,9 @@ def test_plan_in_sync_when_everything_present() -> None:
 def test_function_drift_and_missing_library_are_reloaded_on_primaries_only() -> None:
     a, b, lib = CATALOG.entries
     shas = frozenset({a.sha, b.sha})
-    assert plan_node(Observation(PRIMARY_NODE, shas, {"lib": b"#!lua name=lib\n-- edited by hand"}), CATALOG).load_functions == (lib,)
+    assert plan_node(
+        Observation(PRIMARY_NODE, shas, {"lib": b"#!lua name=lib\n-- edited by hand"}), CATALOG
+    ).load_functions == (lib,)
     assert plan_node(Observation(PRIMARY_NODE, shas, {}), CATALOG).load_functions == (lib,)
     # Replicas receive libraries by replication; never plan a FUNCTION LOAD there.
     assert plan_node(Observation(REPLICA_NODE, shas, None), CATALOG).in_sync
@@ -62,7 +66,12 @@ def test_cluster_shards_resp3_with_int_and_string_slots() -> None:
             ],
         },
         # RESP2 flat arrays and 7.0.0's bulk-string slot numbers
-        [b"slots", [b"5461", b"10922"], b"nodes", [[b"id", b"p2", b"port", 7001, b"ip", b"127.0.0.1", b"role", b"master"]]],
+        [
+            b"slots",
+            [b"5461", b"10922"],
+            b"nodes",
+            [[b"id", b"p2", b"port", 7001, b"ip", b"127.0.0.1", b"role", b"master"]],
+        ],
     ]
     nodes = parse_cluster_shards(reply)
     topo = Topology(tuple(nodes))

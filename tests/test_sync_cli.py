@@ -122,7 +122,10 @@ def test_script_redis_refuses_is_named_and_the_others_still_load(
     config = write_config(
         tmp_path,
         clean_cluster.seeds[:1],
-        scripts=[{"name": "broken", "version": 1, "file": "broken.lua"}, {"name": "fine", "version": 1, "file": "fine.lua"}],
+        scripts=[
+            {"name": "broken", "version": 1, "file": "broken.lua"},
+            {"name": "fine", "version": 1, "file": "fine.lua"},
+        ],
         copy_lua=False,
     )
     assert main(["--config", str(config), "sync"]) == 1

@@ -85,6 +85,10 @@ def _as_map(value: object) -> dict[str, object]:
     raise ValueError(f"expected a map, got {type(value).__name__}")
 
 
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
 def parse_cluster_shards(reply: object) -> list[Node]:
     """Nodes from CLUSTER SHARDS (7.0+). One shard, RESP2 shape:
 
@@ -98,9 +102,9 @@ def parse_cluster_shards(reply: object) -> list[Node]:
     nodes: list[Node] = []
     for shard_raw in reply:
         shard = _as_map(shard_raw)
-        bounds = [int(_text(s)) for s in shard.get("slots", []) or []]  # type: ignore[union-attr]
+        bounds = [int(_text(s)) for s in _as_list(shard.get("slots"))]
         slots = tuple((bounds[i], bounds[i + 1]) for i in range(0, len(bounds) - 1, 2))
-        members = [_as_map(n) for n in shard.get("nodes", []) or []]  # type: ignore[union-attr]
+        members = [_as_map(n) for n in _as_list(shard.get("nodes"))]
         primary_id = next((_text(m.get("id", "")) for m in members if _text(m.get("role")) == "master"), None)
         for member in members:
             host = _text(member.get("ip") or member.get("endpoint") or "")

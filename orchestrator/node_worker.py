@@ -150,7 +150,11 @@ class NodeWorker:
                 loaded=loaded,
                 scripts=",".join(s.label for s in (*report.loaded, *report.functions_loaded)),
             )
-        if (status.state, status.error) != (previous_state, previous_error):
+        # A down node's error text wanders (reset by peer, refused, timeout) while nothing changed
+        # for the operator: "down" is one state, logged once. Refusals and load failures are logged
+        # again when their reason changes (LOADING, then NOPERM, is news).
+        changed = status.state != previous_state or (status.state != "down" and status.error != previous_error)
+        if changed:
             self._log_transition(previous_state, report)
         self.metrics.node_reconciled(
             self.address,

@@ -1,0 +1,265 @@
+"""`redis-orchestrator prune`: drop retired script versions (and scripts nobody declared) from caches.
+
+Redis 7 has no command to drop one script: the only way is `SCRIPT FLUSH`, which empties the whole
+cache, followed by `SCRIPT LOAD` of every live script. Done one node at a time, each node in ONE
+transaction:
+
+    MULTI
+    SCRIPT FLUSH ASYNC          -> QUEUED   (old cache handed to a background thread to free)
+    SCRIPT LOAD <live 1>        -> QUEUED
+    ...
+    EXEC                        -> [OK, sha1, sha2, ...]
+
+Why MULTI/EXEC and not a plain pipeline: a pipeline only *usually* runs without interleaving. Redis
+serves other clients between two reads of our query buffer (a catalog above 16 KiB of source takes
+several reads; with io-threads, anything can), so an EVALSHA could land between the flush and its
+reload and get NOSCRIPT. And if our connection drops half-way, a pipeline may have flushed without
+reloading, leaving the node empty until the daemon's next pass. EXEC runs the queued commands with
+no other client in between, and a transaction that never reaches EXEC changes nothing. The price
+is the same for both: the node is busy for the time it takes to compile the live scripts (a few
+milliseconds for a catalog of tens of scripts), during which clients wait instead of failing.
+
+The NOSCRIPT window is measured, not assumed: while a node's transaction runs, a second connection
+asks `SCRIPT EXISTS <live shas>` in a tight loop; the window is the time between the first probe
+that saw a live script missing and the first one that saw them all again (0 when none did).
+Without `--yes` nothing is written: the verb prints what it would do and exits 1 when there is
+something to prune.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+
+from orchestrator.catalog import Catalog, Script
+from orchestrator.config import Config
+from orchestrator.connections import Connector, describe_error
+from orchestrator.errors import EXIT_CLEAN, EXIT_FINDINGS
+from orchestrator.topology import Node, discover
+
+
+@dataclass(frozen=True)
+class CacheSurvey:
+    """What one node's script cache holds, in terms of the catalog."""
+
+    node: Node
+    cached: int  # INFO memory number_of_cached_scripts
+    live_present: tuple[Script, ...]
+    live_missing: tuple[Script, ...]
+    retired_present: tuple[Script, ...]
+
+    @property
+    def foreign(self) -> int:
+        """Cached scripts that are neither live nor retired catalog versions (plain EVAL, other tools)."""
+        return max(0, self.cached - len(self.live_present) - len(self.retired_present))
+
+    @property
+    def needs_prune(self) -> bool:
+        return bool(self.retired_present) or self.foreign > 0
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    survey: CacheSurvey
+    cached_after: int
+    blocked_ms: float  # the EXEC round trip: how long the node was busy with the flush and reloads
+    window_ms: float  # measured NOSCRIPT window for live scripts (0.0 when no probe saw one missing)
+    probes: int
+    probes_missing: int
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    node: Node
+    survey: CacheSurvey | None = None
+    result: PruneResult | None = None
+    error: str | None = None
+
+
+def _distinct(scripts: Sequence[Script]) -> list[Script]:
+    return list({s.sha: s for s in scripts}.values())
+
+
+async def survey_node(client: redis.asyncio.Redis, node: Node, catalog: Catalog) -> CacheSurvey:
+    """One round trip: SCRIPT EXISTS of every live and retired SHA, and the cache size."""
+    live = _distinct(catalog.scripts)
+    live_shas = {s.sha for s in live}
+    retired = [s for s in _distinct([r for r in catalog.retired if r.kind == "script"]) if s.sha not in live_shas]
+    pipe = client.pipeline(transaction=False)
+    everything = [*live, *retired]
+    if everything:
+        pipe.execute_command("SCRIPT", "EXISTS", *(s.sha for s in everything))
+    pipe.info("memory")
+    replies = await pipe.execute(raise_on_error=True)
+    flags = [int(f) for f in replies[0]] if everything else []
+    info = replies[-1]
+    present = {s.sha for s, flag in zip(everything, flags, strict=True) if flag}
+    return CacheSurvey(
+        node=node,
+        cached=int(info.get("number_of_cached_scripts", 0)),
+        live_present=tuple(s for s in live if s.sha in present),
+        live_missing=tuple(s for s in live if s.sha not in present),
+        retired_present=tuple(s for s in retired if s.sha in present),
+    )
+
+
+class _Probe:
+    """Asks SCRIPT EXISTS of the live SHAs in a loop and remembers when an answer missed one."""
+
+    def __init__(self, client: redis.asyncio.Redis, shas: Sequence[str]) -> None:
+        self.client = client
+        self.shas = list(shas)
+        self.count = 0
+        self.missing = 0
+        self.first_missing_sent: float | None = None
+        self.window = 0.0
+        self._stop = asyncio.Event()
+        self.answered = asyncio.Event()
+
+    async def run(self) -> None:
+        if not self.shas:
+            return
+        while not self._stop.is_set():
+            sent = time.perf_counter()
+            flags = await self.client.execute_command("SCRIPT", "EXISTS", *self.shas)
+            received = time.perf_counter()
+            self.count += 1
+            self.answered.set()
+            if not all(int(f) for f in flags):
+                self.missing += 1
+                if self.first_missing_sent is None:
+                    self.first_missing_sent = sent
+            elif self.first_missing_sent is not None:
+                self.window += received - self.first_missing_sent
+                self.first_missing_sent = None
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+async def prune_node(client: redis.asyncio.Redis, survey: CacheSurvey, catalog: Catalog) -> PruneResult:
+    """Flush and reload the live set in one MULTI/EXEC, with a probe measuring the NOSCRIPT window."""
+    live = _distinct(catalog.scripts)
+    probe = _Probe(client, [s.sha for s in survey.live_present])
+    probe_task = asyncio.create_task(probe.run())
+    errors: list[str] = []
+    try:
+        if probe.shas:
+            await asyncio.wait_for(probe.answered.wait(), 5.0)  # a baseline answer before the flush
+        pipe = client.pipeline(transaction=True)
+        pipe.execute_command("SCRIPT", "FLUSH", "ASYNC")
+        for script in live:
+            pipe.execute_command("SCRIPT", "LOAD", script.source)
+        started = time.perf_counter()
+        replies = await pipe.execute(raise_on_error=False)
+        blocked = time.perf_counter() - started
+        for script, reply in zip(live, replies[1:], strict=True):
+            if isinstance(reply, Exception):
+                errors.append(f"{script.label}: {describe_error(reply)}")
+            elif (reply.decode() if isinstance(reply, bytes) else str(reply)).lower() != script.sha:
+                errors.append(f"{script.label}: server answered sha {reply!r}")
+        if isinstance(replies[0], Exception):
+            errors.append(f"SCRIPT FLUSH: {describe_error(replies[0])}")
+        # Let the probe see the state after EXEC at least once.
+        seen = probe.count
+        deadline = time.perf_counter() + 2.0
+        while probe.shas and probe.count < seen + 2 and time.perf_counter() < deadline and not probe_task.done():
+            await asyncio.sleep(0.001)
+    finally:
+        probe.stop()
+        with contextlib.suppress(Exception):
+            await probe_task
+    if probe.first_missing_sent is not None:  # still missing at the end: the window is open
+        probe.window += time.perf_counter() - probe.first_missing_sent
+    info = await client.info("memory")
+    return PruneResult(
+        survey=survey,
+        cached_after=int(info.get("number_of_cached_scripts", 0)),
+        blocked_ms=blocked * 1000,
+        window_ms=probe.window * 1000,
+        probes=probe.count,
+        probes_missing=probe.missing,
+        errors=tuple(errors),
+    )
+
+
+async def prune_cluster(config: Config, really: bool) -> list[NodeOutcome]:
+    """Survey every node; when `really`, prune those that need it, strictly one after the other."""
+    connector = Connector(config.redis)
+    outcomes: list[NodeOutcome] = []
+    try:
+        topology = await discover(connector, config.redis.seeds, config.redis.mode, timeout=config.redis.timeout * 2)
+        for node in topology.nodes:
+            client = connector.client(node.host, node.port)
+            try:
+                survey = await survey_node(client, node, config.catalog)
+                result = None
+                if really and survey.needs_prune:
+                    result = await prune_node(client, survey, config.catalog)
+                outcomes.append(NodeOutcome(node=node, survey=survey, result=result))
+            except (redis.RedisError, OSError, TimeoutError) as exc:
+                outcomes.append(NodeOutcome(node=node, error=describe_error(exc)))
+    finally:
+        await connector.aclose()
+    return outcomes
+
+
+def _describe_survey(survey: CacheSurvey) -> str:
+    parts = []
+    if survey.retired_present:
+        parts.append(f"{len(survey.retired_present)} retired ({', '.join(s.label for s in survey.retired_present)})")
+    if survey.foreign:
+        parts.append(f"{survey.foreign} not in the catalog")
+    return ", ".join(parts)
+
+
+async def run_prune(config: Config, really: bool) -> int:
+    outcomes = await prune_cluster(config, really)
+    pending = 0
+    failed = 0
+    for outcome in outcomes:
+        head = f"{outcome.node.address:<22} {outcome.node.role:<8}"
+        survey = outcome.survey
+        if survey is None:
+            failed += 1
+            print(f"{head} cannot prune: {outcome.error}", file=sys.stderr)
+            continue
+        if not survey.needs_prune:
+            print(f"{head} nothing to prune ({survey.cached} cached script(s))")
+            continue
+        live = len(_distinct(config.catalog.scripts))
+        if outcome.result is None:
+            pending += 1
+            print(
+                f"{head} would flush {survey.cached} cached script(s): {_describe_survey(survey)}; "
+                f"then reload {live} live script(s) in the same MULTI/EXEC"
+            )
+            continue
+        result = outcome.result
+        if result.errors:
+            failed += 1
+        print(
+            f"{head} pruned {_describe_survey(survey)}: {survey.cached} -> {result.cached_after} cached; "
+            f"node busy {result.blocked_ms:.1f} ms; NOSCRIPT window {result.window_ms:.1f} ms "
+            f"({result.probes_missing} of {result.probes} probe(s) saw a live script missing)"
+            + (f"; errors: {'; '.join(result.errors)}" if result.errors else "")
+        )
+    if not really:
+        if pending:
+            print(
+                f"{pending} of {len(outcomes)} node(s) have scripts to prune; "
+                "run `prune --yes` to flush and reload them one at a time"
+            )
+        else:
+            print(f"nothing to prune on {len(outcomes) - failed} node(s)")
+        return EXIT_FINDINGS if pending or failed else EXIT_CLEAN
+    return EXIT_FINDINGS if failed else EXIT_CLEAN

@@ -1,0 +1,405 @@
+"""Self-healing against real processes: `redis-orchestrator run` beside a cluster we break.
+
+Every test starts the daemon as a subprocess (tests.helpers.DaemonProcess), breaks something the way
+production does (kill -9, restart, SCRIPT FLUSH, a new or removed node, SIGSTOP, a library changed by
+hand, a catalog edit) and asserts what a user would see: the repair, that the other nodes never lost
+anything, that the daemon is still up, and what it logged. No timing assertions: latencies are
+measured and printed (-s shows them); bench/bench_repair.py turns them into a table.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from orchestrator.catalog import sha1_hex
+from orchestrator.cli import main
+from orchestrator.local_cluster import LocalCluster, LocalNode
+from tests.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+RECONCILE = 1.0  # write_config's reconcile_interval
+TOPOLOGY = 2.0  # write_config's topology_interval
+
+
+# ---------------------------------------------------------------------------- an EVALSHA-only client
+
+
+def local_key(node: LocalNode, prefix: str = "selfheal") -> str:
+    """A key whose slot `node`'s shard serves (asked with READONLY, so a replica answers too)."""
+    with node.client() as c:
+        c.execute_command("READONLY")
+        for i in range(2000):
+            key = f"{prefix}:{{{i}}}"
+            try:
+                c.execute_command("EXISTS", key)
+            except redis.exceptions.MovedError:
+                continue
+            return key
+    raise AssertionError(f"no key found for {node}")
+
+
+@dataclass
+class EvalshaOnlyClient:
+    """A thread calling `EVALSHA_RO sha 1 key` of every catalog SHA on one node, with no fallback.
+
+    EVALSHA_RO after READONLY runs on a replica and on a primary alike, so the same client runs across
+    a promotion. Only the `no-writes` scripts actually run; the others are refused *after* the server
+    found them ("write flag on readonly command"), so any reply other than NOSCRIPT proves the script
+    was in that node's cache. Connection errors (the node being killed) are counted apart.
+    """
+
+    node: LocalNode
+    shas: Sequence[str]
+    key: str
+    calls: int = 0
+    ok: int = 0
+    noscript: int = 0
+    refused: int = 0
+    connection_errors: int = 0
+    noscript_times: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> EvalshaOnlyClient:
+        self._thread = threading.Thread(target=self._run, name=f"evalsha {self.node.address}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> EvalshaOnlyClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = self.node.client(socket_timeout=1, socket_connect_timeout=0.5)
+                    client.execute_command("READONLY")
+                for sha in self.shas:
+                    self._call(client, sha)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self.connection_errors += 1
+                if client is not None:
+                    client.close()
+                client = None
+                time.sleep(0.01)
+        if client is not None:
+            client.close()
+
+    def _call(self, client: redis.Redis, sha: str) -> None:
+        self.calls += 1
+        try:
+            client.execute_command("EVALSHA_RO", sha, 1, self.key)
+            self.ok += 1
+        except redis.exceptions.NoScriptError:
+            self.noscript += 1
+            self.noscript_times.append(time.monotonic())
+        except redis.ResponseError as exc:
+            if str(exc).startswith("NOSCRIPT"):
+                self.noscript += 1
+                self.noscript_times.append(time.monotonic())
+            else:
+                self.refused += 1
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def daemon_for(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
+    """Daemons started by a test; each stopped at the end even when the test fails."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+
+
+def start_daemon(started: list[DaemonProcess], config: Path) -> DaemonProcess:
+    daemon = DaemonProcess(config)
+    started.append(daemon)
+    daemon.wait_log(" ready ", timeout=30)
+    return daemon
+
+
+def log_lines(daemon: DaemonProcess, event: str, address: str) -> list[str]:
+    return [ln for ln in daemon.log().splitlines() if f" {event} " in f"{ln} " and f"node={address}" in ln]
+
+
+def libraries(node: LocalNode) -> dict[str, bytes]:
+    with node.client(protocol=3) as c:
+        reply = c.execute_command("FUNCTION", "LIST", "WITHCODE")
+    return {lib[b"library_name"].decode(): lib[b"library_code"] for lib in reply}
+
+
+def library_source(tmp_path: Path) -> bytes:
+    return (tmp_path / "lua/functions/orchestrator_lib.lua").read_bytes()
+
+
+def _poll_first_pong_to_loaded(node: LocalNode, shas: set[str], deadline: float, result: list[float]) -> None:
+    first_pong = None
+    while time.monotonic() < deadline:
+        try:
+            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
+                while time.monotonic() < deadline:
+                    if first_pong is None:
+                        c.ping()
+                        first_pong = time.monotonic()
+                    flags = c.execute_command("SCRIPT", "EXISTS", *sorted(shas))
+                    if all(int(f) for f in flags):
+                        result.append(time.monotonic() - first_pong)
+                        return
+                    time.sleep(0.002)
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(0.002)
+        except redis.ResponseError as exc:  # LOADING: not an answer yet
+            if "LOADING" not in str(exc):
+                raise
+            time.sleep(0.002)
+
+
+def restart_measured(cluster: LocalCluster, node: LocalNode, shas: set[str], timeout: float = 30) -> float:
+    """kill -9 and restart `node`; seconds from its first PONG to every SHA present (polled every ~2 ms).
+
+    The restart runs in the calling thread: LocalCluster's children die with the *thread* that
+    started them (PR_SET_PDEATHSIG), so the poller is the background thread.
+    """
+    cluster.kill(node)
+    result: list[float] = []
+    poller = threading.Thread(
+        target=_poll_first_pong_to_loaded, args=(node, shas, time.monotonic() + timeout, result), daemon=True
+    )
+    poller.start()
+    cluster.restart(node, wait_healthy=False)
+    poller.join(timeout + 1)
+    if not result:
+        raise AssertionError(f"{node} not reloaded within {timeout}s of its restart")
+    return result[0]
+
+
+# ---------------------------------------------------------------------------- the tests
+
+
+@pytest.mark.destructive
+def test_kill_9_of_a_primary_failover_zero_noscript_then_old_primary_rejoins_loaded(
+    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = fresh_cluster
+    config = write_config(tmp_path, cluster.seeds[:2])
+    shas = catalog_shas(config)
+    daemon = start_daemon(daemon_for, config)
+    assert all_hold(cluster, shas)
+    primary = cluster.primaries()[0]
+    replica = cluster.replicas_of(primary)[0]
+    with EvalshaOnlyClient(replica, sorted(shas), local_key(replica)) as client:
+        wait_for(lambda: client.ok >= 50, 10, "the client's first answers from the replica")
+        cluster.kill(primary)
+        wait_for(lambda: replica.role() == "primary", 30, f"{replica} to be promoted")
+        promoted_at = client.calls
+        wait_for(lambda: client.calls >= promoted_at + 200, 10, "calls on the promoted node")
+    assert client.noscript == 0, f"{client.noscript} NOSCRIPT of {client.calls} calls"
+    assert client.ok >= 50
+    # The daemon saw it all: the dead primary once, the promotion once.
+    daemon.wait_log("role_changed", timeout=TOPOLOGY + 10)
+    assert len(log_lines(daemon, "node_down", primary.address)) == 1
+    assert len(log_lines(daemon, "role_changed", replica.address)) == 1
+    # `status` names the dead node, exits 1, does not crash.
+    capsys.readouterr()
+    assert main(["--config", str(config), "--seed", replica.address, "status"]) == 1
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.startswith(primary.address))
+    assert " no " in row, out
+    # The old primary comes back (empty: scripts are not persisted) as a replica of the new one.
+    cluster.restart(primary)
+    wait_for(lambda: present(primary, shas) == shas, 15, f"{primary} reloaded after rejoining")
+    assert primary.role() == "replica"
+    assert all_hold(cluster, shas)
+    assert daemon.alive()
+
+
+@pytest.mark.destructive
+def test_restart_of_a_primary_and_a_replica_reloads_right_after_the_first_pong(
+    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+) -> None:
+    cluster = fresh_cluster
+    config = write_config(tmp_path, cluster.seeds[:2])
+    shas = catalog_shas(config)
+    daemon = start_daemon(daemon_for, config)
+    delays = {}
+    for node in (cluster.replicas()[0], cluster.primaries()[1]):
+        role = node.role()
+        others = [n for n in cluster.nodes if n is not node]
+        delays[role] = restart_measured(cluster, node, shas)
+        cluster.wait_healthy()
+        assert all(present(n, shas) == shas for n in others)
+        if role == "primary":  # no persistence: its libraries are gone too, and come back
+            source = library_source(tmp_path)
+            wait_for(lambda n=node, s=source: libraries(n).get("orchestrator_lib") == s, 10, "the library back")
+    print(f"\nfirst PONG -> all SHAs present: {', '.join(f'{r} {d * 1000:.0f} ms' for r, d in delays.items())}")
+    assert daemon.alive()
+    assert all_hold(cluster, shas)
+
+
+@pytest.mark.slow
+def test_script_flush_on_a_primary_and_a_replica_is_repaired(
+    clean_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+) -> None:
+    cluster = clean_cluster
+    config = write_config(tmp_path, cluster.seeds[:1])
+    shas = catalog_shas(config)
+    daemon = start_daemon(daemon_for, config)
+    repaired_before = len([ln for ln in daemon.log().splitlines() if " repaired " in ln])
+    for node in (cluster.primaries()[0], cluster.replicas()[1]):
+        with node.client() as c:
+            c.execute_command("SCRIPT", "FLUSH")
+        took = wait_for(lambda n=node: present(n, shas) == shas, RECONCILE + 5, f"{node} repaired", interval=0.005)
+        print(f"\n{node} ({node.role()}) repaired {took * 1000:.0f} ms after SCRIPT FLUSH")
+        assert all_hold(cluster, shas)
+    assert len([ln for ln in daemon.log().splitlines() if " repaired " in ln]) == repaired_before + 2
+    assert daemon.alive()
+
+
+@pytest.mark.destructive
+def test_new_node_is_loaded_and_a_removed_one_is_logged_once(
+    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+) -> None:
+    cluster = fresh_cluster
+    config = write_config(tmp_path, cluster.seeds[:1])
+    shas = catalog_shas(config)
+    daemon = start_daemon(daemon_for, config)
+    joined = cluster.add_node(replica_of=cluster.primaries()[2])
+    took = wait_for(lambda: present(joined, shas) == shas, TOPOLOGY + 1 + 10, f"{joined} loaded")
+    print(f"\nnew node {joined} loaded {took * 1000:.0f} ms after joining (topology interval {TOPOLOGY:.0f} s)")
+    assert len(log_lines(daemon, "node_added", joined.address)) == 1
+    assert all_hold(cluster, shas)
+    cluster.remove_node(joined)
+    daemon.wait_log(f"node_removed node={joined.address}", timeout=TOPOLOGY * 2 + 10)
+    time.sleep(TOPOLOGY * 2)  # several reconcile and topology ticks later...
+    assert len(log_lines(daemon, "node_down", joined.address)) <= 1  # one line per state change
+    assert len(log_lines(daemon, "node_removed", joined.address)) == 1
+    assert len(log_lines(daemon, "node_added", joined.address)) == 1
+    assert all_hold(cluster, shas)
+    assert daemon.alive()
+
+
+@pytest.mark.destructive
+def test_a_frozen_node_does_not_stall_the_others(
+    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+) -> None:
+    cluster = fresh_cluster
+    config = write_config(tmp_path, cluster.seeds[:1])
+    shas = catalog_shas(config)
+    daemon = start_daemon(daemon_for, config)
+    frozen = cluster.replicas()[0]
+    victim = cluster.primaries()[0]  # chosen before the freeze: asking a frozen node's role would hang
+    cluster.freeze(frozen)
+    try:
+        time.sleep(2.5)  # past its command timeout: the worker now sees it down
+        repairs = []
+        for _ in range(2):
+            with victim.client() as c:
+                c.execute_command("SCRIPT", "FLUSH")
+            repairs.append(wait_for(lambda: present(victim, shas) == shas, RECONCILE + 5, f"{victim} repaired", 0.005))
+            time.sleep(2)
+        print(f"\nwhile {frozen} is frozen, {victim} repaired in {', '.join(f'{r * 1000:.0f} ms' for r in repairs)}")
+        assert daemon.alive()
+        assert len(log_lines(daemon, "node_down", frozen.address)) == 1
+    finally:
+        cluster.thaw(frozen)
+    cluster.wait_healthy()
+    daemon.wait_log(f"node_recovered node={frozen.address}", timeout=15)
+    assert all_hold(cluster, shas)
+    assert daemon.alive()
+
+
+@pytest.mark.slow
+def test_a_library_replaced_by_hand_is_put_back(
+    clean_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+) -> None:
+    cluster = clean_cluster
+    config = write_config(tmp_path, cluster.seeds[:1])
+    daemon = start_daemon(daemon_for, config)
+    source = library_source(tmp_path)
+    primary = cluster.primaries()[1]
+    replica = cluster.replicas_of(primary)[0]
+    rogue = b"#!lua name=orchestrator_lib\nredis.register_function('counter_get', function() return 'rogue' end)\n"
+    with primary.client() as c:
+        c.execute_command("FUNCTION", "LOAD", "REPLACE", rogue)
+    wait_for(lambda: libraries(primary).get("orchestrator_lib") == source, RECONCILE + 5, "the library put back")
+    wait_for(lambda: libraries(replica).get("orchestrator_lib") == source, 5, "the replica to follow")
+    assert all(libraries(p).get("orchestrator_lib") == source for p in cluster.primaries())
+    assert log_lines(daemon, "repaired", primary.address)
+    assert daemon.alive()
+
+
+@pytest.mark.slow
+def test_versioned_rollout_keeps_the_old_sha_while_kept(
+    clean_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = clean_cluster
+    config = write_config(tmp_path, cluster.seeds[:1])
+    data = yaml.safe_load(config.read_text())
+    v1_file = tmp_path / "lua/counters/get.lua"
+    v2_file = tmp_path / "lua/counters/get_v2.lua"
+    v2_file.write_bytes(v1_file.read_bytes() + b"-- v2: same behaviour, new bytes, new sha\n")
+    v1, v2 = sha1_hex(v1_file.read_bytes()), sha1_hex(v2_file.read_bytes())
+    scripts = [s for s in data["catalog"]["scripts"] if s["name"] != "counter_get"]
+
+    def edit(catalog_version: str, current: int, keep: int | None) -> None:
+        entry: dict[str, object] = {
+            "name": "counter_get",
+            "versions": [
+                {"version": 1, "file": "lua/counters/get.lua"},
+                {"version": 2, "file": "lua/counters/get_v2.lua"},
+            ],
+            "current": current,
+        }
+        if keep is not None:
+            entry["keep"] = keep
+        data["catalog"]["version"] = catalog_version
+        data["catalog"]["scripts"] = [*scripts, entry]
+        config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    edit("rollout-1", current=1, keep=0)  # v2 declared, not live yet
+    daemon = start_daemon(daemon_for, config)
+    assert all_hold(cluster, {v1}) and not any(present(n, {v2}) for n in cluster.nodes)
+    edit("rollout-2", current=2, keep=1)  # v2 current, v1 kept beside it
+    wait_for(lambda: all_hold(cluster, {v1, v2}), RECONCILE + 10, "v2 beside v1 everywhere")
+    capsys.readouterr()
+    assert main(["--config", str(config), "manifest"]) == 0
+    assert '"current": "2"' in capsys.readouterr().out
+    flushed = cluster.replicas()[0]
+    with flushed.client() as c:
+        c.execute_command("SCRIPT", "FLUSH")
+    wait_for(lambda: present(flushed, {v1, v2}) == {v1, v2}, RECONCILE + 5, "both kept versions repaired")
+    edit("rollout-3", current=2, keep=0)  # v1 retired: no longer loaded, but never unloaded
+    # (counted, not matched by version: config.py reports a nested entry's `current` as the catalog version)
+    wait_for(lambda: daemon.log().count(" catalog_reloaded ") >= 2, 10, "the third edit accepted")
+    with flushed.client() as c:
+        c.execute_command("SCRIPT", "FLUSH")
+    wait_for(lambda: present(flushed, {v2}) == {v2}, RECONCILE + 5, "v2 repaired")
+    time.sleep(RECONCILE * 1.5)
+    assert present(flushed, {v1}) == set()  # retired: not reloaded
+    assert all(present(n, {v1}) == {v1} for n in cluster.nodes if n is not flushed)  # nor unloaded elsewhere
+    capsys.readouterr()
+    assert main(["--config", str(config), "prune"]) == 1  # the retired v1 waits for `prune --yes`
+    assert "counter_get@1" in capsys.readouterr().out
+    assert daemon.alive()
+    assert daemon.stop(signal.SIGTERM) == 0

@@ -34,8 +34,11 @@ def client_kwargs(settings: RedisSettings) -> dict[str, Any]:
     tls = settings.tls
     if tls.enabled:
         kwargs["ssl"] = True
+        # The chain is verified against ca_file (or the system store) unless verify: false. The
+        # host name is not: nodes are reached at the addresses CLUSTER SHARDS announces (usually
+        # IPs), which node certificates rarely list. docs/operations.md explains the trade-off.
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE
-        kwargs["ssl_check_hostname"] = False if not tls.verify else kwargs.get("ssl_check_hostname", False)
+        kwargs["ssl_check_hostname"] = False
         if tls.ca_file:
             kwargs["ssl_ca_certs"] = tls.ca_file
         if tls.cert_file:
@@ -43,6 +46,17 @@ def client_kwargs(settings: RedisSettings) -> dict[str, Any]:
         if tls.key_file:
             kwargs["ssl_keyfile"] = tls.key_file
     return kwargs
+
+
+def single_connection(settings: RedisSettings, host: str, port: int, **overrides: Any) -> redis.asyncio.Connection:
+    """One raw asyncio connection (no pool) with the same auth and TLS as the clients.
+
+    `redis.asyncio.Connection` refuses the `ssl*` arguments: TLS needs `SSLConnection`, which
+    `redis.asyncio.Redis` picks by itself but a hand-built connection must choose."""
+    kwargs = {**client_kwargs(settings), **overrides}
+    if kwargs.pop("ssl", False):
+        return redis.asyncio.SSLConnection(host=host, port=port, **kwargs)
+    return redis.asyncio.Connection(host=host, port=port, **kwargs)
 
 
 class Connector:
@@ -84,7 +98,9 @@ def describe_error(exc: BaseException) -> str:
         return f"WRONGPASS: authentication failed ({text}); check redis.username / password_env / password_file"
     if "NOAUTH" in text:
         return f"NOAUTH: the server requires a password ({text}); set redis.password_env or password_file"
-    if "NOPERM" in text:
+    # redis-py strips the error code of the classes it knows (NoPermissionError keeps only
+    # "this user has no permissions to run the 'script|load' command"): name it again.
+    if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in text:
         return f"NOPERM: the ACL user lacks a permission ({text}); see deploy/acl/orchestrator.acl"
     if isinstance(exc, redis.TimeoutError):
         return f"timeout: {text}"

@@ -91,13 +91,50 @@ async def serve(
     return EXIT_CLEAN
 
 
+_SLOW_STOP_SECONDS = 5.0
+
+
 def _stopper(daemon: Daemon, sig: int, notifier: Notifier) -> Callable[[], None]:
     def stop() -> None:
         logs.event("stopping", signal=signal.Signals(sig).name)
         notify_stopping(notifier)
         daemon.stop()
+        loop = asyncio.get_running_loop()
+        loop.call_later(_RECANCEL_SECONDS, _recancel_swallowed)
+        loop.call_later(_SLOW_STOP_SECONDS, _report_slow_stop)
 
     return stop
+
+
+_RECANCEL_SECONDS = 1.0
+
+
+def _recancel_swallowed() -> None:
+    """Cancel again the tasks that were asked to stop but still run.
+
+    On Python 3.11, `asyncio.wait_for` returns normally when its inner awaitable finishes in the same
+    loop step as the cancellation (CPython gh-86296, fixed in 3.12): the loop around it goes on and
+    shutdown waits forever. `Task.cancelling()` still counts the lost request, which finds them."""
+    loop = asyncio.get_running_loop()
+    lost = [t for t in asyncio.all_tasks() if not t.done() and t.cancelling() > 0]
+    for task in lost:
+        logs.warning("stop_recancel", "a cancellation was swallowed; cancelling again", task=task.get_name())
+        task.cancel()
+    if lost:
+        loop.call_later(_RECANCEL_SECONDS, _recancel_swallowed)
+
+
+def _report_slow_stop() -> None:
+    """Still here long after SIGTERM: name the tasks that did not finish (systemd's TimeoutStopSec
+    will SIGKILL us; this line says why)."""
+    current = asyncio.current_task()
+    stuck = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    where = []
+    for task in stuck:
+        frames = task.get_stack(limit=3)
+        place = " < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames)) or "?"
+        where.append(f"{task.get_name()} at {place}")
+    logs.error("stop_slow", f"still stopping after {_SLOW_STOP_SECONDS:.0f}s; running: " + "; ".join(where))
 
 
 def _reloader(daemon: Daemon, notifier: Notifier) -> Callable[[], None]:

@@ -24,7 +24,7 @@ from orchestrator.connections import Connector
 from orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
 from orchestrator.metrics import Metrics
 from orchestrator.node_worker import NodeWorker
-from orchestrator.reload import fingerprint, load_candidate
+from orchestrator.reload import FileWatch, load_candidate
 from orchestrator.topology import Topology, discover
 
 Hook = Callable[[str], None]
@@ -51,12 +51,15 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.catalog_generation = 0
         self.last_reload_result: str | None = None
-        self._fingerprint = fingerprint(config.path, config.catalog)
+        self._files = FileWatch(config.path, config.catalog)
         self._notify = notify or (lambda _msg: None)
         self._extra_tasks: list[Callable[[], Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._slowlog: dict[str, Any] = {}
         self._topology_failed = False
+        self._topology_wake = asyncio.Event()
+        self._fast_topology_until = 0.0
+        self._retiring: set[asyncio.Task[None]] = set()  # removed nodes' workers being stopped
         self.heartbeat = time.monotonic()  # loops touch it; the watchdog reads it
 
     # ------------------------------------------------------------------ accessors
@@ -113,6 +116,7 @@ class Daemon:
                 await task
         self._tasks = []
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self._slowlog.values() if hasattr(s, "stop")))
         await self.connector.aclose()
 
@@ -165,21 +169,22 @@ class Daemon:
             self.last_reload_result = "rejected"
             return False
         finally:
-            self._fingerprint = fingerprint(path, self.config.catalog)
+            self._files.reset(path, self.config.catalog)
         if candidate.catalog == self.catalog and candidate == self.config:
             self.metrics.catalog_reload("unchanged")
             self.last_reload_result = "unchanged"
             return False
         old = self.catalog
         self.config = candidate
-        self._fingerprint = fingerprint(path, candidate.catalog)
+        self._files.reset(path, candidate.catalog)
         self.catalog_generation += 1
         self.last_reload_result = "accepted"
         self.metrics.catalog_reload("accepted")
         self.metrics.catalog_loaded(candidate.catalog.version, _counts(candidate.catalog))
         result = self.analysis.run(candidate.catalog)
         self.metrics.findings(f.severity for f in result.findings)
-        added = sorted({e.label for e in candidate.catalog.entries if e.live} - {e.label for e in old.entries if e.live})
+        was_live = {e.label for e in old.entries if e.live}
+        added = sorted({e.label for e in candidate.catalog.entries if e.live} - was_live)
         logs.event(
             "catalog_reloaded",
             version=candidate.catalog.version,
@@ -200,7 +205,7 @@ class Daemon:
             requested = self.reload_requested.is_set()
             self.reload_requested.clear()
             watch = self.config.daemon.watch_config
-            changed = watch and fingerprint(self.config.path, self.config.catalog) != self._fingerprint
+            changed = watch and self._files.changed()
             if requested or changed:
                 logs.event("catalog_reload", reason="SIGHUP" if requested else "file changed")
                 await self.reload_catalog()
@@ -252,7 +257,14 @@ class Daemon:
             if worker is None:
                 if old is not None:
                     logs.event("node_added", node=node.address, role=node.role)
-                worker = NodeWorker(node, self.connector, lambda: self.config, lambda: self.catalog, self.metrics)
+                worker = NodeWorker(
+                    node,
+                    self.connector,
+                    lambda: self.config,
+                    lambda: self.catalog,
+                    self.metrics,
+                    on_down=self._node_went_down,
+                )
                 self.workers[node.address] = worker
                 worker.start()
                 self._start_node_watchers(node.address)
@@ -262,11 +274,28 @@ class Daemon:
             if topology.get(address) is None:
                 logs.event("node_removed", node=address)
                 worker = self.workers.pop(address)
-                asyncio.get_running_loop().create_task(worker.stop())
                 watcher = self._slowlog.pop(address, None)
-                if watcher is not None and hasattr(watcher, "stop"):
-                    asyncio.get_running_loop().create_task(watcher.stop())
+                task = asyncio.get_running_loop().create_task(self._retire(worker, watcher))
+                self._retiring.add(task)  # the loop holds tasks weakly: keep it until it is done
+                task.add_done_callback(self._retiring.discard)
                 self.metrics.node_forgotten(address)
+
+    async def _retire(self, worker: NodeWorker, watcher: Any) -> None:
+        """Stop a removed node's worker and watcher, then close its connections."""
+        await worker.stop()
+        if watcher is not None and hasattr(watcher, "stop"):
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+        if worker.address not in self.workers:  # not re-added meanwhile
+            await self.connector.drop(worker.node.host, worker.node.port)
+
+    def _node_went_down(self, worker: NodeWorker) -> None:
+        """A node stopped answering: it may be failing over (or gone). Look at the topology now and
+        every second for a while, so a promotion or removal is seen in about a second instead of
+        up to a topology interval later. Nothing else changes: the steady state stays one
+        CLUSTER SHARDS per topology interval."""
+        self._fast_topology_until = time.monotonic() + _FAST_TOPOLOGY_WINDOW
+        self._topology_wake.set()
 
     def _start_node_watchers(self, address: str) -> None:
         """Hook for per-node watchers beside the reconcile worker (see slow-script watch)."""
@@ -276,7 +305,12 @@ class Daemon:
 
     async def _topology_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.daemon.topology_interval)
+            interval = self.config.daemon.topology_interval
+            if time.monotonic() < self._fast_topology_until:
+                interval = min(interval, _FAST_TOPOLOGY_INTERVAL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._topology_wake.wait(), interval)
+            self._topology_wake.clear()
             self.heartbeat = time.monotonic()
             await self.refresh_topology()
 
@@ -312,6 +346,10 @@ class Daemon:
 
 
 _LEVELS = {"error": 40, "warning": 30, "info": 20}
+# After a node goes down: a failover takes about twice cluster-node-timeout; watch the topology
+# every second for long enough to see it through.
+_FAST_TOPOLOGY_INTERVAL = 1.0
+_FAST_TOPOLOGY_WINDOW = 30.0
 
 
 def _counts(catalog: Catalog) -> dict[str, int]:

@@ -51,8 +51,10 @@ class NodeWorker:
         config: Callable[[], Config],
         catalog: Callable[[], Catalog],
         metrics: Metrics,
+        on_down: Callable[[NodeWorker], None] | None = None,
     ) -> None:
         self.node = node
+        self._on_down = on_down  # the daemon refreshes topology sooner: a down node may be failing over
         self.connector = connector
         self._config = config
         self._catalog = catalog
@@ -108,14 +110,18 @@ class NodeWorker:
 
     async def _loop(self) -> None:
         refused_backoff = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             self.wake.clear()
+            started = loop.time()
             report = await self.reconcile_once()
             self.reconciled.set()
             daemon = self._config().daemon
             if report.error is None and report.reachable:
                 refused_backoff = 0.0
-                delay = daemon.reconcile_interval
+                # A cadence, not a pause: the pass's own duration is taken off the wait, so a flush
+                # is seen at most one interval after the previous look, however slow the node.
+                delay = max(0.0, daemon.reconcile_interval - (loop.time() - started))
             elif not report.reachable:
                 # Cheap on a dead node (connection refused at once); a frozen one costs its timeout.
                 delay = daemon.down_poll_interval
@@ -156,6 +162,8 @@ class NodeWorker:
         changed = status.state != previous_state or (status.state != "down" and status.error != previous_error)
         if changed:
             self._log_transition(previous_state, report)
+            if status.state == "down" and self._on_down is not None:
+                self._on_down(self)
         self.metrics.node_reconciled(
             self.address,
             self.node.role,

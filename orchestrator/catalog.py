@@ -80,6 +80,10 @@ class Catalog:
     entries: tuple[Script, ...]
     _by_sha: Mapping[str, Script] = field(init=False, repr=False, compare=False)
     _by_function: Mapping[str, Script] = field(init=False, repr=False, compare=False)
+    _scripts: tuple[Script, ...] = field(init=False, repr=False, compare=False)
+    _functions: tuple[Script, ...] = field(init=False, repr=False, compare=False)
+    _shas: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _sha_set: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_sha: dict[str, Script] = {}
@@ -91,27 +95,37 @@ class Catalog:
             if entry.kind == KIND_FUNCTION and entry.live:
                 for fn in entry.functions:
                     by_function[fn] = entry
+        scripts = tuple(e for e in self.entries if e.kind == KIND_SCRIPT and e.live)
+        # Computed once: the daemon reads these for every node every interval.
         object.__setattr__(self, "_by_sha", MappingProxyType(by_sha))
         object.__setattr__(self, "_by_function", MappingProxyType(by_function))
+        object.__setattr__(self, "_scripts", scripts)
+        object.__setattr__(self, "_functions", tuple(e for e in self.entries if e.kind == KIND_FUNCTION and e.live))
+        object.__setattr__(self, "_shas", tuple(dict.fromkeys(s.sha for s in scripts)))
+        object.__setattr__(self, "_sha_set", frozenset(s.sha for s in scripts))
 
     @property
     def scripts(self) -> tuple[Script, ...]:
         """Live EVAL scripts: what every node's script cache must hold."""
-        return tuple(e for e in self.entries if e.kind == KIND_SCRIPT and e.live)
+        return self._scripts
 
     @property
     def functions(self) -> tuple[Script, ...]:
         """Live function libraries: what every primary must hold."""
-        return tuple(e for e in self.entries if e.kind == KIND_FUNCTION and e.live)
-
-    @property
-    def retired(self) -> tuple[Script, ...]:
-        return tuple(e for e in self.entries if not e.live)
+        return self._functions
 
     @property
     def shas(self) -> tuple[str, ...]:
         """Distinct SHAs of the live scripts, in catalog order."""
-        return tuple(dict.fromkeys(s.sha for s in self.scripts))
+        return self._shas
+
+    @property
+    def sha_set(self) -> frozenset[str]:
+        return self._sha_set
+
+    @property
+    def retired(self) -> tuple[Script, ...]:
+        return tuple(e for e in self.entries if not e.live)
 
     def by_sha(self, sha: str) -> Script | None:
         return self._by_sha.get(sha.lower())

@@ -41,9 +41,10 @@ def wants_functions(node: Node, catalog: Catalog, delete_unlisted: bool = False)
 
 def plan_node(observation: Observation, catalog: Catalog, delete_unlisted: bool = False) -> NodePlan:
     missing: dict[str, Script] = {}
-    for script in catalog.scripts:
-        if script.sha not in observation.present_shas and script.sha not in missing:
-            missing[script.sha] = script
+    if not catalog.sha_set <= observation.present_shas:  # the steady state skips the loop
+        for script in catalog.scripts:
+            if script.sha not in observation.present_shas and script.sha not in missing:
+                missing[script.sha] = script
     load_functions: list[Script] = []
     delete: list[str] = []
     if observation.libraries is not None and observation.node.role == PRIMARY:

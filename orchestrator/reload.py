@@ -9,6 +9,7 @@ with one log line; the running catalog keeps being enforced and nothing is unloa
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,18 +27,67 @@ from orchestrator.topology import Topology
 
 def fingerprint(config_path: Path, catalog: Catalog | None) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime_ns, size) of the config file and every catalog file: a change in any is an edit."""
-    paths = [config_path]
-    if catalog is not None:
-        base = config_path.parent
-        paths += [Path(e.file) if Path(e.file).is_absolute() else base / e.file for e in catalog.entries]
+    paths = _watched_paths(str(config_path), catalog)
     stamps = []
     for path in paths:
         try:
             stat = os.stat(path)
-            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+            stamps.append((path, stat.st_mtime_ns, stat.st_size))
         except OSError:
-            stamps.append((str(path), -1, -1))
+            stamps.append((path, -1, -1))
     return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=8)
+def _watched_paths(config_path: str, catalog: Catalog | None) -> tuple[str, ...]:
+    # Built once per catalog: the watch stats every file twice a second, pathlib per call cost 7%
+    # of a core on a 1,000-script catalog.
+    if catalog is None:
+        return (config_path,)
+    base = os.path.dirname(config_path)
+    files = dict.fromkeys(e.file if os.path.isabs(e.file) else os.path.join(base, e.file) for e in catalog.entries)
+    return (config_path, *files)
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+class FileWatch:
+    """Notices edits of the config file and of every catalog file, at a bounded cost per poll.
+
+    The config file is checked on every poll; script files `batch` at a time, round robin, so a
+    1,000-script catalog costs 100 stats per poll instead of 1,000 (an edit of a script file alone
+    is seen within ceil(files / batch) polls; an edit of the config file on the next poll).
+    """
+
+    def __init__(self, config_path: Path, catalog: Catalog | None, batch: int = 100) -> None:
+        self.batch = batch
+        self.reset(config_path, catalog)
+
+    def reset(self, config_path: Path, catalog: Catalog | None) -> None:
+        paths = _watched_paths(str(config_path), catalog)
+        self._config = paths[0]
+        self._scripts = paths[1:]
+        self._stamps = {path: _stamp(path) for path in paths}
+        self._cursor = 0
+
+    def changed(self) -> bool:
+        if _stamp(self._config) != self._stamps[self._config]:
+            return True
+        if not self._scripts:
+            return False
+        count = min(self.batch, len(self._scripts))
+        for step in range(count):
+            path = self._scripts[(self._cursor + step) % len(self._scripts)]
+            if _stamp(path) != self._stamps[path]:
+                return True
+        self._cursor = (self._cursor + count) % len(self._scripts)
+        return False
 
 
 @dataclass(frozen=True)
@@ -109,4 +159,4 @@ async def load_candidate(
     return config
 
 
-__all__ = ["Candidate", "CatalogRejected", "ConfigError", "compile_on_one_node", "fingerprint", "load_candidate"]
+__all__ = ["Candidate", "FileWatch", "CatalogRejected", "ConfigError", "compile_on_one_node", "fingerprint", "load_candidate"]

@@ -9,13 +9,14 @@ parallel and independently: one that is down or frozen costs only its own timeou
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis
 import redis.asyncio
 
-from orchestrator.batch import send_batch
+from orchestrator.batch import encode, send_batch, send_encoded
 from orchestrator.catalog import Catalog, Script
 from orchestrator.connections import Connector, describe_error
 from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
@@ -86,6 +87,21 @@ def parse_function_list(reply: object) -> dict[str, bytes]:
     return libraries
 
 
+@functools.lru_cache(maxsize=16)
+def _observe_packet(shas: tuple[str, ...], with_functions: bool) -> tuple[bytes, int]:
+    commands: list[tuple[str, ...]] = []
+    if shas:
+        commands.append(("SCRIPT", "EXISTS", *shas))
+    if with_functions:
+        commands.append(("FUNCTION", "LIST", "WITHCODE"))
+    return encode(commands), len(commands)
+
+
+@functools.lru_cache(maxsize=16)
+def _all_present(shas: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(shas)
+
+
 async def observe(
     client: redis.asyncio.Redis, node: Node, catalog: Catalog, delete_unlisted: bool = False
 ) -> tuple[Observation, int]:
@@ -94,18 +110,21 @@ async def observe(
     with_functions = wants_functions(node, catalog, delete_unlisted)
     if not shas and not with_functions:
         return Observation(node=node, present_shas=frozenset()), 0
-    pipe = client.pipeline(transaction=False)
-    if shas:
-        pipe.execute_command("SCRIPT", "EXISTS", *shas)
-    if with_functions:
-        pipe.execute_command("FUNCTION", "LIST", "WITHCODE")
-    replies = await pipe.execute(raise_on_error=True)
+    packet, count = _observe_packet(shas, with_functions)
+    replies = await send_encoded(client, packet, count)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
     present: frozenset[str] = frozenset()
     libraries = None
     index = 0
     if shas:
         flags = replies[index]
-        present = frozenset(sha for sha, flag in zip(shas, flags, strict=True) if int(flag))
+        assert isinstance(flags, list)
+        if all(flags):  # the steady state: skip building a set per node per interval
+            present = _all_present(shas)
+        else:
+            present = frozenset(sha for sha, flag in zip(shas, flags, strict=True) if int(flag))
         index += 1
     if with_functions:
         libraries = parse_function_list(replies[index])

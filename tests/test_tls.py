@@ -1,0 +1,122 @@
+"""redis.tls against real TLS-only clusters (port 0, tls-port, tls-cluster, tls-replication), with
+certificates made by `openssl` for each test module: CA verified by default, client certs optional."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.local_cluster import LocalCluster, LocalTLS, make_test_certificates
+from tests.helpers import DaemonProcess, all_hold, catalog_shas, write_config
+
+pytestmark = [
+    pytest.mark.timeout(150),
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"),
+]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> LocalTLS:
+    return make_test_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(certs: LocalTLS) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(primaries=3, replicas_per_primary=1, tls=certs)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _flush(cluster: LocalCluster) -> None:
+    for node in cluster.nodes:
+        with node.client() as c:
+            c.execute_command("SCRIPT", "FLUSH")
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=config.parent,
+    )
+
+
+def tls_section(certs: LocalTLS, **overrides: object) -> dict[str, object]:
+    tls: dict[str, object] = {"enabled": True, "ca_file": str(certs.ca_file)}
+    tls.update(overrides)
+    return tls
+
+
+def test_plain_text_connection_to_a_tls_only_cluster_fails_clearly(tls_cluster: LocalCluster, tmp_path: Path) -> None:
+    config = write_config(tmp_path, tls_cluster.seeds[:1])
+    done = cli(config, "status")
+    assert done.returncode == 3, done.stderr
+    assert tls_cluster.seeds[0] in done.stderr
+
+
+def test_sync_status_and_the_daemon_over_tls(certs: LocalTLS, tls_cluster: LocalCluster, tmp_path: Path) -> None:
+    _flush(tls_cluster)
+    redis = {"mode": "cluster", "seeds": tls_cluster.seeds[:1], "timeout": "2s", "tls": tls_section(certs)}
+    config = write_config(tmp_path, tls_cluster.seeds[:1], redis=redis)
+    shas = catalog_shas(config)
+
+    done = cli(config, "sync")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 of 6 node(s) hold the catalog" in done.stdout
+    assert all_hold(tls_cluster, shas)
+
+    done = cli(config, "status", "--format", "json")
+    assert done.returncode == 0, done.stderr
+
+    # The daemon repairs a flushed replica over TLS too.
+    replica = tls_cluster.replicas()[0]
+    with replica.client() as c:
+        c.execute_command("SCRIPT", "FLUSH")
+    with DaemonProcess(config) as daemon:
+        daemon.wait_log(" ready ", timeout=30)
+        assert all_hold(tls_cluster, shas)
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log(), daemon.log()
+
+
+def test_ca_verification_is_on_by_default(
+    certs: LocalTLS, tls_cluster: LocalCluster, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other_ca = make_test_certificates(tmp_path_factory.mktemp("other-ca")).ca_file
+    redis = {"seeds": tls_cluster.seeds[:1], "timeout": "2s", "tls": {"enabled": True, "ca_file": str(other_ca)}}
+    config = write_config(tmp_path, tls_cluster.seeds[:1], redis=redis)
+    done = cli(config, "status")
+    assert done.returncode == 3
+    assert "certificate verify failed" in done.stderr, done.stderr
+
+    # verify: false is the explicit, visible way out (a lab with self-signed certificates).
+    redis["tls"] = {"enabled": True, "ca_file": str(other_ca), "verify": False}
+    config = write_config(tmp_path, tls_cluster.seeds[:1], redis=redis)
+    done = cli(config, "sync")
+    assert done.returncode == 0, done.stderr
+
+
+def test_client_certificate_when_the_server_requires_one(tmp_path: Path) -> None:
+    certs = make_test_certificates(tmp_path / "certs", client_auth="yes")
+    with LocalCluster(primaries=3, replicas_per_primary=0, tls=certs) as cluster:
+        redis = {"seeds": cluster.seeds[:1], "timeout": "2s", "tls": tls_section(certs)}
+        config = write_config(tmp_path, cluster.seeds[:1], redis=redis)
+        done = cli(config, "status")
+        assert done.returncode == 3, done.stdout + done.stderr  # refused: no client certificate
+
+        redis["tls"] = tls_section(certs, cert_file=str(certs.client_cert_file), key_file=str(certs.client_key_file))
+        config = write_config(tmp_path, cluster.seeds[:1], redis=redis)
+        done = cli(config, "sync")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "3 of 3 node(s) hold the catalog" in done.stdout

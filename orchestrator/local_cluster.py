@@ -82,6 +82,70 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class LocalTLS:
+    """Certificates for a TLS cluster: the server's certificate and key, the CA that signed them and
+    that clients are checked against; client_auth is redis' `tls-auth-clients` (yes|no|optional)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    client_auth: str = "optional"
+
+    def server_config(self) -> list[str]:
+        return [
+            f'tls-cert-file "{self.cert_file}"',
+            f'tls-key-file "{self.key_file}"',
+            f'tls-ca-cert-file "{self.ca_file}"',
+            f"tls-auth-clients {self.client_auth}",
+            "tls-cluster yes",
+            "tls-replication yes",
+        ]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """redis-py arguments for the cluster's own admin connections (CA verified)."""
+        kwargs: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.ca_file), "ssl_check_hostname": False}
+        if self.client_cert_file and self.client_key_file:
+            kwargs["ssl_certfile"] = str(self.client_cert_file)
+            kwargs["ssl_keyfile"] = str(self.client_key_file)
+        return kwargs
+
+
+def make_test_certificates(directory: str | os.PathLike[str], client_auth: str = "optional") -> LocalTLS:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate, made
+    with the `openssl` command. For tests and `--local-cluster` only: the keys are not protected."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise LocalClusterError("openssl is not installed or not on PATH (needed to make test certificates)")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        done = subprocess.run([openssl, *args], cwd=out, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LocalClusterError(f"openssl {' '.join(args[:2])} failed: {done.stderr.strip()[-500:]}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=redis-orchestrator test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    server_ext = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+    (out / "server.ext").write_text(server_ext)
+    (out / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=redis-orchestrator")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    return LocalTLS(
+        ca_file=out / "ca.crt",
+        cert_file=out / "server.crt",
+        key_file=out / "server.key",
+        client_cert_file=out / "client.crt",
+        client_key_file=out / "client.key",
+        client_auth=client_auth,
+    )
+
+
 @dataclass(eq=False)
 class LocalNode:
     """One redis-server process of a LocalCluster. Its directory keeps nodes.conf across restarts."""
@@ -140,6 +204,7 @@ class LocalCluster:
         extra_config: Sequence[str] = (),
         client_kwargs: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        tls: LocalTLS | None = None,
     ) -> None:
         if primaries < 1:
             raise ValueError("a cluster needs at least one primary")
@@ -147,7 +212,10 @@ class LocalCluster:
         self.replicas_per_primary = replicas_per_primary
         self.node_timeout_ms = node_timeout_ms
         self.extra_config = tuple(extra_config)
-        self.client_kwargs = dict(client_kwargs or {})
+        # With `tls`, nodes listen on TLS only (port 0, tls-port, tls-cluster, tls-replication) and
+        # our admin connections verify them against its CA.
+        self.tls = tls
+        self.client_kwargs = {**(tls.client_kwargs() if tls is not None else {}), **(client_kwargs or {})}
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="redis-orch-cluster-"))
         self.nodes: list[LocalNode] = []
@@ -342,8 +410,10 @@ class LocalCluster:
         return node
 
     def _launch(self, node: LocalNode) -> subprocess.Popen[bytes]:
+        ports = [f"port {node.port}"] if self.tls is None else ["port 0", f"tls-port {node.port}"]
         config = [
-            f"port {node.port}",
+            *ports,
+            *(self.tls.server_config() if self.tls is not None else []),
             "bind 127.0.0.1",
             "protected-mode no",
             "daemonize no",

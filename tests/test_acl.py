@@ -47,8 +47,8 @@ def acl_log(cluster: LocalCluster) -> list[str]:
     for node in cluster.nodes:
         with node.client() as c:
             for entry in c.execute_command("ACL", "LOG"):
-                fields = dict(zip(entry[::2], entry[1::2], strict=True))
-                who, why, what = fields.get(b"username"), fields.get(b"reason"), fields.get(b"object")
+                fields = _fields(entry)
+                who, why, what = fields.get("username"), fields.get("reason"), fields.get("object")
                 denials.append(f"{node.address}: {who} {why} {what}")
     return denials
 
@@ -202,3 +202,13 @@ def _get(cluster: LocalCluster, key: str) -> str | None:
             if value is not None:
                 return value.decode()
     return None
+
+
+def _fields(entry: object) -> dict[str, object]:
+    """One ACL LOG entry as {field: value} with str keys (redis-py parses it into a dict; raw: flat)."""
+    if isinstance(entry, dict):
+        items = list(entry.items())
+    else:
+        flat = list(entry)  # type: ignore[call-overload]
+        items = list(zip(flat[::2], flat[1::2], strict=True))
+    return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}

@@ -9,11 +9,17 @@ so one script that does not compile does not hide the others' results.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import redis
 import redis.asyncio
 from redis.asyncio.connection import Connection
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency; stay correct without it
+    hiredis = None  # type: ignore[assignment]
 
 Command = Sequence[str | bytes | int]
 
@@ -27,13 +33,8 @@ async def send_batch(client: redis.asyncio.Redis, commands: Sequence[Command]) -
     connection: Connection = await pool.get_connection()
     healthy = False
     try:
-        await connection.send_packed_command(connection.pack_commands(commands), check_health=True)
-        replies: list[object] = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
+        await connection.send_packed_command(encode(commands), check_health=True)
+        replies = await _read_replies(connection, len(commands))
         healthy = True
         return replies
     finally:
@@ -64,15 +65,48 @@ async def send_encoded(client: redis.asyncio.Redis, packet: bytes, count: int) -
     healthy = False
     try:
         await connection.send_packed_command(packet, check_health=True)
-        replies: list[object] = []
-        for _ in range(count):
-            try:
-                replies.append(await connection.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
+        replies = await _read_replies(connection, count)
         healthy = True
         return replies
     finally:
         if not healthy:
             await connection.disconnect()
         await pool.release(connection)
+
+
+async def _read_replies(connection: Connection, count: int) -> list[object]:
+    """`count` replies, error replies as exceptions in place.
+
+    redis-py's read_response costs ~16 µs of Python per reply (timeouts, callbacks); for a batch of
+    thousands that is most of the time. When the connection has nothing buffered (we hold it alone,
+    every earlier reply was read), its byte stream is fed straight to one hiredis Reader instead:
+    the same parser redis-py uses, ~0.5 µs per reply. Otherwise, the plain path.
+    """
+    stream = getattr(connection, "_reader", None)
+    inner = getattr(getattr(connection, "_parser", None), "_reader", None)  # redis-py's hiredis Reader
+    usable = hiredis is not None and isinstance(stream, asyncio.StreamReader) and hasattr(inner, "has_data")
+    if not usable or inner is None or inner.has_data() or not isinstance(stream, asyncio.StreamReader):
+        replies: list[object] = []
+        for _ in range(count):
+            try:
+                replies.append(await connection.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    reader = hiredis.Reader(replyError=redis.ResponseError)
+    timeout = connection.socket_timeout
+    out: list[object] = []
+    while len(out) < count:
+        try:
+            data = await asyncio.wait_for(stream.read(1 << 16), timeout)
+        except TimeoutError as exc:
+            raise redis.TimeoutError(f"timeout reading a batch of {count} replies") from exc
+        if not data:
+            raise redis.ConnectionError("connection closed by the server during a batch")
+        reader.feed(data)
+        while len(out) < count:
+            reply = reader.gets()
+            if reply is False:
+                break
+            out.append(reply)
+    return out

@@ -67,6 +67,7 @@ class EvalshaOnlyClient:
     refused: int = 0
     connection_errors: int = 0
     noscript_times: list[float] = field(default_factory=list)
+    refusals: dict[str, int] = field(default_factory=dict)  # first word of other errors -> count
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -118,6 +119,8 @@ class EvalshaOnlyClient:
                 self.noscript_times.append(time.monotonic())
             else:
                 self.refused += 1
+                word = str(exc).split(" ", 1)[0]
+                self.refusals[word] = self.refusals.get(word, 0) + 1
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -1,0 +1,398 @@
+"""How fast `redis-orchestrator run` repairs a node after the events that empty script caches.
+
+    .venv/bin/python bench/bench_repair.py [--runs 5]
+
+One throwaway 3+3 cluster of real redis-server processes, the daemon as a real subprocess
+(reconcile_interval 1 s, topology_interval 2 s, down_poll_interval 100 ms), and per event at least
+`--runs` runs. For each run:
+
+  restart   kill -9 + start again on the same port; latency = its first PONG (polled every ~2 ms)
+            -> every catalog SHA present (SCRIPT EXISTS polled every ~2 ms)
+  flush     SCRIPT FLUSH; latency = the flush -> every SHA present
+  failover  kill -9 of a primary; latency = promotion of its replica -> every SHA present there
+            (the old primary is then restarted and rejoins as a replica, its reload not counted)
+  new node  CLUSTER MEET + REPLICATE (LocalCluster.add_node); latency = the add_node call -> every
+            SHA present on the new node; the node is removed again afterwards
+
+Beside each run an EVALSHA-only client (no fallback: EVALSHA_RO after READONLY, every catalog SHA
+in turn, on the node concerned) counts the NOSCRIPT replies it gets. The baseline, measured in the
+same run on the same cluster, before the daemon starts: the catalog loaded on primaries only (what
+redis-py's and go-redis' `script load` do), the same event, and the NOSCRIPT count of the same client
+over the next 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orchestrator.local_cluster import LocalCluster, LocalNode
+from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
+from tests.test_self_healing import EvalshaOnlyClient, local_key
+
+RECONCILE = 1.0
+TOPOLOGY = 2.0
+BASELINE_WINDOW = 2.0
+
+
+@dataclass
+class EventResult:
+    name: str
+    goal: str
+    latencies: list[float] = field(default_factory=list)
+    noscript: list[int] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    baseline_noscript: int | None = None
+    baseline_calls: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def poll_until_loaded(node: LocalNode, shas: set[str], timeout: float = 30) -> float:
+    """monotonic time at which `node` first answered with every SHA present."""
+    deadline = time.monotonic() + timeout
+    ordered = sorted(shas)
+    while time.monotonic() < deadline:
+        try:
+            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
+                while time.monotonic() < deadline:
+                    if all(int(f) for f in c.execute_command("SCRIPT", "EXISTS", *ordered)):
+                        return time.monotonic()
+                    time.sleep(0.002)
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(0.002)
+        except redis.ResponseError as exc:
+            if "LOADING" not in str(exc):
+                raise
+            time.sleep(0.002)
+    raise RuntimeError(f"{node} not loaded within {timeout}s")
+
+
+def first_pong(node: LocalNode, timeout: float = 30) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
+                c.ping()
+                return time.monotonic()
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(0.002)
+    raise RuntimeError(f"{node} gave no PONG within {timeout}s")
+
+
+class Background:
+    """Run `fn` in a thread and keep its result (the cluster's processes are started by the main
+    thread: LocalCluster's children die with the thread that started them)."""
+
+    def __init__(self, fn: Callable[[], float]) -> None:
+        self.result: float | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], float]) -> None:
+        try:
+            self.result = fn()
+        except BaseException as exc:
+            self.error = exc
+
+    def get(self, timeout: float = 40) -> float:
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise RuntimeError("measurement did not finish")
+        return self.result
+
+
+class Bench:
+    def __init__(self, cluster: LocalCluster, config: Path, runs: int) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.shas = catalog_shas(config)
+        self.runs = runs
+        self.daemon: DaemonProcess | None = None
+
+    # ------------------------------------------------------------------ daemon on / off
+
+    def start_daemon(self) -> None:
+        self.daemon = DaemonProcess(self.config)
+        self.daemon.wait_log(" ready ", timeout=30)
+
+    def stop_daemon(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
+
+    def progress(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def client_on(self, node: LocalNode) -> EvalshaOnlyClient:
+        return EvalshaOnlyClient(node, sorted(self.shas), local_key(node, "bench")).start()
+
+    def all_loaded(self) -> None:
+        wait_for(lambda: all(present(n, self.shas) == self.shas for n in self.cluster.nodes if n.running()), 30,
+                 "every node loaded")
+
+    def primaries_only(self) -> None:
+        """The baseline's starting point: the catalog on primaries, nothing on replicas."""
+        for node in self.cluster.nodes:
+            with node.client() as c:
+                c.execute_command("SCRIPT", "FLUSH")
+        for node in self.cluster.primaries():
+            with node.client() as c:
+                for path in sorted(self._sources()):
+                    c.script_load(path.read_bytes())
+
+    def _sources(self) -> list[Path]:
+        import yaml
+
+        data = yaml.safe_load(self.config.read_text())
+        scripts = data["catalog"]["scripts"]
+        return [self.config.parent / s["file"] for s in scripts if s.get("kind", "script") == "script"]
+
+    # ------------------------------------------------------------------ events
+
+    def restart(self, role: str) -> EventResult:
+        result = EventResult(f"restart ({role})", "<= 500 ms after first PONG")
+        for i in range(self.runs):
+            self.cluster.wait_healthy()
+            node = (self.cluster.replicas() if role == "replica" else self.cluster.primaries())[i % 3]
+            client = self.client_on(node)
+            before = client.noscript
+            self.cluster.kill(node)
+            pong = Background(lambda n=node: first_pong(n))  # type: ignore[misc]
+            loaded = Background(lambda n=node: poll_until_loaded(n, self.shas))  # type: ignore[misc]
+            self.cluster.restart(node, wait_healthy=False)
+            # <= 0: loaded before our own poller's first PONG (the daemon probes every 10 ms).
+            result.latencies.append(max(0.0, loaded.get() - pong.get()))
+            time.sleep(0.3)
+            client.stop()
+            result.noscript.append(client.noscript - before)
+            result.calls.append(client.calls)
+        self.cluster.wait_healthy()
+        return result
+
+    def flush(self) -> EventResult:
+        result = EventResult("SCRIPT FLUSH", f"<= {RECONCILE * 1000 + 100:.0f} ms")
+        for i in range(self.runs):
+            node = (self.cluster.primaries() + self.cluster.replicas())[i % 6]
+            client = self.client_on(node)
+            wait_for(lambda c=client: c.calls > 20, 5, "client warm")  # type: ignore[misc]
+            with node.client() as c:
+                c.execute_command("SCRIPT", "FLUSH")
+            flushed = time.monotonic()
+            result.latencies.append(poll_until_loaded(node, self.shas) - flushed)
+            client.stop()
+            result.noscript.append(client.noscript)
+            result.calls.append(client.calls)
+        return result
+
+    def failover(self) -> EventResult:
+        result = EventResult("failover (kill -9 primary)", "0 NOSCRIPT")
+        promotions = []
+        for i in range(self.runs):
+            self.cluster.wait_healthy()
+            self.all_loaded()
+            primary = self.cluster.primaries()[i % 3]
+            replica = self.cluster.replicas_of(primary)[0]
+            client = self.client_on(replica)
+            wait_for(lambda c=client: c.calls > 20, 5, "client warm")  # type: ignore[misc]
+            killed = time.monotonic()
+            self.cluster.kill(primary)
+            wait_for(lambda r=replica: r.role() == "primary", 30, "promotion", interval=0.01)  # type: ignore[misc]
+            promoted = time.monotonic()
+            promotions.append(promoted - killed)
+            result.latencies.append(max(0.0, poll_until_loaded(replica, self.shas) - promoted))
+            time.sleep(0.5)
+            client.stop()
+            result.noscript.append(client.noscript)
+            result.calls.append(client.calls)
+            self.cluster.restart(primary)  # rejoins as a replica of the promoted node
+        self.all_loaded()
+        result.notes.append(
+            f"promotion took {statistics.median(promotions):.1f} s median (cluster-node-timeout 2 s)"
+        )
+        return result
+
+    def new_node(self) -> EventResult:
+        result = EventResult("new node (MEET+REPLICATE)", f"<= {TOPOLOGY + 1:.0f} s")
+        for i in range(self.runs):
+            # A fresh daemon each run: removing the last run's node made the old one watch the
+            # topology every second for a while (node_worker's on_down), which would flatter us.
+            self.stop_daemon()
+            self.cluster.wait_healthy()
+            self.start_daemon()
+            time.sleep(i * TOPOLOGY / self.runs)  # spread the join over the topology cycle
+            primary = self.cluster.primaries()[i % 3]
+            key = local_key(primary, "bench")
+            known = set(self.cluster.nodes)
+            seen: dict[str, object] = {}
+
+            def watch(known: set[LocalNode] = known, seen: dict[str, object] = seen, key: str = key) -> float:
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline:
+                    fresh = [n for n in list(self.cluster.nodes) if n not in known]
+                    if fresh:
+                        client = EvalshaOnlyClient(fresh[0], sorted(self.shas), key).start()
+                        seen["client"] = client
+                        return poll_until_loaded(fresh[0], self.shas, timeout=40)
+                    time.sleep(0.001)
+                raise RuntimeError("no new node appeared")
+
+            watcher = Background(watch)
+            started = time.monotonic()
+            joined = self.cluster.add_node(replica_of=primary)
+            result.latencies.append(watcher.get() - started)
+            time.sleep(0.5)
+            client = seen["client"]
+            assert isinstance(client, EvalshaOnlyClient)
+            client.stop()
+            result.noscript.append(client.noscript)
+            result.calls.append(client.calls)
+            self.cluster.remove_node(joined)
+        return result
+
+    # ------------------------------------------------------------------ baseline
+
+    def kill_and_restart(self, node: LocalNode) -> None:
+        self.cluster.kill(node)
+        self.cluster.restart(node, wait_healthy=False)
+
+    def baseline(self, results: dict[str, EventResult]) -> None:
+        """The same events without the daemon, scripts loaded on primaries only (like redis-py)."""
+
+        def observe(node: LocalNode, event: Callable[[], None], key_node: LocalNode | None = None) -> tuple[int, int]:
+            client = EvalshaOnlyClient(node, sorted(self.shas), local_key(key_node or node, "bench")).start()
+            time.sleep(0.2)
+            before_noscript, before_calls = client.noscript, client.calls
+            event()
+            time.sleep(BASELINE_WINDOW)
+            client.stop()
+            if client.refusals:
+                self.progress(f"baseline on {node}: other errors {client.refusals}")
+            return client.noscript - before_noscript, client.calls - before_calls
+
+        self.cluster.wait_healthy()
+        self.primaries_only()
+        replica = self.cluster.replicas()[0]
+        counts = observe(replica, lambda: self.kill_and_restart(replica))
+        results["restart (replica)"].baseline_noscript, results["restart (replica)"].baseline_calls = counts
+        self.cluster.wait_healthy()
+        self.primaries_only()
+        primary = self.cluster.primaries()[0]
+        counts = observe(primary, lambda: self.kill_and_restart(primary))
+        results["restart (primary)"].baseline_noscript, results["restart (primary)"].baseline_calls = counts
+        self.cluster.wait_healthy()
+        self.primaries_only()
+        primary = self.cluster.primaries()[1]
+
+        def flush() -> None:
+            with primary.client() as c:
+                c.execute_command("SCRIPT", "FLUSH")
+
+        counts = observe(primary, flush)
+        results["SCRIPT FLUSH"].baseline_noscript, results["SCRIPT FLUSH"].baseline_calls = counts
+        self.primaries_only()
+        primary = self.cluster.primaries()[2]
+        replica = self.cluster.replicas_of(primary)[0]
+
+        def kill_and_promote() -> None:
+            self.cluster.kill(primary)
+            wait_for(lambda: replica.role() == "primary", 30, "promotion", interval=0.01)
+
+        counts = observe(replica, kill_and_promote)
+        results["failover (kill -9 primary)"].baseline_noscript = counts[0]
+        results["failover (kill -9 primary)"].baseline_calls = counts[1]
+        self.cluster.restart(primary)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def print_table(results: list[EventResult], runs: int) -> None:
+    print()
+    print(f"Repair latency and NOSCRIPT seen by an EVALSHA-only client ({runs} runs per event)")
+    header = (
+        f"{'event':<28} {'median':>8} {'max':>8}  {'goal':<27} {'NOSCRIPT (daemon)':>22}  "
+        f"{'NOSCRIPT baseline*':>22}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        noscript = f"{sum(r.noscript)} of {sum(r.calls)} calls"
+        base = f"{r.baseline_noscript} of {r.baseline_calls}" if r.baseline_noscript is not None else "-"
+        print(
+            f"{r.name:<28} {_ms(statistics.median(r.latencies)):>8} {_ms(max(r.latencies)):>8}  {r.goal:<27} "
+            f"{noscript:>22}  {base:>22}"
+        )
+    print()
+    print(f"* baseline: no daemon, catalog loaded on primaries only (redis-py/go-redis style), same event, "
+          f"NOSCRIPT over the next {BASELINE_WINDOW:.0f} s")
+    for r in results:
+        for note in r.notes:
+            print(f"  {r.name}: {note}")
+        print(f"  {r.name}: runs " + ", ".join(_ms(x) for x in r.latencies) + f"; NOSCRIPT per run {r.noscript}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    started = time.monotonic()
+    directory = Path(tempfile.mkdtemp(prefix="bench-repair-"))
+    with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+        config = write_config(
+            directory,
+            cluster.seeds[:3],
+            daemon={
+                "reconcile_interval": f"{RECONCILE}s",
+                "topology_interval": f"{TOPOLOGY}s",
+                "down_poll_interval": "100ms",
+                "config_poll_interval": "1s",
+            },
+        )
+        bench = Bench(cluster, config, args.runs)
+        try:
+            results = [
+                EventResult("restart (replica)", "<= 500 ms after first PONG"),
+                EventResult("restart (primary)", "<= 500 ms after first PONG"),
+                EventResult("SCRIPT FLUSH", f"<= {RECONCILE * 1000 + 100:.0f} ms"),
+                EventResult("failover (kill -9 primary)", "0 NOSCRIPT"),
+            ]
+            bench.progress(f"{time.monotonic() - started:5.0f} s  baseline (no daemon)")
+            bench.baseline({r.name: r for r in results})  # first, on a pristine cluster
+            baselines = {r.name: (r.baseline_noscript, r.baseline_calls) for r in results}
+            bench.start_daemon()
+            results = []
+            for name, run in (
+                ("restart replica", lambda: bench.restart("replica")),
+                ("restart primary", lambda: bench.restart("primary")),
+                ("flush", bench.flush),
+                ("failover", bench.failover),
+                ("new node", bench.new_node),
+            ):
+                bench.progress(f"{time.monotonic() - started:5.0f} s  {name} x{args.runs}")
+                results.append(run())
+            for r in results:
+                r.baseline_noscript, r.baseline_calls = baselines.get(r.name, (None, None))
+        finally:
+            bench.stop_daemon()
+    print_table(results, args.runs)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -272,7 +272,9 @@ class Bench:
     def baseline(self, results: dict[str, EventResult]) -> None:
         """The same events without the daemon, scripts loaded on primaries only (like redis-py)."""
 
-        def observe(node: LocalNode, event: Callable[[], None], key_node: LocalNode | None = None) -> tuple[int, int]:
+        def observe(
+            node: LocalNode, event: Callable[[], None], key_node: LocalNode | None = None
+        ) -> tuple[int | None, int | None]:
             client = EvalshaOnlyClient(node, sorted(self.shas), local_key(key_node or node, "bench")).start()
             time.sleep(0.2)
             before_noscript, before_calls = client.noscript, client.calls
@@ -281,7 +283,10 @@ class Bench:
             client.stop()
             if client.refusals:
                 self.progress(f"baseline on {node}: other errors {client.refusals}")
-            return client.noscript - before_noscript, client.calls - before_calls
+            noscript = client.noscript - before_noscript
+            if noscript == 0 and client.refusals:
+                return None, None  # the node refused to serve (MOVED / CLUSTERDOWN): no baseline
+            return noscript, client.calls - before_calls
 
         self.cluster.wait_healthy()
         self.primaries_only()
@@ -339,7 +344,8 @@ def print_table(results: list[EventResult], runs: int) -> None:
         )
     print()
     print(f"* baseline: no daemon, catalog loaded on primaries only (redis-py/go-redis style), same event, "
-          f"NOSCRIPT over the next {BASELINE_WINDOW:.0f} s")
+          f"NOSCRIPT over the next {BASELINE_WINDOW:.0f} s; '-': none (the node answered MOVED/CLUSTERDOWN "
+          "throughout, or no comparable setup)")
     for r in results:
         for note in r.notes:
             print(f"  {r.name}: {note}")

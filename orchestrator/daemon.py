@@ -215,6 +215,10 @@ class Daemon:
     def _seeds(self) -> list[str]:
         configured = self.seeds_override or list(self.config.redis.seeds)
         known = list(self.topology.addresses) if self.topology else []
+        if known:
+            # Ask a different node each refresh: no node pays for every CLUSTER SHARDS.
+            self._seed_turn = (getattr(self, "_seed_turn", -1) + 1) % len(known)
+            known = known[self._seed_turn :] + known[: self._seed_turn]
         return list(dict.fromkeys([*known, *configured]))
 
     async def _first_topology(self) -> None:

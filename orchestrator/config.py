@@ -425,10 +425,10 @@ class _Reader:
                     "catalog.scripts",
                     f"function library {entry.library} is declared by both {libraries[entry.library]} and {entry.name}",
                 )
-        for name, version in current.items():
-            if not any(e.name == name and e.version == version for e in entries):
-                self.problem("catalog.scripts", f"{name}: current version {version} is not among its versions")
-                current = {k: v for k, v in current.items() if k != name}
+        for name, wanted in list(current.items()):
+            if not any(e.name == name and e.version == wanted for e in entries):
+                self.problem("catalog.scripts", f"{name}: current version {wanted} is not among its versions")
+                del current[name]
         return Catalog(version=version, entries=tuple(mark_live(entries, keep, current)))
 
     def catalog_entry(

@@ -140,6 +140,7 @@ catalog:
         - {version: 4, file: t4.lua}
 """,
     )
+    assert config.catalog.version == "7"  # not overwritten by a script's current version
     by_version = {e.version: e for e in config.catalog.entries}
     assert by_version["3"].current and by_version["3"].live
     assert [e.version for e in config.catalog.scripts] == ["3", "4"] or {e.version for e in config.catalog.scripts} == {

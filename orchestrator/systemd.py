@@ -50,6 +50,9 @@ class Notifier:
         try:
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Never block the event loop: with the receiver's queue full, a blocking sendto
+                # waits until it drains. Drop the message instead (EAGAIN), like a missed ping.
+                self._socket.setblocking(False)
             self._socket.sendto(message.encode("utf-8", "replace"), self.address)
         except OSError as exc:
             if not self._failed:  # one line per state change, not one per ping

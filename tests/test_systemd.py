@@ -188,3 +188,90 @@ def test_a_full_notify_queue_drops_messages_instead_of_blocking(notify_socket: N
     notifier.close()
     assert results[0] and not results[-1]  # the queue filled up; we went on without waiting
     assert 0 < notify_socket.count("WATCHDOG=1") < 5000
+
+
+# ---------------------------------------------------------------------- the other deployment files
+# (no Docker engine in CI: compose and the Dockerfile are checked for what can be checked without one)
+
+DEPLOY = REPO / "deploy"
+
+
+def _compose() -> dict[str, object]:
+    import yaml
+
+    data = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_file_is_consistent() -> None:
+    compose = _compose()
+    services: dict[str, dict[str, object]] = compose["services"]  # type: ignore[assignment]
+    redis_nodes = [name for name in services if name.startswith("redis-")]
+    assert len(redis_nodes) == 6
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}) or {}:  # type: ignore[union-attr]
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes", []) or []:  # type: ignore[union-attr]
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+        for secret in service.get("secrets", []) or []:  # type: ignore[union-attr]
+            assert secret in compose["secrets"]  # type: ignore[operator]
+    for secret in compose["secrets"].values():  # type: ignore[attr-defined]
+        assert (DEPLOY / secret["file"]).is_file()
+    init = services["cluster-init"]
+    assert "--cluster create" in (DEPLOY / "container" / "cluster-init.sh").read_text()
+    assert init["depends_on"] == {n: {"condition": "service_healthy"} for n in redis_nodes}
+    orchestrator = services["orchestrator"]
+    assert orchestrator["depends_on"] == {"cluster-init": {"condition": "service_completed_successfully"}}
+    assert "./container/config.yaml:/etc/redis-orchestrator/config.yaml:ro" in orchestrator["volumes"]  # type: ignore[operator]
+    prometheus_volumes = services["prometheus"]["volumes"]
+    assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus_volumes  # type: ignore[operator]
+    assert "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in prometheus_volumes  # type: ignore[operator]
+    grafana_volumes = " ".join(services["grafana"]["volumes"])  # type: ignore[arg-type]
+    assert "./grafana/redis-orchestrator.json:" in grafana_volumes and "./grafana/provisioning/" in grafana_volumes
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker client")
+def test_docker_compose_config_when_the_plugin_exists() -> None:
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("the docker client has no compose plugin here")
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_dockerfile_runs_non_root_with_a_healthcheck() -> None:
+    text = (DEPLOY / "container" / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    assert "USER 10001" in text and "HEALTHCHECK" in text and "/healthz" in text and "EXPOSE 9840" in text
+    assert '"/etc/redis-orchestrator/config.yaml"' in text
+    assert "pip install /src" in text and "COPY lua /usr/share/redis-orchestrator/lua" in text
+
+
+def test_container_config_is_valid_and_the_init_script_parses(tmp_path: Path) -> None:
+    from orchestrator.config import parse_config
+
+    secret = tmp_path / "orchestrator-password"
+    secret.write_text((DEPLOY / "container" / "secrets" / "orchestrator-password").read_text())
+    text = (DEPLOY / "container" / "config.yaml").read_text().replace("/run/secrets/orchestrator-password", str(secret))
+    shutil.copytree(REPO / "lua", tmp_path / "lua")
+    config = parse_config(text, tmp_path / "config.yaml", environ={})
+    assert config.metrics.listen == "0.0.0.0:9840"
+    assert config.leader.enabled and config.manifest.key == "{redis-orchestrator}:manifest"
+    assert config.redis.username == "redis-orchestrator" and config.redis.password is not None
+    script = DEPLOY / "container" / "cluster-init.sh"
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True, timeout=10).returncode == 0
+    rules = subprocess.run(
+        ["sed", "-n", "s/^user redis-orchestrator //p", str(DEPLOY / "acl" / "orchestrator.acl")],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.split()
+    assert rules[0] == "on" and rules[-1] == "~{redis-orchestrator}:*"

@@ -116,6 +116,12 @@ def _moved_to(exc: BaseException) -> Node | None:
     return None
 
 
+async def _call(client: redis.asyncio.Redis, *args: str | int | bytes) -> Any:
+    """One raw command (redis-py's execute_command is untyped in some versions, typed in others)."""
+    untyped: Any = client
+    return await untyped.execute_command(*args)
+
+
 class KeyRouter:
     """Runs a script or a command on the primary of one key's slot; follows one MOVED."""
 
@@ -129,17 +135,17 @@ class KeyRouter:
     async def evalsha(self, script: LockScript, key: str, *args: str | int) -> Any:
         async def run(client: redis.asyncio.Redis) -> Any:
             try:
-                return await client.execute_command("EVALSHA", script.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+                return await _call(client, "EVALSHA", script.sha, 1, key, *args)
             except redis.exceptions.NoScriptError:
                 # A new primary after a failover, a restart or a SCRIPT FLUSH: its cache is empty.
-                await client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-                return await client.execute_command("EVALSHA", script.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+                await _call(client, "SCRIPT", "LOAD", script.source)
+                return await _call(client, "EVALSHA", script.sha, 1, key, *args)
 
         return await self._on_owner(key, run)
 
     async def command(self, key: str, *args: str | int | bytes) -> Any:
         async def run(client: redis.asyncio.Redis) -> Any:
-            return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+            return await _call(client, *args)
 
         return await self._on_owner(key, run)
 

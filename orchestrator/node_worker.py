@@ -35,6 +35,8 @@ _MAX_REFUSED_BACKOFF = 5.0
 # millisecond between its first answer and our reload is a millisecond of NOSCRIPT for clients
 # (a restarted replica serves reads at once). A refused connect costs next to nothing.
 _FAST_PROBE_FACTOR = 10
+# A full observation (every SHA) at least this often, even while the cache marker says all is well.
+_FULL_CHECK_EVERY = 60
 _FAST_PROBE_WINDOW = 10.0
 
 
@@ -73,6 +75,8 @@ class NodeWorker:
         self.reconciled = asyncio.Event()  # set after each pass; tests and the daemon's first sync wait on it
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._trusted_catalog: Catalog | None = None
+        self._passes_since_full = 0
 
     @property
     def address(self) -> str:
@@ -110,9 +114,22 @@ class NodeWorker:
         catalog = self._catalog()
         client = self.connector.client(self.node.host, self.node.port)
         started = time.perf_counter()
-        report = await reconcile_node(
-            client, self.node, catalog, write=True, delete_unlisted=config.functions.delete_unlisted
+        # Trust the cache marker only after a complete, clean full pass on this very catalog, and
+        # look at every SHA again every _FULL_CHECK_EVERY passes anyway.
+        quick = (
+            self._trusted_catalog is catalog
+            and self._passes_since_full < _FULL_CHECK_EVERY
+            and self.status.state == "ok"
         )
+        report = await reconcile_node(
+            client, self.node, catalog, write=True, delete_unlisted=config.functions.delete_unlisted, quick=quick
+        )
+        clean = report.reachable and report.error is None and not report.failures
+        if report.quick and clean:
+            self._passes_since_full += 1
+        elif not report.quick:
+            self._trusted_catalog = catalog if clean else None
+            self._passes_since_full = 0
         seconds = time.perf_counter() - started
         self._record(report, seconds)
         return report

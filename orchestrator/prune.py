@@ -42,6 +42,7 @@ from orchestrator.catalog import Catalog, Script
 from orchestrator.config import Config
 from orchestrator.connections import Connector, describe_error
 from orchestrator.errors import EXIT_CLEAN, EXIT_FINDINGS
+from orchestrator.sync import MARKER_SHA, MARKER_SOURCE
 from orchestrator.topology import Node, discover
 
 
@@ -54,11 +55,13 @@ class CacheSurvey:
     live_present: tuple[Script, ...]
     live_missing: tuple[Script, ...]
     retired_present: tuple[Script, ...]
+    marker_present: bool = False  # our cache marker (sync.MARKER_SOURCE) is ours, not foreign
 
     @property
     def foreign(self) -> int:
         """Cached scripts that are neither live nor retired catalog versions (plain EVAL, other tools)."""
-        return max(0, self.cached - len(self.live_present) - len(self.retired_present))
+        ours = len(self.live_present) + len(self.retired_present) + int(self.marker_present)
+        return max(0, self.cached - ours)
 
     @property
     def needs_prune(self) -> bool:
@@ -95,11 +98,10 @@ async def survey_node(client: redis.asyncio.Redis, node: Node, catalog: Catalog)
     retired = [s for s in _distinct([r for r in catalog.retired if r.kind == "script"]) if s.sha not in live_shas]
     pipe = client.pipeline(transaction=False)
     everything = [*live, *retired]
-    if everything:
-        pipe.execute_command("SCRIPT", "EXISTS", *(s.sha for s in everything))
+    pipe.execute_command("SCRIPT", "EXISTS", MARKER_SHA, *(s.sha for s in everything))
     pipe.info("memory")
     replies = await pipe.execute(raise_on_error=True)
-    flags = [int(f) for f in replies[0]] if everything else []
+    marker, *flags = [int(f) for f in replies[0]]
     info = replies[-1]
     present = {s.sha for s, flag in zip(everything, flags, strict=True) if flag}
     return CacheSurvey(
@@ -108,6 +110,7 @@ async def survey_node(client: redis.asyncio.Redis, node: Node, catalog: Catalog)
         live_present=tuple(s for s in live if s.sha in present),
         live_missing=tuple(s for s in live if s.sha not in present),
         retired_present=tuple(s for s in retired if s.sha in present),
+        marker_present=bool(marker),
     )
 
 
@@ -159,10 +162,11 @@ async def prune_node(client: redis.asyncio.Redis, survey: CacheSurvey, catalog: 
         pipe.execute_command("SCRIPT", "FLUSH", "ASYNC")
         for script in live:
             pipe.execute_command("SCRIPT", "LOAD", script.source)
+        pipe.execute_command("SCRIPT", "LOAD", MARKER_SOURCE)  # last: the cache is complete again
         started = time.perf_counter()
         replies = await pipe.execute(raise_on_error=False)
         blocked = time.perf_counter() - started
-        for script, reply in zip(live, replies[1:], strict=True):
+        for script, reply in zip(live, replies[1:-1], strict=True):
             if isinstance(reply, Exception):
                 errors.append(f"{script.label}: {describe_error(reply)}")
             elif (reply.decode() if isinstance(reply, bytes) else str(reply)).lower() != script.sha:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,19 @@ from orchestrator.catalog import Catalog, Script
 from orchestrator.connections import Connector, describe_error
 from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
 from orchestrator.topology import Node, Topology
+
+
+# The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
+# catalog. Redis 7 drops cached scripts only all at once (SCRIPT FLUSH, restart: there is no way to
+# remove one, and scripts added by SCRIPT LOAD are never evicted), and no client ever loads this
+# one, so while it is present nothing has been flushed since the last complete pass. That lets the
+# steady-state check ask for one SHA instead of the whole catalog. A client re-adding one of *its*
+# scripts with EVAL after a flush cannot fool it, as it could a check on any catalog script.
+MARKER_SOURCE = (
+    b"-- redis-orchestrator cache marker: present while this node's script cache is complete\n"
+    b"return 'redis-orchestrator'\n"
+)
+MARKER_SHA = hashlib.sha1(MARKER_SOURCE).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class NodeReport:
     commands: int = 0  # commands sent to the node in this pass
     round_trips: int = 0
     present: frozenset[str] = field(default_factory=frozenset)
+    quick: bool = False  # True when the pass trusted the cache marker instead of asking every SHA
 
     @property
     def missing_after(self) -> tuple[Script, ...]:
@@ -89,9 +104,7 @@ def parse_function_list(reply: object) -> dict[str, bytes]:
 
 @functools.lru_cache(maxsize=16)
 def _observe_packet(shas: tuple[str, ...], with_functions: bool) -> tuple[bytes, int]:
-    commands: list[tuple[str, ...]] = []
-    if shas:
-        commands.append(("SCRIPT", "EXISTS", *shas))
+    commands: list[tuple[str, ...]] = [("SCRIPT", "EXISTS", MARKER_SHA, *shas)]
     if with_functions:
         commands.append(("FUNCTION", "LIST", "WITHCODE"))
     return encode(commands), len(commands)
@@ -103,41 +116,54 @@ def _all_present(shas: tuple[str, ...]) -> frozenset[str]:
 
 
 async def observe(
-    client: redis.asyncio.Redis, node: Node, catalog: Catalog, delete_unlisted: bool = False
-) -> tuple[Observation, int]:
-    """One round trip. Returns the observation and the number of commands sent."""
-    shas = catalog.shas
+    client: redis.asyncio.Redis,
+    node: Node,
+    catalog: Catalog,
+    delete_unlisted: bool = False,
+    *,
+    quick: bool = False,
+) -> tuple[Observation, bool, int]:
+    """One round trip: `SCRIPT EXISTS marker [sha...]` (+ `FUNCTION LIST WITHCODE` on primaries).
+
+    With `quick`, only the marker is asked and, when present, every catalog script is taken as
+    present. Returns the observation, whether the marker was there, and the commands sent.
+    """
+    shas = () if quick else catalog.shas
     with_functions = wants_functions(node, catalog, delete_unlisted)
-    if not shas and not with_functions:
-        return Observation(node=node, present_shas=frozenset()), 0
     packet, count = _observe_packet(shas, with_functions)
     replies = await send_encoded(client, packet, count)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
-    present: frozenset[str] = frozenset()
-    libraries = None
-    index = 0
-    if shas:
-        flags = replies[index]
-        assert isinstance(flags, list)
-        if all(flags):  # the steady state: skip building a set per node per interval
-            present = _all_present(shas)
-        else:
-            present = frozenset(sha for sha, flag in zip(shas, flags, strict=True) if int(flag))
-        index += 1
-    if with_functions:
-        libraries = parse_function_list(replies[index])
-    return Observation(node=node, present_shas=present, libraries=libraries), len(replies)
+    flags = replies[0]
+    assert isinstance(flags, list)
+    marker = bool(flags[0])
+    if quick:
+        present = _all_present(catalog.shas) if marker else frozenset()
+    elif all(flags):  # the usual full answer: skip building a set
+        present = _all_present(catalog.shas)
+    else:
+        present = frozenset(sha for sha, flag in zip(catalog.shas, flags[1:], strict=True) if int(flag))
+    libraries = parse_function_list(replies[1]) if with_functions else None
+    return Observation(node=node, present_shas=present, libraries=libraries), marker, len(replies)
 
 
-async def apply(client: redis.asyncio.Redis, plan: NodePlan) -> tuple[list[Script], list[Script], list[str], list[LoadFailure], int]:
-    """One pipelined round trip for everything the plan asks. Failures are per script, never fatal."""
-    if plan.in_sync:
+async def apply(
+    client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False
+) -> tuple[list[Script], list[Script], list[str], list[LoadFailure], int]:
+    """One pipelined round trip for everything the plan asks. Failures are per script, never fatal.
+
+    With `with_marker`, the cache marker is loaded last: the node runs a connection's commands in
+    order, so once the marker is there every load before it has been done (or has failed, which
+    the caller sees in the failures and answers with full observations until it is fixed).
+    """
+    if plan.in_sync and not with_marker:
         return [], [], [], [], 0
     commands: list[tuple[str | bytes, ...]] = [("SCRIPT", "LOAD", s.source) for s in plan.load_scripts]
     commands += [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
     commands += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
+    if with_marker:
+        commands.append(("SCRIPT", "LOAD", MARKER_SOURCE))
     replies = await send_batch(client, commands)
     loaded: list[Script] = []
     functions_loaded: list[Script] = []
@@ -177,21 +203,29 @@ async def reconcile_node(
     *,
     write: bool = True,
     delete_unlisted: bool = False,
+    quick: bool = False,
 ) -> NodeReport:
-    """Observe, plan and (when `write`) apply on one node. Never raises for Redis trouble."""
+    """Observe, plan and (when `write`) apply on one node. Never raises for Redis trouble.
+
+    `quick` trusts the cache marker (see MARKER_SOURCE); when the marker is gone the same pass
+    falls back to a full observation at once.
+    """
     commands = 0
     round_trips = 0
     plan: NodePlan | None = None
     try:
-        observation, commands = await observe(client, node, catalog, delete_unlisted)
-        round_trips = 1 if commands else 0
+        observation, marker, commands = await observe(client, node, catalog, delete_unlisted, quick=quick)
+        round_trips = 1
+        if quick and not marker:
+            observation, marker, sent = await observe(client, node, catalog, delete_unlisted)
+            commands, round_trips, quick = commands + sent, 2, False
         plan = plan_node(observation, catalog, delete_unlisted)
-        if not write or plan.in_sync:
+        if not write or (plan.in_sync and marker):
             return NodeReport(
                 node=node, reachable=True, plan=plan, commands=commands, round_trips=round_trips,
-                present=observation.present_shas,
+                present=observation.present_shas, quick=quick,
             )
-        loaded, functions_loaded, deleted, failures, sent = await apply(client, plan)
+        loaded, functions_loaded, deleted, failures, sent = await apply(client, plan, with_marker=True)
         return NodeReport(
             node=node,
             reachable=True,

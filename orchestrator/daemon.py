@@ -26,6 +26,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.node_worker import NodeWorker
 from orchestrator.reload import FileWatch, load_candidate
 from orchestrator.topology import Topology, discover
+from orchestrator.waiting import wait_event
 
 Hook = Callable[[str], None]
 
@@ -199,8 +200,7 @@ class Daemon:
     async def _config_loop(self) -> None:
         while True:
             interval = self.config.daemon.config_poll_interval
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.reload_requested.wait(), interval)
+            await wait_event(self.reload_requested, interval)
             self.heartbeat = time.monotonic()
             requested = self.reload_requested.is_set()
             self.reload_requested.clear()
@@ -232,8 +232,7 @@ class Daemon:
                     logs.error("no_seed_reachable", str(exc))
                     self._topology_failed = True
                 self._notify(f"STATUS=waiting for a seed: {exc}")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), backoff)
+            await wait_event(self.stopping, backoff)
             backoff = min(backoff * 2, 5.0)
 
     async def refresh_topology(self, raise_errors: bool = False) -> None:
@@ -312,8 +311,7 @@ class Daemon:
             interval = self.config.daemon.topology_interval
             if time.monotonic() < self._fast_topology_until:
                 interval = min(interval, _FAST_TOPOLOGY_INTERVAL)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._topology_wake.wait(), interval)
+            await wait_event(self._topology_wake, interval)
             self._topology_wake.clear()
             self.heartbeat = time.monotonic()
             await self.refresh_topology()

@@ -24,10 +24,11 @@ import redis.asyncio
 from orchestrator import logs
 from orchestrator.catalog import Catalog
 from orchestrator.config import Config
-from orchestrator.connections import Connector, client_kwargs
+from orchestrator.connections import Connector, single_connection
 from orchestrator.metrics import Metrics
 from orchestrator.sync import NodeReport, reconcile_node
 from orchestrator.topology import Node
+from orchestrator.waiting import wait_event
 
 _MAX_REFUSED_BACKOFF = 5.0
 # Right after a node goes down it is probed this many times as often as down_poll_interval, for
@@ -157,8 +158,7 @@ class NodeWorker:
             else:
                 refused_backoff = min(max(refused_backoff * 2, daemon.down_poll_interval), _MAX_REFUSED_BACKOFF)
                 delay = refused_backoff
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), delay)
+            await wait_event(self.wake, delay)
 
     def _record(self, report: NodeReport, seconds: float) -> None:
         status = self.status
@@ -228,15 +228,17 @@ class NodeWorker:
 
     async def _watch(self) -> None:
         """Hold an idle connection; when it drops, wake the reconcile loop at once."""
-        kwargs = client_kwargs(self.connector.settings)
-        kwargs["socket_timeout"] = None  # wait for the drop as long as it takes
-        kwargs.pop("client_name", None)
         base = self._config().daemon.down_poll_interval
         delay = base
         connected_before = True
         while not self._stopping:
-            connection = redis.asyncio.Connection(
-                host=self.node.host, port=self.node.port, client_name="redis-orchestrator-watch", **kwargs
+            # Same auth and TLS as the clients; no read timeout: wait for the drop as long as it takes.
+            connection = single_connection(
+                self.connector.settings,
+                self.node.host,
+                self.node.port,
+                socket_timeout=None,
+                client_name="redis-orchestrator-watch",
             )
             connected = False
             try:

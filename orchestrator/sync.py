@@ -193,7 +193,8 @@ async def apply(
 
 
 def _server_message(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+    # describe_error names NOPERM (which redis-py strips from the text) and the like.
+    return " ".join(describe_error(exc).split())
 
 
 async def reconcile_node(

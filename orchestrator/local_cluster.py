@@ -204,6 +204,7 @@ class LocalCluster:
         extra_config: Sequence[str] = (),
         client_kwargs: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        launcher: Callable[[LocalNode, Path], Any] | None = None,
         tls: LocalTLS | None = None,
     ) -> None:
         if primaries < 1:
@@ -220,7 +221,10 @@ class LocalCluster:
         self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="redis-orch-cluster-"))
         self.nodes: list[LocalNode] = []
         self._log = log or (lambda _msg: None)
-        self._binary = redis_server_binary()
+        # A launcher runs the node some other way (tests/docker_backend.py: a container on the host
+        # network); it returns an object with Popen's poll/send_signal/kill/wait/pid.
+        self._launcher = launcher
+        self._binary = redis_server_binary() if launcher is None else "redis-server"
         _live_clusters.add(self)
 
     # ----------------------------------------------------------------- lifecycle
@@ -430,6 +434,8 @@ class LocalCluster:
         ]
         conf = node.directory / "redis.conf"
         conf.write_text("\n".join(config) + "\n")
+        if self._launcher is not None:
+            return self._launcher(node, conf)  # type: ignore[no-any-return]
         return subprocess.Popen(
             [self._binary, str(conf)],
             cwd=node.directory,

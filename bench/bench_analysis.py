@@ -30,52 +30,68 @@ def _block(rng: random.Random, i: int, n: int) -> list[str]:
     kind = rng.randrange(9)
     v = f"v{i}_{n}"
     if kind == 0:
-        return [f"local {v} = tonumber(ARGV[{rng.randint(1, 3)}])",
-                f"if not {v} or {v} < 0 then",
-                f"  return redis.error_reply('INVALID_ARG_{n} ' .. tostring(ARGV[1]))",
-                "end"]
+        return [
+            f"local {v} = tonumber(ARGV[{rng.randint(1, 3)}])",
+            f"if not {v} or {v} < 0 then",
+            f"  return redis.error_reply('INVALID_ARG_{n} ' .. tostring(ARGV[1]))",
+            "end",
+        ]
     if kind == 1:
-        return ["for _, key in ipairs(KEYS) do",
-                f"  local cur = redis.call('{rng.choice(READS[:1])}', key)",
-                "  if cur then",
-                f"    redis.call('EXPIRE', key, {rng.randint(10, 9999)})",
-                "  end",
-                "end"]
+        return [
+            "for _, key in ipairs(KEYS) do",
+            f"  local cur = redis.call('{rng.choice(READS[:1])}', key)",
+            "  if cur then",
+            f"    redis.call('EXPIRE', key, {rng.randint(10, 9999)})",
+            "  end",
+            "end",
+        ]
     if kind == 2:
-        return [f"local {v} = redis.call('HGET', KEYS[{rng.randint(1, 3)}], 'field{n}')",
-                f"if {v} == false then {v} = '0' end",
-                f"redis.call('HINCRBY', KEYS[1], 'field{n}', tonumber({v}) + {rng.randint(1, 50)})"]
+        return [
+            f"local {v} = redis.call('HGET', KEYS[{rng.randint(1, 3)}], 'field{n}')",
+            f"if {v} == false then {v} = '0' end",
+            f"redis.call('HINCRBY', KEYS[1], 'field{n}', tonumber({v}) + {rng.randint(1, 50)})",
+        ]
     if kind == 3:
-        return [f"local function helper{n}(key, amount)",
-                "  local value = redis.call('INCRBY', key, amount)",
-                f"  if value > {rng.randint(100, 100000)} then",
-                "    redis.call('DECRBY', key, amount)",
-                "    return nil",
-                "  end",
-                "  return value",
-                "end",
-                f"local r{n} = helper{n}(KEYS[{rng.randint(1, 3)}], {rng.randint(1, 9)})"]
+        return [
+            f"local function helper{n}(key, amount)",
+            "  local value = redis.call('INCRBY', key, amount)",
+            f"  if value > {rng.randint(100, 100000)} then",
+            "    redis.call('DECRBY', key, amount)",
+            "    return nil",
+            "  end",
+            "  return value",
+            "end",
+            f"local r{n} = helper{n}(KEYS[{rng.randint(1, 3)}], {rng.randint(1, 9)})",
+        ]
     if kind == 4:
         return [f"redis.call('{rng.choice(WRITES[:1])}', 'tenant:' .. ARGV[1] .. ':seen{n}', 1)"]
     if kind == 5:
-        return [f"local members{n} = redis.call('SMEMBERS', KEYS[1])",
-                f"for _, m in ipairs(members{n}) do",
-                "  redis.call('DEL', m)",
-                "end"]
+        return [
+            f"local members{n} = redis.call('SMEMBERS', KEYS[1])",
+            f"for _, m in ipairs(members{n}) do",
+            "  redis.call('DEL', m)",
+            "end",
+        ]
     if kind == 6:
-        return [f"local now{n} = redis.call('TIME')",
-                f"local ms{n} = tonumber(now{n}[1]) * 1000 + math.floor(tonumber(now{n}[2]) / 1000)",
-                f"redis.call('ZADD', KEYS[2], ms{n}, ARGV[2] or 'member{n}')",
-                f"redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, ms{n} - {rng.randint(1000, 60000)})"]
+        return [
+            f"local now{n} = redis.call('TIME')",
+            f"local ms{n} = tonumber(now{n}[1]) * 1000 + math.floor(tonumber(now{n}[2]) / 1000)",
+            f"redis.call('ZADD', KEYS[2], ms{n}, ARGV[2] or 'member{n}')",
+            f"redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, ms{n} - {rng.randint(1000, 60000)})",
+        ]
     if kind == 7:
-        return [f"-- step {n}: redis.call('FLUSHALL') would be a disaster here",
-                f"local t{n} = {{}}",
-                "for i = 1, #KEYS do",
-                f"  t{n}[#t{n} + 1] = redis.call('GET', KEYS[i]) or ''",
-                "end",
-                f"local joined{n} = table.concat(t{n}, ',')"]
-    return [f"redis.call('XADD', KEYS[3], 'MAXLEN', '~', {rng.randint(100, 10000)}, '*', 'n', '{n}')",
-            f"local len{n} = redis.call('XLEN', KEYS[3])"]
+        return [
+            f"-- step {n}: redis.call('FLUSHALL') would be a disaster here",
+            f"local t{n} = {{}}",
+            "for i = 1, #KEYS do",
+            f"  t{n}[#t{n} + 1] = redis.call('GET', KEYS[i]) or ''",
+            "end",
+            f"local joined{n} = table.concat(t{n}, ',')",
+        ]
+    return [
+        f"redis.call('XADD', KEYS[3], 'MAXLEN', '~', {rng.randint(100, 10000)}, '*', 'n', '{n}')",
+        f"local len{n} = redis.call('XLEN', KEYS[3])",
+    ]
 
 
 def generate(count: int, seed: int) -> list[bytes]:
@@ -108,8 +124,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scripts", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--luaparser-sample", type=int, default=0,
-                    help="parse only N scripts with luaparser and extrapolate (0: all)")
+    ap.add_argument(
+        "--luaparser-sample", type=int, default=0, help="parse only N scripts with luaparser and extrapolate (0: all)"
+    )
     args = ap.parse_args()
     scripts = generate(args.scripts, args.seed)
     lines = [s.count(b"\n") for s in scripts]

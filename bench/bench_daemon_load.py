@@ -26,9 +26,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import make_catalog  # noqa: E402
+from bench_sync import make_catalog
 
-from orchestrator.local_cluster import LocalCluster, LocalNode  # noqa: E402
+from orchestrator.local_cluster import LocalCluster, LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -46,8 +46,8 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-# Not ours: our own measurement (INFO, and HELLO on its connections) and replication traffic between the nodes themselves
-# (REPLCONF ACK every second from each replica to its primary; the primary's PINGs to replicas).
+# Not ours: our own measurement (INFO, and HELLO on its connections) and replication traffic
+# between the nodes themselves (REPLCONF ACK every second from each replica to its primary; the primary's PINGs to replicas).
 NOT_OURS = {"cmdstat_info", "cmdstat_hello", "cmdstat_replconf", "cmdstat_ping"}
 
 
@@ -83,7 +83,9 @@ def measure(config: Path, cluster: LocalCluster, window: float, label: str) -> d
             for node in cluster.nodes[:1] + cluster.nodes[-1:]:
                 now = command_counts(node)
                 delta = {k: round((v - detail_before[node.address].get(k, 0)) / window, 2) for k, v in now.items()}
-                print(f"  {label}: {node.address} ({node.role()}): per second {({k: v for k, v in delta.items() if v})}")
+                print(
+                    f"  {label}: {node.address} ({node.role()}): per second { ({k: v for k, v in delta.items() if v}) }"
+                )
             rss = rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -100,7 +102,11 @@ def measure(config: Path, cluster: LocalCluster, window: float, label: str) -> d
 
 def bare_interpreter_rss() -> float:
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import orchestrator.daemon, orchestrator.slowlog, orchestrator.http, time; time.sleep(30)"]
+        [
+            sys.executable,
+            "-c",
+            "import orchestrator.daemon, orchestrator.slowlog, orchestrator.http, time; time.sleep(30)",
+        ]
     )
     try:
         time.sleep(3)
@@ -130,7 +136,10 @@ def main() -> None:
     args = parser.parse_args()
     sample = yaml.safe_load((REPO / "config.yaml").read_text())["catalog"]["scripts"]
     started = time.monotonic()
-    with LocalCluster(primaries=args.primaries, replicas_per_primary=1) as cluster, tempfile.TemporaryDirectory() as tmp:
+    with (
+        LocalCluster(primaries=args.primaries, replicas_per_primary=1) as cluster,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         print(f"{len(cluster.nodes)}-node cluster up in {time.monotonic() - started:.1f}s")
         big_dir, small_dir = Path(tmp, "big"), Path(tmp, "small")
         big_dir.mkdir()

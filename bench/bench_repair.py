@@ -141,8 +141,11 @@ class Bench:
         return EvalshaOnlyClient(node, sorted(self.shas), local_key(node, "bench")).start()
 
     def all_loaded(self) -> None:
-        wait_for(lambda: all(present(n, self.shas) == self.shas for n in self.cluster.nodes if n.running()), 30,
-                 "every node loaded")
+        wait_for(
+            lambda: all(present(n, self.shas) == self.shas for n in self.cluster.nodes if n.running()),
+            30,
+            "every node loaded",
+        )
 
     def primaries_only(self) -> None:
         """The baseline's starting point: the catalog on primaries, nothing on replicas."""
@@ -220,9 +223,7 @@ class Bench:
             result.calls.append(client.calls)
             self.cluster.restart(primary)  # rejoins as a replica of the promoted node
         self.all_loaded()
-        result.notes.append(
-            f"promotion took {statistics.median(promotions):.1f} s median (cluster-node-timeout 2 s)"
-        )
+        result.notes.append(f"promotion took {statistics.median(promotions):.1f} s median (cluster-node-timeout 2 s)")
         return result
 
     def new_node(self) -> EventResult:
@@ -330,8 +331,7 @@ def print_table(results: list[EventResult], runs: int) -> None:
     print()
     print(f"Repair latency and NOSCRIPT seen by an EVALSHA-only client ({runs} runs per event)")
     header = (
-        f"{'event':<28} {'median':>8} {'max':>8}  {'goal':<27} {'NOSCRIPT (daemon)':>22}  "
-        f"{'NOSCRIPT baseline*':>22}"
+        f"{'event':<28} {'median':>8} {'max':>8}  {'goal':<27} {'NOSCRIPT (daemon)':>22}  {'NOSCRIPT baseline*':>22}"
     )
     print(header)
     print("-" * len(header))
@@ -343,9 +343,11 @@ def print_table(results: list[EventResult], runs: int) -> None:
             f"{noscript:>22}  {base:>22}"
         )
     print()
-    print(f"* baseline: no daemon, catalog loaded on primaries only (redis-py/go-redis style), same event, "
-          f"NOSCRIPT over the next {BASELINE_WINDOW:.0f} s; '-': none (the node answered MOVED/CLUSTERDOWN "
-          "throughout, or no comparable setup)")
+    print(
+        f"* baseline: no daemon, catalog loaded on primaries only (redis-py/go-redis style), same event, "
+        f"NOSCRIPT over the next {BASELINE_WINDOW:.0f} s; '-': none (the node answered MOVED/CLUSTERDOWN "
+        "throughout, or no comparable setup)"
+    )
     for r in results:
         for note in r.notes:
             print(f"  {r.name}: {note}")

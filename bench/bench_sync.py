@@ -30,7 +30,7 @@ from orchestrator.topology import discover
 
 
 def make_catalog(directory: Path, count: int) -> Path:
-    lines = ['catalog:', '  version: "bench"', "  scripts:"]
+    lines = ["catalog:", '  version: "bench"', "  scripts:"]
     for i in range(count):
         body = (
             f"-- bench script {i}: capped increment with a per-script constant\n"

@@ -46,7 +46,7 @@ async def send_batch(client: redis.asyncio.Redis, commands: Sequence[Command]) -
 def encode(commands: Sequence[Command]) -> bytes:
     """RESP arrays of bulk strings, the wire form of `commands`.
 
-        *3\r\n$6\r\nSCRIPT\r\n$6\r\nEXISTS\r\n$40\r\n<sha>\r\n
+    *3\r\n$6\r\nSCRIPT\r\n$6\r\nEXISTS\r\n$40\r\n<sha>\r\n
     """
     out = bytearray()
     for command in commands:

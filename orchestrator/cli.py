@@ -203,7 +203,8 @@ def _print_status(reports: list[NodeReport], config: Config, fmt: str) -> int:
         print(json.dumps({"catalog_version": config.catalog.version, "nodes": rows}, indent=2))
     else:
         print(
-            f"catalog {config.catalog.version}: {wanted} script(s), {len(config.catalog.functions)} function library(ies)"
+            f"catalog {config.catalog.version}: {wanted} script(s), "
+            f"{len(config.catalog.functions)} function library(ies)"
         )
         print(f"{'NODE':<22} {'ROLE':<8} {'REACHABLE':<9} {'SCRIPTS':<9} MISSING")
         for row in rows:

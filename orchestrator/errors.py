@@ -34,9 +34,7 @@ class SeedsUnreachableError(OrchestratorError):
     def __init__(self, attempts: Sequence[tuple[str, str]]) -> None:
         self.attempts = list(attempts)
         tried = "; ".join(f"{seed}: {why}" for seed, why in self.attempts) or "no seeds configured"
-        super().__init__(
-            f"no seed reachable (tried {tried}); check redis.seeds / --seed, the network and credentials"
-        )
+        super().__init__(f"no seed reachable (tried {tried}); check redis.seeds / --seed, the network and credentials")
 
 
 class CatalogRejected(OrchestratorError):

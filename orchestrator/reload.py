@@ -96,9 +96,7 @@ class Candidate:
     findings_summary: str
 
 
-async def compile_on_one_node(
-    connector: Connector, topology: Topology, new: Catalog, old: Catalog | None
-) -> list[str]:
+async def compile_on_one_node(connector: Connector, topology: Topology, new: Catalog, old: Catalog | None) -> list[str]:
     """Problems Redis itself reports for what `new` adds. Empty when no primary answers (the
     rollout will report per node instead)."""
     known = {s.sha for s in old.scripts} if old is not None else set()
@@ -159,4 +157,12 @@ async def load_candidate(
     return config
 
 
-__all__ = ["Candidate", "FileWatch", "CatalogRejected", "ConfigError", "compile_on_one_node", "fingerprint", "load_candidate"]
+__all__ = [
+    "Candidate",
+    "CatalogRejected",
+    "ConfigError",
+    "FileWatch",
+    "compile_on_one_node",
+    "fingerprint",
+    "load_candidate",
+]

@@ -23,7 +23,6 @@ from orchestrator.connections import Connector, describe_error
 from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
 from orchestrator.topology import Node, Topology
 
-
 # The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
 # catalog. Redis 7 drops cached scripts only all at once (SCRIPT FLUSH, restart: there is no way to
 # remove one, and scripts added by SCRIPT LOAD are never evicted), and no client ever loads this
@@ -90,9 +89,9 @@ def _as_map(value: object) -> dict[str, object]:
 def parse_function_list(reply: object) -> dict[str, bytes]:
     """library name -> code, from FUNCTION LIST WITHCODE. One library, RESP2 shape:
 
-        1) "library_name" 2) "orchestrator_lib" 3) "engine" 4) "LUA"
-        5) "functions" 6) 1) 1) "name" 2) "capped_incr_fn" 3) "description" 4) (nil) 5) "flags" 6) (empty)
-        7) "library_code" 8) "#!lua name=orchestrator_lib\n..."
+    1) "library_name" 2) "orchestrator_lib" 3) "engine" 4) "LUA"
+    5) "functions" 6) 1) 1) "name" 2) "capped_incr_fn" 3) "description" 4) (nil) 5) "flags" 6) (empty)
+    7) "library_code" 8) "#!lua name=orchestrator_lib\n..."
     """
     libraries: dict[str, bytes] = {}
     for item in reply or []:  # type: ignore[attr-defined]
@@ -223,8 +222,13 @@ async def reconcile_node(
         plan = plan_node(observation, catalog, delete_unlisted)
         if not write or (plan.in_sync and marker):
             return NodeReport(
-                node=node, reachable=True, plan=plan, commands=commands, round_trips=round_trips,
-                present=observation.present_shas, quick=quick,
+                node=node,
+                reachable=True,
+                plan=plan,
+                commands=commands,
+                round_trips=round_trips,
+                present=observation.present_shas,
+                quick=quick,
             )
         loaded, functions_loaded, deleted, failures, sent = await apply(client, plan, with_marker=True)
         return NodeReport(

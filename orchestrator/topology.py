@@ -92,10 +92,10 @@ def _as_list(value: object) -> list[object]:
 def parse_cluster_shards(reply: object) -> list[Node]:
     """Nodes from CLUSTER SHARDS (7.0+). One shard, RESP2 shape:
 
-        1) "slots"  2) 1) (integer) 0  2) (integer) 5460      (bulk strings in 7.0.0, 7.2.0-7.2.1)
-        3) "nodes"  4) 1) 1) "id" 2) "9917..." 3) "port" 4) (integer) 7000 5) "ip" 6) "127.0.0.1"
-                       7) "endpoint" 8) "127.0.0.1" 9) "role" 10) "master"
-                       11) "replication-offset" 12) (integer) 0 13) "health" 14) "online"
+    1) "slots"  2) 1) (integer) 0  2) (integer) 5460      (bulk strings in 7.0.0, 7.2.0-7.2.1)
+    3) "nodes"  4) 1) 1) "id" 2) "9917..." 3) "port" 4) (integer) 7000 5) "ip" 6) "127.0.0.1"
+                   7) "endpoint" 8) "127.0.0.1" 9) "role" 10) "master"
+                   11) "replication-offset" 12) (integer) 0 13) "health" 14) "online"
     """
     if not isinstance(reply, list | tuple):
         raise ValueError("CLUSTER SHARDS reply is not an array")

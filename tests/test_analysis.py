@@ -245,14 +245,18 @@ def test_no_suggestion_when_already_co_located() -> None:
 
 def test_format_text_and_json() -> None:
     f = Finding("lua/ledger/transfer.lua", "transfer", 12, 5, "error", "undeclared-key", "msg", "do this")
-    assert format_text([f]) == (
-        "lua/ledger/transfer.lua:12:5: error[undeclared-key] (transfer) msg\n  help: do this\n"
-    )
+    assert format_text([f]) == ("lua/ledger/transfer.lua:12:5: error[undeclared-key] (transfer) msg\n  help: do this\n")
     assert format_text([]) == ""
     [obj] = json.loads(format_json([f]))
     assert obj == {
-        "file": "lua/ledger/transfer.lua", "script": "transfer", "line": 12, "column": 5,
-        "severity": "error", "code": "undeclared-key", "message": "msg", "suggestion": "do this",
+        "file": "lua/ledger/transfer.lua",
+        "script": "transfer",
+        "line": 12,
+        "column": 5,
+        "severity": "error",
+        "code": "undeclared-key",
+        "message": "msg",
+        "suggestion": "do this",
     }
 
 

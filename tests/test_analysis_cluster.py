@@ -77,19 +77,21 @@ def _delete(rc: RedisCluster, *keys: str) -> None:
 
 
 UNDECLARED = {
-    "concatenation": ("redis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', '{p}:user:' .. ARGV[1], 1)\n",
-                      "{p}:user:{v}"),
-    "string.format": ("redis.call('SET', KEYS[1], 1)\n"
-                      "return redis.call('SET', string.format('{p}:fmt:%s', ARGV[1]), 1)\n", "{p}:fmt:{v}"),
+    "concatenation": (
+        "redis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', '{p}:user:' .. ARGV[1], 1)\n",
+        "{p}:user:{v}",
+    ),
+    "string.format": (
+        "redis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', string.format('{p}:fmt:%s', ARGV[1]), 1)\n",
+        "{p}:fmt:{v}",
+    ),
     "ARGV as key": ("redis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', ARGV[1], 1)\n", "{p}:argv:{v}"),
     "alias": ("local call = redis.call\ncall('SET', KEYS[1], 1)\nreturn call('INCR', ARGV[1])\n", "{p}:alias:{v}"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(UNDECLARED))
-def test_flagged_key_is_rejected_by_the_cluster(
-    analyzer: Analyzer, rc: RedisCluster, prefix: str, case: str
-) -> None:
+def test_flagged_key_is_rejected_by_the_cluster(analyzer: Analyzer, rc: RedisCluster, prefix: str, case: str) -> None:
     template, key_template = UNDECLARED[case]
     source = template.replace("{p}", prefix)
     findings = analyzer.analyze(source.encode(), script=case, file="t.lua")
@@ -231,8 +233,7 @@ def test_function_library_findings_match_the_server(
         finally:
             node.execute_command("FUNCTION", "DELETE", name)
     bad = f"#!lua name={name}g\ncache = {{}}\nredis.register_function('{name}g', function(k, a) return 1 end)\n"
-    assert "global-write" in [f.code for f in analyzer.analyze(bad.encode(), script="g", file="g.lua",
-                                                                kind="function")]
+    assert "global-write" in [f.code for f in analyzer.analyze(bad.encode(), script="g", file="g.lua", kind="function")]
     with owner.client() as node, pytest.raises(redis.ResponseError, match="Attempt to modify a readonly table"):
         node.execute_command("FUNCTION", "LOAD", bad)
 

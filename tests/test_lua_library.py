@@ -172,9 +172,7 @@ def test_transfer_moves_funds_and_returns_new_balances(rc: RedisCluster, keys: C
     assert (rc.get(alice), rc.get(bob)) == ("0", "1005")
 
 
-def test_transfer_insufficient_funds_leaves_both_untouched(
-    rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_transfer_insufficient_funds_leaves_both_untouched(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     k = keys("ledger")
     alice, bob = k("acct:alice"), k("acct:bob")
     rc.set(alice, 100)
@@ -197,9 +195,7 @@ def test_transfer_rejects_invalid_amounts(amount: str, rc: RedisCluster, keys: C
     assert (rc.get(alice), rc.get(bob)) == ("100", "0")
 
 
-def test_transfer_same_account_missing_account_corrupt_and_arity(
-    rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_transfer_same_account_missing_account_corrupt_and_arity(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     k = keys("ledger")
     alice, bob, ghost = k("acct:alice"), k("acct:bob"), k("acct:ghost")
     rc.set(alice, 100)
@@ -288,9 +284,7 @@ def test_capped_incr_up_to_cap_then_refused(rc: RedisCluster, keys: Callable[...
     assert rc.ttl(c) == -1  # no TTL asked, none set
 
 
-def test_capped_incr_refusal_on_missing_key_creates_nothing(
-    rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_capped_incr_refusal_on_missing_key_creates_nothing(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     c = keys("quota")("count")
     assert run(rc, "counters/capped_incr.lua", [c], 11, 10, 60) == [0, 0]
     assert rc.exists(c) == 0
@@ -329,9 +323,7 @@ def test_capped_incr_ttl_only_when_created(rc: RedisCluster, keys: Callable[...,
         ((1, 10, 5, 5), "WRONG_ARITY"),
     ],
 )
-def test_capped_incr_errors(
-    args: tuple[Any, ...], code: str, rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_capped_incr_errors(args: tuple[Any, ...], code: str, rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     c = keys("quota")("count")
     with pytest.raises(redis.ResponseError) as exc:
         run(rc, "counters/capped_incr.lua", [c], *args)
@@ -348,9 +340,7 @@ def test_capped_incr_corrupt_value(rc: RedisCluster, keys: Callable[..., Keys]) 
     assert rc.get(c) == "ten"
 
 
-def test_counter_get_reads_and_is_read_only(
-    rc: RedisCluster, cluster: LocalCluster, keys: Callable[..., Keys]
-) -> None:
+def test_counter_get_reads_and_is_read_only(rc: RedisCluster, cluster: LocalCluster, keys: Callable[..., Keys]) -> None:
     k = keys("quota")
     c, missing, bad = k("count"), k("missing"), k("bad")
     rc.set(c, 42)
@@ -382,9 +372,7 @@ def test_counter_get_reads_and_is_read_only(
 # ------------------------------------------------------------------------------------------ rate limits
 
 
-def test_fixed_window_allows_limit_then_refuses_then_resets(
-    rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_fixed_window_allows_limit_then_refuses_then_resets(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     w = keys("rl")("window")
     results = [run(rc, "ratelimit/fixed_window.lua", [w], 3, 1) for _ in range(5)]
     assert [r[0] for r in results] == [1, 1, 1, 0, 0]
@@ -415,9 +403,7 @@ def test_fixed_window_repairs_a_counter_without_ttl(rc: RedisCluster, keys: Call
         ((3,), "WRONG_ARITY"),
     ],
 )
-def test_fixed_window_errors(
-    args: tuple[Any, ...], code: str, rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_fixed_window_errors(args: tuple[Any, ...], code: str, rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     w = keys("rl")("window")
     with pytest.raises(redis.ResponseError) as exc:
         run(rc, "ratelimit/fixed_window.lua", [w], *args)
@@ -523,9 +509,7 @@ def test_lock_expires_and_can_be_taken_over(rc: RedisCluster, keys: Callable[...
         ("lock/extend.lua", ("a", "10.5"), "INVALID_TTL"),
     ],
 )
-def test_lock_errors(
-    name: str, args: tuple[Any, ...], code: str, rc: RedisCluster, keys: Callable[..., Keys]
-) -> None:
+def test_lock_errors(name: str, args: tuple[Any, ...], code: str, rc: RedisCluster, keys: Callable[..., Keys]) -> None:
     lock = keys("lock")("job")
     with pytest.raises(redis.ResponseError) as exc:
         run(rc, name, [lock], *args)

@@ -139,9 +139,7 @@ def test_watchdog_pings_only_while_the_loops_progress(notify_socket: NotifySocke
 
 
 @pytest.mark.slow
-def test_daemon_notifies_ready_status_watchdog_reload_and_stopping(
-    clean_cluster: LocalCluster, tmp_path: Path
-) -> None:
+def test_daemon_notifies_ready_status_watchdog_reload_and_stopping(clean_cluster: LocalCluster, tmp_path: Path) -> None:
     receiver = NotifySocket(f"@orch-test-{uuid.uuid4().hex}")
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     try:
@@ -176,9 +174,17 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr.strip() == "", done.stderr
-    for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec=",
-                 "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=\n",
-                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "LoadCredential=redis-password:"):
+    for line in (
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "WatchdogSec=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "LoadCredential=redis-password:",
+    ):
         assert line in text, line
 
 

@@ -31,8 +31,7 @@ class _LuaSyntaxChecker:
 
             runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
             self._load = runtime.eval(
-                "function(src) local f, err = loadstring(src, '=user_script') "
-                "if f then return nil end return err end"
+                "function(src) local f, err = loadstring(src, '=user_script') if f then return nil end return err end"
             )
         except ImportError:  # lupa built without Lua 5.1: our parser's verdict alone
             self._load = None

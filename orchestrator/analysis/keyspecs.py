@@ -85,14 +85,10 @@ class KeySpecs:
     @classmethod
     def from_json(cls, text: str) -> KeySpecs:
         body = json.loads(text)
-        return cls(
-            {n: _spec_from_obj(n, o) for n, o in body["commands"].items()}, str(body.get("source", ""))
-        )
+        return cls({n: _spec_from_obj(n, o) for n, o in body["commands"].items()}, str(body.get("source", "")))
 
 
-def key_positions(
-    spec: CommandSpec, argc: int, literal_at: Any, open_tail: bool = False
-) -> tuple[list[int], bool]:
+def key_positions(spec: CommandSpec, argc: int, literal_at: Any, open_tail: bool = False) -> tuple[list[int], bool]:
     """Argv positions (< argc, command at 0) that hold keys, and whether an open tail holds keys.
 
     `literal_at(i)` returns the literal text at position i, or None when it is not a literal (then a
@@ -251,8 +247,7 @@ def _spec_to_obj(spec: CommandSpec) -> dict[str, Any]:
         "last_key": spec.last_key,
         "step": spec.step,
         "key_specs": [
-            {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in vars(ks).items()}
-            for ks in spec.key_specs
+            {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in vars(ks).items()} for ks in spec.key_specs
         ],
     }
     if spec.subcommands:

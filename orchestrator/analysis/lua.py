@@ -308,9 +308,7 @@ class Walker:
                 if len(names) > 1:
                     bound[names[1]] = source.elem or UNKNOWN
             elif callee.kind == "libfn" and callee.literal == "string.gmatch":
-                bound = {
-                    n: replace(source, detail=f"a piece of {source.detail or source.kind}") for n in names
-                }
+                bound = {n: replace(source, detail=f"a piece of {source.detail or source.kind}") for n in names}
         elif vals and vals[0].kind == "builtin" and vals[0].literal == "next" and len(vals) > 1:
             bound[names[0]] = UNKNOWN
             if len(names) > 1:
@@ -540,9 +538,7 @@ class Walker:
                 if field_name == "function_name" and isinstance(value, Str):
                     name = value.value
                 elif field_name == "callback":
-                    callback = (
-                        self.expr_quiet(value, Scope(None)) if not isinstance(value, Function) else UNKNOWN
-                    )
+                    callback = self.expr_quiet(value, Scope(None)) if not isinstance(value, Function) else UNKNOWN
                     if isinstance(value, Function):
                         for c in reversed(self.closures):
                             if c.func is value:
@@ -624,8 +620,7 @@ class Walker:
                 _start(node),
                 ERROR,
                 "write-in-readonly",
-                f"{upper} writes but {what}: Redis fails with 'Write commands are not allowed from "
-                "read-only scripts'",
+                f"{upper} writes but {what}: Redis fails with 'Write commands are not allowed from read-only scripts'",
                 "drop the no-writes flag (the script then cannot run with EVALSHA_RO/FCALL_RO or on "
                 "replicas), or move the write to another script",
                 ctx,

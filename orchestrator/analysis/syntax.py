@@ -499,11 +499,7 @@ class _Parser:
                 self.expect("]")
                 self.expect("=")
                 keyed.append((key, self.expr()))
-            elif (
-                tok.kind == "name"
-                and self.toks[self.i + 1].value == "="
-                and self.toks[self.i + 1].kind == "op"
-            ):
+            elif tok.kind == "name" and self.toks[self.i + 1].value == "=" and self.toks[self.i + 1].kind == "op":
                 self.i += 2
                 keyed.append((Str(tok.value, tok.pos), self.expr()))
             else:

@@ -47,7 +47,8 @@ def rss_mb(pid: int) -> float:
 
 
 # Not ours: our own measurement (INFO, and HELLO on its connections) and replication traffic
-# between the nodes themselves (REPLCONF ACK every second from each replica to its primary; the primary's PINGs to replicas).
+# between the nodes themselves (REPLCONF ACK every second from each replica to its primary;
+# the primary's PINGs to its replicas).
 NOT_OURS = {"cmdstat_info", "cmdstat_hello", "cmdstat_replconf", "cmdstat_ping"}
 
 

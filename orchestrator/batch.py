@@ -29,18 +29,7 @@ async def send_batch(client: redis.asyncio.Redis, commands: Sequence[Command]) -
     problem raises (the connection is discarded: its stream position is unknown)."""
     if not commands:
         return []
-    pool = client.connection_pool
-    connection: Connection = await pool.get_connection()
-    healthy = False
-    try:
-        await connection.send_packed_command(encode(commands), check_health=True)
-        replies = await _read_replies(connection, len(commands))
-        healthy = True
-        return replies
-    finally:
-        if not healthy:
-            await connection.disconnect()
-        await pool.release(connection)
+    return await send_encoded(client, encode(commands), len(commands))
 
 
 def encode(commands: Sequence[Command]) -> bytes:
@@ -58,8 +47,8 @@ def encode(commands: Sequence[Command]) -> bytes:
 
 
 async def send_encoded(client: redis.asyncio.Redis, packet: bytes, count: int) -> list[object]:
-    """Like send_batch for a packet already encoded (the steady-state check is the same bytes
-    every interval, so it is encoded once per catalog, not once per node per second)."""
+    """send_batch for a packet already encoded (the steady-state check is the same bytes every
+    interval, so it is encoded once per catalog, not once per node per second)."""
     pool = client.connection_pool
     connection: Connection = await pool.get_connection()
     healthy = False

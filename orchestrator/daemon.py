@@ -26,7 +26,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.node_worker import NodeWorker
 from orchestrator.reload import FileWatch, load_candidate
 from orchestrator.topology import Topology, discover
-from orchestrator.waiting import wait_event
+from orchestrator.waiting import cancel_and_wait, wait_event
 
 Hook = Callable[[str], None]
 
@@ -110,11 +110,7 @@ class Daemon:
         self._extra_tasks.append(factory)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         await asyncio.gather(*self._retiring, return_exceptions=True)

@@ -28,7 +28,7 @@ from orchestrator.connections import Connector, single_connection
 from orchestrator.metrics import Metrics
 from orchestrator.sync import NodeReport, reconcile_node
 from orchestrator.topology import Node
-from orchestrator.waiting import wait_event
+from orchestrator.waiting import cancel_and_wait, wait_event
 
 _MAX_REFUSED_BACKOFF = 5.0
 # Right after a node goes down it is probed this many times as often as down_poll_interval, for
@@ -92,11 +92,7 @@ class NodeWorker:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     def update_node(self, node: Node) -> None:

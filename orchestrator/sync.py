@@ -168,27 +168,33 @@ async def apply(
     functions_loaded: list[Script] = []
     deleted: list[str] = []
     failures: list[LoadFailure] = []
-    for script, reply in zip(plan.load_scripts, replies, strict=False):
-        if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
-            raise reply
-        if isinstance(reply, Exception):
-            failures.append(LoadFailure(script, _server_message(reply)))
-        elif _text(reply).lower() != script.sha:
-            failures.append(LoadFailure(script, f"server answered sha {_text(reply)}, expected {script.sha}"))
+    scripts_end = len(plan.load_scripts)
+    functions_end = scripts_end + len(plan.load_functions)
+    for script, reply in zip(plan.load_scripts, replies[:scripts_end], strict=True):
+        failure = _load_failure(script, reply, expect=script.sha)
+        if failure:
+            failures.append(failure)
         else:
             loaded.append(script)
-    rest = replies[len(plan.load_scripts) :]
-    for library, reply in zip(plan.load_functions, rest, strict=False):
-        if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
-            raise reply
-        if isinstance(reply, Exception):
-            failures.append(LoadFailure(library, _server_message(reply)))
+    for library, reply in zip(plan.load_functions, replies[scripts_end:functions_end], strict=True):
+        failure = _load_failure(library, reply, expect=library.library)
+        if failure:
+            failures.append(failure)
         else:
             functions_loaded.append(library)
-    for name, reply in zip(plan.delete_libraries, rest[len(plan.load_functions) :], strict=False):
+    for name, reply in zip(plan.delete_libraries, replies[functions_end:], strict=False):
         if not isinstance(reply, Exception):
             deleted.append(name)
     return loaded, functions_loaded, deleted, failures, len(replies)
+
+
+def _load_failure(entry: Script, reply: object, expect: str | None) -> LoadFailure | None:
+    """SCRIPT LOAD answers the SHA it computed, FUNCTION LOAD the library name: check it."""
+    if isinstance(reply, Exception):
+        return LoadFailure(entry, _server_message(reply))
+    if expect is not None and _text(reply) != expect and _text(reply).lower() != expect:
+        return LoadFailure(entry, f"server answered {_text(reply)!r}, expected {expect!r}")
+    return None
 
 
 def _server_message(exc: Exception) -> str:

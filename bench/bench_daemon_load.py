@@ -62,11 +62,15 @@ def commands(node: LocalNode) -> int:
     return sum(command_counts(node).values())
 
 
-def measure(config: Path, cluster: LocalCluster, window: float, label: str) -> dict[str, float]:
+def measure(config: Path, cluster: LocalCluster, window: float, label: str, loop: str = "auto") -> dict[str, float]:
     log = config.parent / f"{label}.log"
+    env = {**os.environ, "REDIS_ORCHESTRATOR_EVENT_LOOP": loop}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "--config", str(config), "run"], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "orchestrator", "--config", str(config), "run"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             deadline = time.monotonic() + 120
@@ -150,11 +154,18 @@ def main() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes((REPO / entry["file"]).read_bytes())
         small = measure(write(small_dir, cluster.seeds, sample, 19841), cluster, args.window, "sample")
-        big = measure(write(big_dir, cluster.seeds, None, 19842), cluster, args.window, "big")
+        big_config = write(big_dir, cluster.seeds, None, 19842)
+        big = measure(big_config, cluster, args.window, "big")
+        big_stdlib = measure(big_config, cluster, args.window, "big-stdlib-loop", loop="asyncio")
         bare = bare_interpreter_rss()
     print()
     print(f"{'':38}{'cmd/s/node (mean/max)':>24}{'CPU % of a core':>18}{'RSS MB':>9}")
-    for label, row in (("daemon, 9-entry sample catalog", small), ("daemon, 1,000-script catalog", big)):
+    rows = (
+        ("daemon, 9-entry sample catalog", small),
+        ("daemon, 1,000-script catalog", big),
+        ("same, stdlib asyncio loop (no uvloop)", big_stdlib),
+    )
+    for label, row in rows:
         print(
             f"{label:<38}{row['cmd_per_s_node_mean']:>15.2f} / {row['cmd_per_s_node_max']:<6.2f}"
             f"{row['cpu_pct']:>16.2f}{row['rss_mb']:>11.1f}"

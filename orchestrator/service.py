@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable
 
@@ -37,11 +38,25 @@ def run_daemon(args: argparse.Namespace) -> int:
         seeds = cluster.seeds
     try:
         config = load_config(args.config, seeds)
-        return asyncio.run(serve(config, seeds=seeds, metrics_enabled=not getattr(args, "no_metrics", False)))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(serve(config, seeds=seeds, metrics_enabled=not getattr(args, "no_metrics", False)))
     finally:
         if cluster is not None:
             cluster.stop()
             logs.event("local_cluster_stopped")
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (Linux/macOS): the daemon is a few hundred small socket operations a
+    second, and uvloop's C event loop cuts what they cost by about a quarter; the stdlib loop
+    otherwise, or when REDIS_ORCHESTRATOR_EVENT_LOOP=asyncio."""
+    if os.environ.get("REDIS_ORCHESTRATOR_EVENT_LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve(

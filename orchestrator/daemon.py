@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator import logs
 from orchestrator.catalog import Catalog
-from orchestrator.checks import CatalogAnalysis
+from orchestrator.checks import AnalysisResult, CatalogAnalysis
 from orchestrator.config import Config
 from orchestrator.connections import Connector
 from orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
@@ -131,8 +131,20 @@ class Daemon:
         result = self.analysis.run(config.catalog, block_on=block_on) if config.analysis.enabled else None
         if result is None:
             return
+        self._report_findings(result)
+        if result.blocking:
+            raise CatalogRejected(
+                f"the catalog has {len(result.blocking)} finding(s) at or above analysis.block_on="
+                f"{config.analysis.block_on}; fix them or relax the setting: " + "; ".join(result.blocking_summary())
+            )
+
+    def _report_findings(self, result: AnalysisResult, only_scripts: set[str] | None = None) -> None:
+        """Export the counts; log each finding (on a reload, only those of new or changed entries:
+        the rest were logged when they arrived)."""
         self.metrics.findings(f.severity for f in result.findings)
         for finding in result.findings:
+            if only_scripts is not None and finding.script not in only_scripts:
+                continue
             logs.event(
                 "finding",
                 level=_LEVELS.get(finding.severity, 20),
@@ -141,11 +153,6 @@ class Daemon:
                 code=finding.code,
                 severity=finding.severity,
                 message=finding.message,
-            )
-        if result.blocking:
-            raise CatalogRejected(
-                f"the catalog has {len(result.blocking)} finding(s) at or above analysis.block_on="
-                f"{config.analysis.block_on}; fix them or relax the setting: " + "; ".join(result.blocking_summary())
             )
 
     async def reload_catalog(self) -> bool:
@@ -179,7 +186,9 @@ class Daemon:
         self.metrics.catalog_reload("accepted")
         self.metrics.catalog_loaded(candidate.catalog.version, _counts(candidate.catalog))
         result = self.analysis.run(candidate.catalog)
-        self.metrics.findings(f.severity for f in result.findings)
+        before = {(e.label, e.sha) for e in old.entries}
+        changed = {e.label for e in candidate.catalog.entries if (e.label, e.sha) not in before}
+        self._report_findings(result, only_scripts=changed)
         was_live = {e.label for e in old.entries if e.live}
         added = sorted({e.label for e in candidate.catalog.entries if e.live} - was_live)
         logs.event(

@@ -93,3 +93,20 @@ def test_daemon_rejects_an_edit_that_adds_an_unsafe_script_when_blocking(
         daemon.wait_log("catalog_rejected")
         assert "undeclared-key" in daemon.log()
         assert daemon.alive()
+
+
+@pytest.mark.timeout(60)
+def test_daemon_logs_the_findings_of_a_new_script_on_reload(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+    import yaml
+
+    config = write_config(tmp_path, clean_cluster.seeds[:1])
+    with DaemonProcess(config) as daemon:
+        daemon.wait_log(" ready ")
+        (tmp_path / "unsafe.lua").write_text(UNSAFE)
+        data = yaml.safe_load(config.read_text())
+        data["catalog"]["scripts"].append({"name": "unsafe", "version": 1, "file": "unsafe.lua"})
+        config.write_text(yaml.safe_dump(data))
+        daemon.wait_log("catalog_reloaded")
+        findings = [line for line in daemon.log().splitlines() if " finding " in line]
+        assert findings and all("unsafe@1" in line for line in findings)
+        assert any("undeclared-key" in line and "unsafe.lua:3:" in line for line in findings)

@@ -18,11 +18,7 @@ from orchestrator.config import Config, load_config
 from orchestrator.connections import Connector
 from orchestrator.errors import (
     EXIT_CLEAN,
-    EXIT_CONFIG,
     EXIT_FINDINGS,
-    EXIT_UNREACHABLE,
-    CatalogRejected,
-    ConfigError,
     OrchestratorError,
 )
 from orchestrator.sync import NodeReport, reconcile_all
@@ -242,6 +238,3 @@ def _print_sync(reports: list[NodeReport]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-__all__ = ["EXIT_CONFIG", "EXIT_UNREACHABLE", "CatalogRejected", "ConfigError", "build_parser", "main"]

@@ -76,9 +76,6 @@ class Connector:
             )
         return self._clients[key]
 
-    def sync_client(self, host: str, port: int) -> redis.Redis:
-        return redis.Redis(host=host, port=port, **client_kwargs(self.settings))
-
     async def drop(self, host: str, port: int) -> None:
         client = self._clients.pop((host, port), None)
         if client is not None:

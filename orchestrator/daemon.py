@@ -13,7 +13,6 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from orchestrator import logs
@@ -361,7 +360,3 @@ _FAST_TOPOLOGY_WINDOW = 30.0
 
 def _counts(catalog: Catalog) -> dict[str, int]:
     return {"script": len(catalog.scripts), "function": len(catalog.functions)}
-
-
-def config_path_of(config: Config) -> Path:
-    return config.path

@@ -21,11 +21,3 @@ def parse_duration(value: object) -> float:
         if match:
             return float(match.group(1)) * _UNITS[match.group(2) or "s"]
     raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 1s, 2m or a number of seconds)")
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{seconds:g}s"

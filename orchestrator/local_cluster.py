@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,7 +550,3 @@ def _nodes_lines(client: redis.Redis) -> list[str]:
 def _stop_all_clusters() -> None:
     for cluster in list(_live_clusters):
         cluster.stop()
-
-
-def running_clusters() -> Iterator[LocalCluster]:
-    yield from list(_live_clusters)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -23,19 +22,6 @@ from orchestrator.config import Config, load_config
 from orchestrator.connections import Connector, describe_error
 from orchestrator.errors import CatalogRejected, ConfigError
 from orchestrator.topology import Topology
-
-
-def fingerprint(config_path: Path, catalog: Catalog | None) -> tuple[tuple[str, int, int], ...]:
-    """(path, mtime_ns, size) of the config file and every catalog file: a change in any is an edit."""
-    paths = _watched_paths(str(config_path), catalog)
-    stamps = []
-    for path in paths:
-        try:
-            stat = os.stat(path)
-            stamps.append((path, stat.st_mtime_ns, stat.st_size))
-        except OSError:
-            stamps.append((path, -1, -1))
-    return tuple(stamps)
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,12 +74,6 @@ class FileWatch:
                 return True
         self._cursor = (self._cursor + count) % len(self._scripts)
         return False
-
-
-@dataclass(frozen=True)
-class Candidate:
-    config: Config
-    findings_summary: str
 
 
 async def compile_on_one_node(connector: Connector, topology: Topology, new: Catalog, old: Catalog | None) -> list[str]:
@@ -157,12 +137,4 @@ async def load_candidate(
     return config
 
 
-__all__ = [
-    "Candidate",
-    "CatalogRejected",
-    "ConfigError",
-    "FileWatch",
-    "compile_on_one_node",
-    "fingerprint",
-    "load_candidate",
-]
+__all__ = ["CatalogRejected", "ConfigError", "FileWatch", "compile_on_one_node", "load_candidate"]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from orchestrator.analysis import Analyzer, Finding
 from orchestrator.catalog import Catalog
+from orchestrator.config import Config
+from orchestrator.errors import CatalogRejected
 
 _RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -19,6 +21,14 @@ class AnalysisResult:
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
 
+    def raise_if_blocking(self, block_on: str) -> None:
+        """CatalogRejected naming the findings at or above `analysis.block_on`, if any."""
+        if self.blocking:
+            raise CatalogRejected(
+                f"{len(self.blocking)} analysis finding(s) at or above analysis.block_on={block_on}; "
+                "fix them or relax the setting: " + "; ".join(self.blocking_summary())
+            )
+
     def blocking_summary(self, limit: int = 5) -> list[str]:
         shown = [f"{f.file}:{f.line}:{f.column}: {f.severity}[{f.code}] {f.message}" for f in self.blocking[:limit]]
         if len(self.blocking) > limit:
@@ -29,6 +39,12 @@ class AnalysisResult:
 class CatalogAnalysis:
     def __init__(self, analyzer: Analyzer | None = None) -> None:
         self.analyzer = analyzer if analyzer is not None else Analyzer()
+
+    def for_config(self, config: Config) -> AnalysisResult:
+        """The config's catalog analysed as its `analysis:` section says (nothing when disabled)."""
+        if not config.analysis.enabled:
+            return AnalysisResult()
+        return self.run(config.catalog, block_on=config.analysis.block_on)
 
     def run(self, catalog: Catalog, block_on: str = "none") -> AnalysisResult:
         findings: list[Finding] = []

@@ -49,14 +49,13 @@ class Daemon:
         self.workers: dict[str, NodeWorker] = {}
         self.reload_requested = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.catalog_generation = 0
-        self.last_reload_result: str | None = None
         self._files = FileWatch(config.path, config.catalog)
         self._notify = notify or (lambda _msg: None)
         self._extra_tasks: list[Callable[[], Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._slowlog: dict[str, Any] = {}
         self._topology_failed = False
+        self._seed_turn = -1
         self._topology_wake = asyncio.Event()
         self._fast_topology_until = 0.0
         self._retiring: set[asyncio.Task[None]] = set()  # removed nodes' workers being stopped
@@ -125,17 +124,9 @@ class Daemon:
     # ------------------------------------------------------------------ catalog
 
     def _first_analysis(self) -> None:
-        config = self.config
-        block_on = config.analysis.block_on if config.analysis.enabled else "none"
-        result = self.analysis.run(config.catalog, block_on=block_on) if config.analysis.enabled else None
-        if result is None:
-            return
-        self._report_findings(result)
-        if result.blocking:
-            raise CatalogRejected(
-                f"the catalog has {len(result.blocking)} finding(s) at or above analysis.block_on="
-                f"{config.analysis.block_on}; fix them or relax the setting: " + "; ".join(result.blocking_summary())
-            )
+        result = self.analysis.for_config(self.config)
+        self._report_findings(result)  # every finding is logged, even when they refuse the catalog
+        result.raise_if_blocking(self.config.analysis.block_on)
 
     def _report_findings(self, result: AnalysisResult, only_scripts: set[str] | None = None) -> None:
         """Export the counts; log each finding (on a reload, only those of new or changed entries:
@@ -158,7 +149,7 @@ class Daemon:
         """Validate the config file as it is now; swap it in if it passes. True when swapped."""
         path = self.config.path
         try:
-            candidate = await load_candidate(
+            candidate, result = await load_candidate(
                 path, self.seeds_override, self.connector, self.topology, self.config, self.analysis
             )
         except (ConfigError, CatalogRejected) as exc:
@@ -169,22 +160,17 @@ class Daemon:
                 file=str(path),
             )
             self.metrics.catalog_reload("rejected")
-            self.last_reload_result = "rejected"
             return False
         finally:
             self._files.reset(path, self.config.catalog)
-        if candidate.catalog == self.catalog and candidate == self.config:
+        if candidate == self.config:
             self.metrics.catalog_reload("unchanged")
-            self.last_reload_result = "unchanged"
             return False
         old = self.catalog
         self.config = candidate
         self._files.reset(path, candidate.catalog)
-        self.catalog_generation += 1
-        self.last_reload_result = "accepted"
         self.metrics.catalog_reload("accepted")
         self.metrics.catalog_loaded(candidate.catalog.version, _counts(candidate.catalog))
-        result = self.analysis.run(candidate.catalog)
         before = {(e.label, e.sha) for e in old.entries}
         changed = {e.label for e in candidate.catalog.entries if (e.label, e.sha) not in before}
         self._report_findings(result, only_scripts=changed)
@@ -221,7 +207,7 @@ class Daemon:
         known = list(self.topology.addresses) if self.topology else []
         if known:
             # Ask a different node each refresh: no node pays for every CLUSTER SHARDS.
-            self._seed_turn = (getattr(self, "_seed_turn", -1) + 1) % len(known)
+            self._seed_turn = (self._seed_turn + 1) % len(known)
             known = known[self._seed_turn :] + known[: self._seed_turn]
         return list(dict.fromkeys([*known, *configured]))
 

@@ -36,9 +36,9 @@ _MAX_REFUSED_BACKOFF = 5.0
 # millisecond between its first answer and our reload is a millisecond of NOSCRIPT for clients
 # (a restarted replica serves reads at once). A refused connect costs next to nothing.
 _FAST_PROBE_FACTOR = 10
+_FAST_PROBE_WINDOW = 10.0
 # A full observation (every SHA) at least this often, even while the cache marker says all is well.
 _FULL_CHECK_EVERY = 60
-_FAST_PROBE_WINDOW = 10.0
 
 
 @dataclass
@@ -48,10 +48,7 @@ class NodeStatus:
     state: str = "unknown"  # unknown | ok | down | refused | failing
     error: str | None = None
     missing: int = 0
-    last_report: NodeReport | None = None
-    reconciles: int = 0
-    loads: int = 0
-    last_repair_at: float | None = None
+    reconciles: int = 0  # passes so far: the systemd watchdog checks they keep coming
     down_since: float | None = None  # monotonic time the node was last seen going down
 
 
@@ -73,7 +70,6 @@ class NodeWorker:
         self.metrics = metrics
         self.status = NodeStatus()
         self.wake = asyncio.Event()
-        self.reconciled = asyncio.Event()  # set after each pass; tests and the daemon's first sync wait on it
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._trusted_catalog: Catalog | None = None
@@ -138,7 +134,6 @@ class NodeWorker:
             self.wake.clear()
             started = loop.time()
             report = await self.reconcile_once()
-            self.reconciled.set()
             daemon = self._config().daemon
             if report.error is None and report.reachable:
                 refused_backoff = 0.0
@@ -160,9 +155,7 @@ class NodeWorker:
         status = self.status
         previous_state, previous_error = status.state, status.error
         status.reconciles += 1
-        status.last_report = report
         loaded = len(report.loaded) + len(report.functions_loaded)
-        status.loads += loaded
         if not report.reachable:
             status.state, status.error = "down", report.error
         elif report.error is not None:
@@ -173,7 +166,6 @@ class NodeWorker:
             status.state, status.error = "ok", None
         status.missing = len(report.missing_after) if report.plan is not None else status.missing
         if loaded:
-            status.last_repair_at = time.monotonic()
             logs.event(
                 "repaired",
                 node=self.address,

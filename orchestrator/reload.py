@@ -16,11 +16,14 @@ from pathlib import Path
 
 import redis
 
+from orchestrator import logs
 from orchestrator.catalog import Catalog
-from orchestrator.checks import CatalogAnalysis
+from orchestrator.checks import AnalysisResult, CatalogAnalysis
 from orchestrator.config import Config, load_config
-from orchestrator.connections import Connector, describe_error
+from orchestrator.connections import Connector
 from orchestrator.errors import CatalogRejected, ConfigError
+from orchestrator.plan import NodePlan
+from orchestrator.sync import apply
 from orchestrator.topology import Topology
 
 
@@ -81,31 +84,19 @@ async def compile_on_one_node(connector: Connector, topology: Topology, new: Cat
     rollout will report per node instead)."""
     known = {s.sha for s in old.scripts} if old is not None else set()
     old_functions = {f.library: f.source for f in old.functions} if old is not None else {}
-    scripts = [s for s in new.scripts if s.sha not in known]
-    functions = [f for f in new.functions if old_functions.get(f.library) != f.source]
+    scripts = tuple(s for s in new.scripts if s.sha not in known)
+    functions = tuple(f for f in new.functions if old_functions.get(f.library) != f.source)
     if not scripts and not functions:
         return []
     for node in topology.primaries or topology.nodes:
-        client = connector.client(node.host, node.port)
+        plan = NodePlan(node=node, load_scripts=scripts, load_functions=functions)
         try:
-            pipe = client.pipeline(transaction=False)
-            for script in scripts:
-                pipe.execute_command("SCRIPT", "LOAD", script.source)
-            for library in functions:
-                pipe.execute_command("FUNCTION", "LOAD", "REPLACE", library.source)
-            replies = await pipe.execute(raise_on_error=False)
+            _, _, _, failures, _ = await apply(connector.client(node.host, node.port), plan)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
-            continue
-        problems = []
-        for entry, reply in zip([*scripts, *functions], replies, strict=True):
-            if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
-                break
-            if isinstance(reply, Exception):
-                problems.append(
-                    f"{entry.label} ({entry.file}): Redis refused it on {node.address}: {describe_error(reply)}"
-                )
-        else:
-            return problems
+            continue  # try the next primary
+        return [
+            f"{f.script.label} ({f.script.file}): Redis refused it on {node.address}: {f.message}" for f in failures
+        ]
     return []
 
 
@@ -116,25 +107,20 @@ async def load_candidate(
     topology: Topology | None,
     running: Config | None,
     analysis: CatalogAnalysis,
-) -> Config:
-    """A fully validated new config, or CatalogRejected / ConfigError saying every problem."""
+) -> tuple[Config, AnalysisResult]:
+    """A fully validated new config and its analysis, or CatalogRejected / ConfigError saying
+    every problem."""
     config = load_config(path, seeds)
     if running is not None and config.redis != running.redis:
         # Connections are built once; say so instead of half-applying new credentials.
-        from orchestrator import logs
-
         logs.warning("config_restart_needed", "redis: settings changed; restart the daemon to apply them")
-    result = analysis.run(config.catalog, block_on=config.analysis.block_on if config.analysis.enabled else "none")
-    if result.blocking:
-        raise CatalogRejected(
-            f"{len(result.blocking)} analysis finding(s) at or above analysis.block_on="
-            f"{config.analysis.block_on}: " + "; ".join(result.blocking_summary())
-        )
+    result = analysis.for_config(config)
+    result.raise_if_blocking(config.analysis.block_on)
     if topology is not None:
         problems = await compile_on_one_node(connector, topology, config.catalog, running.catalog if running else None)
         if problems:
             raise CatalogRejected("; ".join(problems))
-    return config
+    return config, result
 
 
 __all__ = ["CatalogRejected", "ConfigError", "FileWatch", "compile_on_one_node", "load_candidate"]

@@ -54,6 +54,7 @@ MAX_ERROR_BACKOFF = 10.0
 _EVAL_COMMANDS = frozenset({b"EVAL", b"EVAL_RO"})
 _EVALSHA_COMMANDS = frozenset({b"EVALSHA", b"EVALSHA_RO"})
 _FCALL_COMMANDS = frozenset({b"FCALL", b"FCALL_RO"})
+_SCRIPT_COMMANDS = _EVAL_COMMANDS | _EVALSHA_COMMANDS | _FCALL_COMMANDS
 _CUT = re.compile(rb"\A(.{%d})\.\.\. \((\d+) more bytes\)\Z" % SLOWLOG_MAX_STRING, re.DOTALL)
 
 
@@ -78,17 +79,25 @@ class SlowlogEntry:
 # ---------------------------------------------------------------------- parsing
 
 
-def parse_slowlog(reply: Any) -> list[SlowlogEntry]:
-    """SLOWLOG GET's reply -> entries, newest first.
+def parse_slowlog(reply: Any, after: int | None = None) -> list[SlowlogEntry]:
+    """SLOWLOG GET's reply -> entries, newest first (the server's order).
 
     Accepts the raw array (RESP2 and RESP3 are the same), bytes or str (decode_responses=True), and
     the dicts of redis-py's parsed `slowlog_get` (`id`, `start_time`, `duration`, `command`, ...),
     whose joined command is split back on spaces (lossy: prefer the raw reply).
+
+    `after` (a cursor) stops at the first entry it already covers: the watcher polls every second
+    and most of the reply is old. When even the newest id is below it (the node restarted), every
+    entry is returned. `advance` gives the same result on this list as on the whole reply.
     """
-    if not reply:
-        return []
-    entries = [_parse_entry(item) for item in reply]
-    entries.sort(key=lambda e: e.id, reverse=True)
+    entries: list[SlowlogEntry] = []
+    for item in reply or ():
+        entry = _parse_entry(item)
+        if after is not None and entry.id <= after:
+            if entries or entry.id == after:
+                break
+            after = None  # the newest is below the cursor: a restart, every entry counts
+        entries.append(entry)
     return entries
 
 
@@ -142,7 +151,7 @@ class Match:
 
 
 def is_script_command(entry: SlowlogEntry) -> bool:
-    return entry.command in _EVAL_COMMANDS | _EVALSHA_COMMANDS | _FCALL_COMMANDS
+    return entry.command in _SCRIPT_COMMANDS
 
 
 def match(entry: SlowlogEntry, catalog: Catalog) -> Match | None:
@@ -153,7 +162,7 @@ def match(entry: SlowlogEntry, catalog: Catalog) -> Match | None:
     FCALL by function name.
     """
     command = entry.command
-    if not is_script_command(entry):
+    if command not in _SCRIPT_COMMANDS:
         return None
     if len(entry.argv) < 2:
         return Match(UNKNOWN, f"{command.decode(errors='replace')} without arguments")
@@ -291,7 +300,7 @@ class SlowlogWatcher:
             await self._on_busy(str(exc), now)
             return
         self._busy_over(now)
-        self._record(parse_slowlog(reply))
+        self._record(parse_slowlog(reply, after=self.cursor))
 
     async def _refresh_limit(self, now: float) -> None:
         value = parse_config_value(

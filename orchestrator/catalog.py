@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 KIND_SCRIPT = "script"
 KIND_FUNCTION = "function"
 
-_LIBRARY_NAME = re.compile(rb"^#!lua\b[^\n]*\bname=([A-Za-z0-9_]+)")
 # redis.register_function('name', cb) and redis.register_function{function_name='name', ...}
 _REGISTERED = re.compile(
     rb"""register_function\s*\(\s*['"]([A-Za-z0-9_]+)['"]|function_name\s*=\s*['"]([A-Za-z0-9_]+)['"]"""
@@ -30,12 +29,6 @@ _REGISTERED = re.compile(
 
 def sha1_hex(source: bytes) -> str:
     return hashlib.sha1(source).hexdigest()
-
-
-def library_name(source: bytes) -> str | None:
-    """The `name=` of a function library's `#!lua name=<lib>` first line, if any."""
-    match = _LIBRARY_NAME.match(source)
-    return match.group(1).decode() if match else None
 
 
 def registered_functions(source: bytes) -> tuple[str, ...]:
@@ -188,11 +181,5 @@ def mark_live(entries: Iterable[Script], keep: Mapping[str, int], current: Mappi
         for version in versions:
             is_current = version.version == current_version
             live = is_current or version in kept
-            result.append(
-                Script(**{**_fields(version), "current": is_current, "live": live})  # type: ignore[arg-type]
-            )
+            result.append(replace(version, current=is_current, live=live))
     return result
-
-
-def _fields(script: Script) -> dict[str, object]:
-    return {f: getattr(script, f) for f in Script.__dataclass_fields__}

@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from orchestrator.analysis.shebang import parse_shebang
 from orchestrator.catalog import (
     KIND_FUNCTION,
     KIND_SCRIPT,
     Catalog,
     Script,
-    library_name,
     mark_live,
     registered_functions,
     sha1_hex,
@@ -512,7 +512,7 @@ class _Reader:
         library = None
         functions: tuple[str, ...] = ()
         if kind == KIND_FUNCTION:
-            library = library_name(source)
+            library = parse_shebang(source).library
             if library is None:
                 self.problem(f"{where}.file", f"{file}: a function library must start with `#!lua name=<library>`")
                 return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -21,6 +21,7 @@ from orchestrator.batch import encode, send_batch, send_encoded
 from orchestrator.catalog import Catalog, Script
 from orchestrator.connections import Connector, describe_error
 from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
+from orchestrator.replies import as_map, text
 from orchestrator.topology import Node, Topology
 
 # The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
@@ -75,17 +76,6 @@ class NodeReport:
         return self.reachable and self.error is None and not self.missing_after and not self.failures
 
 
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _as_map(value: object) -> dict[str, object]:
-    if isinstance(value, Mapping):
-        return {_text(k): v for k, v in value.items()}
-    items = list(value)  # type: ignore[call-overload]
-    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
-
-
 def parse_function_list(reply: object) -> dict[str, bytes]:
     """library name -> code, from FUNCTION LIST WITHCODE. One library, RESP2 shape:
 
@@ -95,9 +85,9 @@ def parse_function_list(reply: object) -> dict[str, bytes]:
     """
     libraries: dict[str, bytes] = {}
     for item in reply or []:  # type: ignore[attr-defined]
-        library = _as_map(item)
+        library = as_map(item)
         code = library.get("library_code", b"")
-        libraries[_text(library.get("library_name", ""))] = code if isinstance(code, bytes) else str(code).encode()
+        libraries[text(library.get("library_name", ""))] = code if isinstance(code, bytes) else str(code).encode()
     return libraries
 
 
@@ -192,8 +182,8 @@ def _load_failure(entry: Script, reply: object, expect: str | None) -> LoadFailu
     """SCRIPT LOAD answers the SHA it computed, FUNCTION LOAD the library name: check it."""
     if isinstance(reply, Exception):
         return LoadFailure(entry, _server_message(reply))
-    if expect is not None and _text(reply) != expect and _text(reply).lower() != expect:
-        return LoadFailure(entry, f"server answered {_text(reply)!r}, expected {expect!r}")
+    if expect is not None and text(reply) != expect and text(reply).lower() != expect:
+        return LoadFailure(entry, f"server answered {text(reply)!r}, expected {expect!r}")
     return None
 
 

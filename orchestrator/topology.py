@@ -15,6 +15,7 @@ import redis
 from orchestrator.config import parse_address
 from orchestrator.connections import Connector, describe_error
 from orchestrator.errors import SeedsUnreachableError
+from orchestrator.replies import as_list, as_map, text
 
 PRIMARY = "primary"
 REPLICA = "replica"
@@ -69,26 +70,6 @@ def _order(node: Node) -> tuple[int, str, int]:
     return (0 if node.role == PRIMARY else 1, node.host, node.port)
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _as_map(value: object) -> dict[str, object]:
-    """RESP3 gives maps, RESP2 gives flat [field, value, ...] arrays: accept both."""
-    if isinstance(value, Mapping):
-        return {_text(k): v for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        items = list(value)
-        return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
-    raise ValueError(f"expected a map, got {type(value).__name__}")
-
-
-def _as_list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
 def parse_cluster_shards(reply: object) -> list[Node]:
     """Nodes from CLUSTER SHARDS (7.0+). One shard, RESP2 shape:
 
@@ -101,25 +82,25 @@ def parse_cluster_shards(reply: object) -> list[Node]:
         raise ValueError("CLUSTER SHARDS reply is not an array")
     nodes: list[Node] = []
     for shard_raw in reply:
-        shard = _as_map(shard_raw)
-        bounds = [int(_text(s)) for s in _as_list(shard.get("slots"))]
+        shard = as_map(shard_raw)
+        bounds = [int(text(s)) for s in as_list(shard.get("slots"))]
         slots = tuple((bounds[i], bounds[i + 1]) for i in range(0, len(bounds) - 1, 2))
-        members = [_as_map(n) for n in _as_list(shard.get("nodes"))]
-        primary_id = next((_text(m.get("id", "")) for m in members if _text(m.get("role")) == "master"), None)
+        members = [as_map(n) for n in as_list(shard.get("nodes"))]
+        primary_id = next((text(m.get("id", "")) for m in members if text(m.get("role")) == "master"), None)
         for member in members:
-            host = _text(member.get("ip") or member.get("endpoint") or "")
+            host = text(member.get("ip") or member.get("endpoint") or "")
             port_value = member.get("port") or member.get("tls-port")
             if not host or port_value is None:
                 continue
-            role = PRIMARY if _text(member.get("role")) == "master" else REPLICA
+            role = PRIMARY if text(member.get("role")) == "master" else REPLICA
             nodes.append(
                 Node(
                     host=host,
-                    port=int(_text(port_value)),
+                    port=int(text(port_value)),
                     role=role,
-                    node_id=_text(member.get("id", "")),
+                    node_id=text(member.get("id", "")),
                     primary_id=None if role == PRIMARY else primary_id,
-                    health=_text(member.get("health", "online")),
+                    health=text(member.get("health", "online")),
                     slots=slots if role == PRIMARY else (),
                 )
             )
@@ -137,11 +118,11 @@ def parse_cluster_nodes(reply: object) -> list[Node]:
     nodes: list[Node] = []
     if isinstance(reply, Mapping):  # redis-py's parsed dict form, keyed by "ip:port"
         for address, info_raw in reply.items():
-            info = _as_map(info_raw)
-            line = f"{info.get('node_id', '')} {_text(address)} {info.get('flags', '')} {info.get('master_id', '-')}"
+            info = as_map(info_raw)
+            line = f"{info.get('node_id', '')} {text(address)} {info.get('flags', '')} {info.get('master_id', '-')}"
             nodes.extend(parse_cluster_nodes(line))
         return nodes
-    for line in _text(reply).splitlines():
+    for line in text(reply).splitlines():
         parts = line.split()
         if len(parts) < 3:
             continue

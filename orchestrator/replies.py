@@ -1,0 +1,23 @@
+"""Reading raw replies whatever the protocol: RESP3 gives maps, RESP2 flat [field, value, ...]
+arrays, and either may carry bytes or str. Used by every parser of a server reply."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def as_map(value: object) -> dict[str, object]:
+    """A map reply (RESP3) or a flat field/value array (RESP2) as a dict with str keys."""
+    if isinstance(value, Mapping):
+        return {text(k): v for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return {text(value[i]): value[i + 1] for i in range(0, len(value) - 1, 2)}
+    raise ValueError(f"expected a map, got {type(value).__name__}")
+
+
+def as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []

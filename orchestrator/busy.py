@@ -82,9 +82,7 @@ class BusyEpisode:
     kind: str
     first_seen: float  # monotonic seconds of the first BUSY reply
     function: str | None = None  # from FUNCTION STATS, when a function runs
-    function_asked: bool = False
     kill_result: str | None = None  # last kill attempt's result, if any
-    kill_attempts: int = 0
     next_kill_at: float | None = None  # after an "error" result: when to try again
     leader_refused_logged: bool = False
     ended_at: float | None = None  # the first normal reply after it

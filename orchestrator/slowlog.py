@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -380,7 +380,6 @@ class SlowlogWatcher:
             self.metrics.node_busy_changed(self.node, True)
             if kind == busy.KIND_FUNCTION:
                 episode.function = await busy.running_function(self.client)
-                episode.function_asked = True
             logs.warning(
                 "node_busy",
                 "the node answers BUSY: a script is past busy-reply-threshold",
@@ -391,7 +390,6 @@ class SlowlogWatcher:
             )
         if busy.kill_due(self.settings.kill, episode, now, self.is_leader):
             result, command, reply = await busy.send_kill(self.client, kind)
-            episode.kill_attempts += 1
             episode.kill_result = result
             episode.next_kill_at = now + self.settings.kill.after if result == busy.ERROR else None
             self.metrics.script_kill(self.node, result)
@@ -476,8 +474,3 @@ class SlowlogWatcher:
             logs.event("slowlog_poll_recovered", node=self.node, after_failures=self._failures)
         self._error = None
         self._failures = 0
-
-
-def script_labels(catalog: Catalog) -> Iterable[str]:
-    """Every label value the watcher can produce for this catalog (for pre-initialising series)."""
-    return (*dict.fromkeys(s.name for s in catalog.entries), UNKNOWN)

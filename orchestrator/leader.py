@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ class LockScript:
     name: str
     source: bytes
 
-    @property
+    @cached_property
     def sha(self) -> str:
         return sha1_hex(self.source)
 
@@ -97,23 +98,18 @@ def primary_for(topology: Topology | None, key: str) -> Node | None:
     return None
 
 
-def _moved_to(exc: BaseException) -> Node | None:
-    """`MOVED 3999 127.0.0.1:6381` -> that node (redis-py raises MovedError, or a ResponseError)."""
-    text = str(exc)
-    if isinstance(exc, redis.exceptions.MovedError):
-        host, port = getattr(exc, "host", None), getattr(exc, "port", None)
-        if host and port:
-            return Node(host=str(host), port=int(port), role=PRIMARY)
-    parts = text.split()
-    if parts and parts[0] == "MOVED" and len(parts) >= 3:
-        host, _, port = parts[2].rpartition(":")
-        if port.isdigit():
-            return Node(host=host.strip("[]"), port=int(port), role=PRIMARY)
-    if len(parts) >= 2 and parts[0].isdigit():  # redis-py strips the "MOVED" word
-        host, _, port = parts[1].rpartition(":")
-        if port.isdigit():
-            return Node(host=host.strip("[]"), port=int(port), role=PRIMARY)
-    return None
+def _moved_to(exc: redis.ResponseError) -> Node | None:
+    """The node a MOVED error sends us to. redis-py raises MovedError with host and port already
+    parsed; a plain ResponseError still holding the raw `MOVED 3999 127.0.0.1:6381` is read the same way."""
+    if not isinstance(exc, redis.exceptions.MovedError):
+        word, _, redirect = str(exc).partition(" ")
+        if word != "MOVED":
+            return None
+        try:
+            exc = redis.exceptions.MovedError(redirect)
+        except ValueError:
+            return None
+    return Node(host=exc.host, port=exc.port, role=PRIMARY)
 
 
 async def _call(client: redis.asyncio.Redis, *args: str | int | bytes) -> Any:
@@ -181,13 +177,12 @@ class LeaderLease:
         self.metrics = metrics
         self.clock = clock
         self.token = token or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self.scripts = scripts
+        self.scripts = scripts if scripts is not None else load_lock_scripts()
         self.connector = Connector(redis_settings)
         self.router = KeyRouter(self.connector, topology)
         self._valid_until = 0.0
         self._held = False  # what we last logged and exported
         self._error: str | None = None
-        self.transitions = 0
         metrics.leader.set(0)
 
     @property
@@ -204,8 +199,6 @@ class LeaderLease:
 
     async def tick(self) -> bool:
         """One acquire (follower) or extend (leader) round. Returns whether we lead afterwards."""
-        if self.scripts is None:
-            self.scripts = load_lock_scripts()
         sent = self.clock()
         script = self.scripts.extend if self.is_leader() else self.scripts.acquire
         try:
@@ -241,9 +234,10 @@ class LeaderLease:
         """Give the lease back (owner-checked) so a standby takes over at once, not after L."""
         was_leader = self.is_leader()
         self._valid_until = 0.0
-        if was_leader and self.scripts is not None:
+        if was_leader:
             with contextlib.suppress(redis.RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(self.router.evalsha(self.scripts.release, self.settings.key, self.token), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self.router.evalsha(self.scripts.release, self.settings.key, self.token)
         self._publish(reason="released")
 
     async def aclose(self) -> None:
@@ -256,7 +250,6 @@ class LeaderLease:
         if held == self._held:
             return
         self._held = held
-        self.transitions += 1
         if held:
             logs.event("leader_acquired", key=self.settings.key, owner=self.token, lease_s=self.settings.lease)
         else:

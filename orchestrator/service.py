@@ -23,7 +23,7 @@ from orchestrator.errors import EXIT_CLEAN, ConfigError
 from orchestrator.http import MetricsServer
 from orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
 from orchestrator.metrics import Metrics
-from orchestrator.systemd import LoopHealth, Notifier, notify_stopping, watchdog_interval, watchdog_loop
+from orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -112,7 +112,7 @@ _SLOW_STOP_SECONDS = 5.0
 def _stopper(daemon: Daemon, sig: int, notifier: Notifier) -> Callable[[], None]:
     def stop() -> None:
         logs.event("stopping", signal=signal.Signals(sig).name)
-        notify_stopping(notifier)
+        notifier.notify("STOPPING=1")
         daemon.stop()
         loop = asyncio.get_running_loop()
         loop.call_later(_RECANCEL_SECONDS, _recancel_swallowed)

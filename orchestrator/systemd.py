@@ -14,7 +14,6 @@ they are not: then systemd kills the service with SIGABRT and restarts it (Resta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -94,7 +93,7 @@ def watchdog_interval(environ: Mapping[str, str] | None = None, pid: int | None 
     if not usec.isdigit() or int(usec) == 0:
         return None
     watched = env.get("WATCHDOG_PID", "")
-    if watched and watched.isdigit() and int(watched) != (pid if pid is not None else os.getpid()):
+    if watched.isdigit() and int(watched) != (pid if pid is not None else os.getpid()):
         return None
     return int(usec) / 1_000_000 / 2
 
@@ -154,8 +153,3 @@ async def watchdog_loop(notifier: Notifier, interval: float, health: LoopHealth)
             logs.error("watchdog_withheld", f"not pinging the systemd watchdog: {reason}")
         healthy = ok
         await asyncio.sleep(interval)
-
-
-def notify_stopping(notifier: Notifier) -> None:
-    with contextlib.suppress(OSError):
-        notifier.notify("STOPPING=1")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -23,7 +22,9 @@ from orchestrator.errors import EXIT_CLEAN, ConfigError
 from orchestrator.http import MetricsServer
 from orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
 from orchestrator.metrics import Metrics
+from orchestrator.slowlog import SlowlogWatcher
 from orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
+from orchestrator.waiting import cancel_and_wait
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -222,10 +223,6 @@ def _attach_slowlog(daemon: Daemon, is_leader: Callable[[], bool]) -> None:
     settings = daemon.config.slow_scripts
     if not settings.enabled:
         return
-    try:
-        from orchestrator.slowlog import SlowlogWatcher
-    except ImportError:
-        return
 
     def factory(address: str) -> object:
         host, _, port = address.rpartition(":")
@@ -251,6 +248,4 @@ class _Running:
 
     async def stop(self) -> None:
         self._stop.set()
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
+        await cancel_and_wait([self.task])

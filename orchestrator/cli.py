@@ -54,9 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics, /healthz, /readyz")
     verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
-    keyslot = verbs.add_parser("keyslot", help="each key's hash slot and tag; whether they share one slot")
+    keyslot = with_format(verbs.add_parser("keyslot", help="each key's hash slot and tag; whether they share one slot"))
     keyslot.add_argument("keys", nargs="+", metavar="KEY")
-    keyslot.add_argument("--format", choices=("text", "json"), default="text")
     prune = verbs.add_parser(
         "prune", help="drop retired script versions: SCRIPT FLUSH + reload, one node at a time (opt-in)"
     )

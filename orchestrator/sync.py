@@ -1,8 +1,9 @@
 """Bring one node's script cache and function libraries to the catalog: observe, plan, apply.
 
-Per node and pass: one round trip to observe (`SCRIPT EXISTS sha...`, plus `FUNCTION LIST WITHCODE`
-on primaries when the catalog has functions, pipelined together), and when something is missing one
-more round trip with a pipelined batch of `SCRIPT LOAD` / `FUNCTION LOAD REPLACE`. Nodes run in
+Per node and pass: one round trip to observe (`SCRIPT EXISTS` of the cache marker, and of every SHA
+unless the marker is trusted, plus `FUNCTION LIST WITHCODE` on primaries when the catalog has
+functions, pipelined together), and when something is missing one more round trip with a batch of
+`SCRIPT LOAD` / `FUNCTION LOAD REPLACE`. Nodes run in
 parallel and independently: one that is down or frozen costs only its own timeout.
 """
 
@@ -10,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis
 import redis.asyncio
 
 from orchestrator.batch import encode, send_batch, send_encoded
-from orchestrator.catalog import Catalog, Script
+from orchestrator.catalog import Catalog, Script, sha1_hex
 from orchestrator.connections import Connector, describe_error
 from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
-from orchestrator.replies import as_map, text
+from orchestrator.replies import as_list, as_map, text
 from orchestrator.topology import Node, Topology
 
 # The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
@@ -34,7 +33,7 @@ MARKER_SOURCE = (
     b"-- redis-orchestrator cache marker: present while this node's script cache is complete\n"
     b"return 'redis-orchestrator'\n"
 )
-MARKER_SHA = hashlib.sha1(MARKER_SOURCE).hexdigest()
+MARKER_SHA = sha1_hex(MARKER_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def parse_function_list(reply: object) -> dict[str, bytes]:
     7) "library_code" 8) "#!lua name=orchestrator_lib\n..."
     """
     libraries: dict[str, bytes] = {}
-    for item in reply or []:  # type: ignore[attr-defined]
+    for item in as_list(reply):
         library = as_map(item)
         code = library.get("library_code", b"")
         libraries[text(library.get("library_name", ""))] = code if isinstance(code, bytes) else str(code).encode()
@@ -253,17 +252,15 @@ async def reconcile_all(
     *,
     write: bool = True,
     delete_unlisted: bool = False,
-    nodes: Sequence[Node] | None = None,
 ) -> list[NodeReport]:
     """Every node in parallel; the reports come back in topology order."""
-    targets = list(nodes if nodes is not None else topology.nodes)
     return list(
         await asyncio.gather(
             *(
                 reconcile_node(
                     connector.client(n.host, n.port), n, catalog, write=write, delete_unlisted=delete_unlisted
                 )
-                for n in targets
+                for n in topology.nodes
             )
         )
     )

@@ -39,12 +39,10 @@ def client_kwargs(settings: RedisSettings) -> dict[str, Any]:
         # IPs), which node certificates rarely list. docs/operations.md explains the trade-off.
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE
         kwargs["ssl_check_hostname"] = False
-        if tls.ca_file:
-            kwargs["ssl_ca_certs"] = tls.ca_file
-        if tls.cert_file:
-            kwargs["ssl_certfile"] = tls.cert_file
-        if tls.key_file:
-            kwargs["ssl_keyfile"] = tls.key_file
+        # None (unset) is redis-py's own default for each: no CA file (the system store), no client cert.
+        kwargs["ssl_ca_certs"] = tls.ca_file
+        kwargs["ssl_certfile"] = tls.cert_file
+        kwargs["ssl_keyfile"] = tls.key_file
     return kwargs
 
 

@@ -31,6 +31,7 @@ import redis.asyncio
 
 from orchestrator.batch import encode, send_encoded
 from orchestrator.config import KillPolicy
+from orchestrator.replies import as_map, text
 
 KIND_SCRIPT = "script"
 KIND_FUNCTION = "function"
@@ -142,12 +143,12 @@ async def send_kill(client: redis.asyncio.Redis, kind: str) -> tuple[str, str, s
 
 def parse_running_function(reply: Any) -> str | None:
     """The running function's name from FUNCTION STATS (RESP3 map or RESP2 flat list), or None."""
-    stats = _as_map(reply)
-    running = _as_map(stats.get(b"running_script"))
-    name = running.get(b"name")
-    if isinstance(name, bytes | str):
-        return name.decode() if isinstance(name, bytes) else name
-    return None
+    try:
+        running = as_map(reply).get("running_script")
+        name = as_map(running).get("name") if running else None
+    except ValueError:  # not a map
+        return None
+    return text(name) if isinstance(name, bytes | str) else None
 
 
 async def running_function(client: redis.asyncio.Redis) -> str | None:
@@ -156,15 +157,3 @@ async def running_function(client: redis.asyncio.Redis) -> str | None:
         return parse_running_function(await call(client, "FUNCTION", "STATS"))
     except redis.RedisError:
         return None
-
-
-def _as_map(value: Any) -> dict[bytes, Any]:
-    if isinstance(value, dict):
-        return {_key(k): v for k, v in value.items()}
-    if isinstance(value, list | tuple) and len(value) % 2 == 0:
-        return {_key(value[i]): value[i + 1] for i in range(0, len(value), 2)}
-    return {}
-
-
-def _key(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()

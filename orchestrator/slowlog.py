@@ -45,6 +45,7 @@ from orchestrator.catalog import KIND_SCRIPT, Catalog, Script, sha1_hex
 from orchestrator.config import SlowScriptSettings
 from orchestrator.connections import describe_error
 from orchestrator.metrics import Metrics
+from orchestrator.replies import as_map, text
 
 UNKNOWN = "unknown"
 FETCH_COUNT = 128
@@ -103,7 +104,7 @@ def parse_slowlog(reply: Any, after: int | None = None) -> list[SlowlogEntry]:
 
 def _parse_entry(item: Any) -> SlowlogEntry:
     if isinstance(item, dict):
-        fields = {_text(k): v for k, v in item.items()}
+        fields: dict[str, Any] = as_map(item)
         command = fields.get("command", b"")
         argv = command if isinstance(command, list | tuple) else _bytes(command).split(b" ")
         return SlowlogEntry(
@@ -111,8 +112,8 @@ def _parse_entry(item: Any) -> SlowlogEntry:
             timestamp=int(fields.get("start_time", 0)),
             duration_us=int(fields.get("duration", 0)),
             argv=tuple(_bytes(a) for a in argv),
-            client=_text(fields.get("client_address", "")),
-            client_name=_text(fields.get("client_name", "")),
+            client=text(fields.get("client_address", "")),
+            client_name=text(fields.get("client_name", "")),
         )
     if not isinstance(item, list | tuple) or len(item) < 4:
         raise ValueError(f"not a SLOWLOG entry: {item!r}")
@@ -121,8 +122,8 @@ def _parse_entry(item: Any) -> SlowlogEntry:
         timestamp=int(item[1]),
         duration_us=int(item[2]),
         argv=tuple(_bytes(a) for a in item[3]),
-        client=_text(item[4]) if len(item) > 4 else "",  # absent before Redis 4.0
-        client_name=_text(item[5]) if len(item) > 5 else "",
+        client=text(item[4]) if len(item) > 4 else "",  # absent before Redis 4.0
+        client_name=text(item[5]) if len(item) > 5 else "",
     )
 
 
@@ -130,12 +131,6 @@ def _bytes(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     return str(value).encode()
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
 
 
 # ---------------------------------------------------------------------- attribution
@@ -240,16 +235,11 @@ def advance(cursor: int | None, entries: Sequence[SlowlogEntry]) -> Advance:
 
 def parse_config_value(reply: Any, name: str) -> str | None:
     """CONFIG GET's answer for one name: RESP3 map, RESP2 [name, value], or redis-py's dict."""
-    if isinstance(reply, dict):
-        for key, value in reply.items():
-            if _text(key) == name:
-                return _text(value)
+    try:
+        value = as_map(reply).get(name)
+    except ValueError:  # not a map at all
         return None
-    if isinstance(reply, list | tuple):
-        for index in range(0, len(reply) - 1, 2):
-            if _text(reply[index]) == name:
-                return _text(reply[index + 1])
-    return None
+    return None if value is None else text(value)
 
 
 # ---------------------------------------------------------------------- the watcher

@@ -111,6 +111,15 @@ class Metrics:
             self.check_findings.labels(severity)
         for result in RELOAD_RESULTS:
             self.catalog_reloads.labels(result)
+        # a node's series, created when it is known, removed when it is forgotten
+        self._by_node_role = (self.node_up, self.node_scripts_missing)
+        self._by_node = (
+            self.script_loads,
+            self.reconcile_errors,
+            self.node_busy,
+            self.slowlog_missed,
+            self.slowlog_errors,
+        )
         self._roles: dict[str, str] = {}
         self._slow_scripts: dict[str, set[str]] = {}  # node -> script labels seen, to forget them
 
@@ -122,32 +131,22 @@ class Metrics:
         if old == role:
             return
         if old is not None:
-            for gauge in (self.node_up, self.node_scripts_missing):
+            for gauge in self._by_node_role:
                 _remove(gauge, node, old)
         self._roles[node] = role
-        self.node_up.labels(node, role)
-        self.node_scripts_missing.labels(node, role)
-        self.script_loads.labels(node)
-        self.reconcile_errors.labels(node)
-        self.node_busy.labels(node)
-        self.slowlog_missed.labels(node)
-        self.slowlog_errors.labels(node)
+        for gauge in self._by_node_role:
+            gauge.labels(node, role)
+        for metric in self._by_node:
+            metric.labels(node)
         for result in KILL_RESULTS:
             self.script_kills.labels(node, result)
 
     def node_forgotten(self, node: str) -> None:
         role = self._roles.pop(node, None)
         if role is not None:
-            _remove(self.node_up, node, role)
-            _remove(self.node_scripts_missing, node, role)
-        for metric in (
-            self.script_loads,
-            self.reconcile_errors,
-            self.node_busy,
-            self.slowlog_missed,
-            self.slowlog_errors,
-            self.script_time_limit,
-        ):
+            for gauge in self._by_node_role:
+                _remove(gauge, node, role)
+        for metric in (*self._by_node, self.script_time_limit):  # the limit is set once read, not before
             _remove(metric, node)
         for result in KILL_RESULTS:
             _remove(self.script_kills, node, result)

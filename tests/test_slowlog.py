@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -333,12 +333,21 @@ def runs(metrics: Metrics, script: str, node: LocalNode) -> float:
     return sample(metrics, "redis_orchestrator_slow_script_runs_total", script=script, node=node.address)
 
 
-def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+def busy_threshold_200ms(node: LocalNode, *load: Any) -> Any:
+    """busy-reply-threshold 200 ms (a long spin gets the node answering BUSY soon), then `load`
+    (SCRIPT LOAD or FUNCTION LOAD): its reply."""
+    with node.client() as c:
+        c.execute_command("CONFIG", "SET", "busy-reply-threshold", "200")
+        return c.execute_command(*load)
+
+
+def in_background(node: LocalNode, *command: Any) -> tuple[threading.Thread, list[Any]]:
+    """`command` from a thread, on a client of its own that waits up to a minute for the reply."""
     outcome: list[Any] = []
 
     def target() -> None:
         try:
-            outcome.append(call())
+            outcome.append(node.client(socket_timeout=60).execute_command(*command))
         except Exception as exc:
             outcome.append(exc)
 
@@ -437,16 +446,12 @@ def test_ring_wrapping_between_polls_is_counted_as_missed(solo_node: LocalNode) 
 
 def test_busy_read_only_script_is_flagged_and_killed(solo_node: LocalNode, caplog: pytest.LogCaptureFixture) -> None:
     metrics = Metrics()
-    with solo_node.client() as c:
-        c.execute_command("CONFIG", "SET", "busy-reply-threshold", "200")
-        sha = c.execute_command("SCRIPT", "LOAD", SPIN)
+    sha = busy_threshold_200ms(solo_node, "SCRIPT", "LOAD", SPIN)
 
     async def scenario() -> None:
         w = watcher(solo_node, metrics, settings=settings(enabled=True, after=0.5))
         await w.poll_once()
-        thread, outcome = in_background(
-            lambda: solo_node.client(socket_timeout=60).execute_command("EVALSHA", sha, 0, 10_000)
-        )
+        thread, outcome = in_background(solo_node, "EVALSHA", sha, 0, 10_000)
         assert "SCRIPT KILL" in wait_busy(solo_node)
         await w.poll_once()
         assert sample(metrics, "redis_orchestrator_node_busy", node=solo_node.address) == 1
@@ -472,15 +477,11 @@ def test_busy_read_only_script_is_flagged_and_killed(solo_node: LocalNode, caplo
 
 def test_busy_function_gets_function_kill(solo_node: LocalNode, caplog: pytest.LogCaptureFixture) -> None:
     metrics = Metrics()
-    with solo_node.client() as c:
-        c.execute_command("CONFIG", "SET", "busy-reply-threshold", "200")
-        c.execute_command("FUNCTION", "LOAD", LIBRARY)
+    busy_threshold_200ms(solo_node, "FUNCTION", "LOAD", LIBRARY)
 
     async def scenario() -> None:
         w = watcher(solo_node, metrics, settings=settings(enabled=True, after=0.5))
-        thread, outcome = in_background(
-            lambda: solo_node.client(socket_timeout=60).execute_command("FCALL_RO", "spin_fn", 0, 10_000)
-        )
+        thread, outcome = in_background(solo_node, "FCALL_RO", "spin_fn", 0, 10_000)
         assert "FUNCTION KILL" in wait_busy(solo_node)
         await w.poll_once()  # first poll while busy: no cursor yet
         assert w.episode is not None and w.episode.function == "spin_fn"  # named by FUNCTION STATS
@@ -502,13 +503,11 @@ def test_busy_function_gets_function_kill(solo_node: LocalNode, caplog: pytest.L
 
 def test_no_kill_unless_leader(solo_node: LocalNode) -> None:
     metrics = Metrics()
-    with solo_node.client() as c:
-        c.execute_command("CONFIG", "SET", "busy-reply-threshold", "200")
-        sha = c.execute_command("SCRIPT", "LOAD", SPIN)
+    sha = busy_threshold_200ms(solo_node, "SCRIPT", "LOAD", SPIN)
 
     async def scenario() -> None:
         w = watcher(solo_node, metrics, settings=settings(enabled=True, after=0.1), is_leader=lambda: False)
-        thread, _ = in_background(lambda: solo_node.client(socket_timeout=60).execute_command("EVALSHA", sha, 0, 3000))
+        thread, _ = in_background(solo_node, "EVALSHA", sha, 0, 3000)
         wait_busy(solo_node)
         await w.poll_once()
         await asyncio.sleep(0.2)
@@ -529,14 +528,12 @@ def test_script_that_wrote_is_unkillable_and_left_running(caplog: pytest.LogCapt
     metrics = Metrics()
     with LocalCluster(primaries=1, replicas_per_primary=0) as throwaway:
         node = throwaway.nodes[0]
-        with node.client() as c:
-            c.execute_command("CONFIG", "SET", "busy-reply-threshold", "200")
-            sha = c.execute_command("SCRIPT", "LOAD", SPIN_AFTER_WRITE)
+        sha = busy_threshold_200ms(node, "SCRIPT", "LOAD", SPIN_AFTER_WRITE)
 
         async def scenario() -> None:
             w = watcher(node, metrics, settings=settings(enabled=True, after=0.5))
             await w.poll_once()
-            in_background(lambda: node.client(socket_timeout=60).execute_command("EVALSHA", sha, 1, "k", 60_000))
+            in_background(node, "EVALSHA", sha, 1, "k", 60_000)
             wait_busy(node)
             await w.poll_once()
             await asyncio.sleep(0.6)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -125,3 +129,44 @@ class DaemonProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------------- shared by the auth, ACL and TLS tests
+
+
+def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One `redis-orchestrator --config <config> <args>` run, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=config.parent,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def password_cluster(password: str) -> LocalCluster:
+    """A 3+3 cluster (not started) whose default user needs `password`; replicas authenticate with it."""
+    return LocalCluster(
+        primaries=3,
+        replicas_per_primary=1,
+        extra_config=[f"requirepass {password}", f"masterauth {password}"],
+        client_kwargs={"password": password},
+    )
+
+
+def acl_log_fields(entry: object) -> dict[str, object]:
+    """One ACL LOG entry as {field: value} with str keys (redis-py parses it into a dict; raw: flat)."""
+    if isinstance(entry, dict):
+        items = list(entry.items())
+    else:
+        flat = list(entry)  # type: ignore[call-overload]
+        items = list(zip(flat[::2], flat[1::2], strict=True))
+    return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}

@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,18 @@ import pytest
 import redis
 
 from orchestrator.local_cluster import LocalCluster
-from tests.helpers import REPO, DaemonProcess, all_hold, catalog_shas, wait_for, write_config
+from tests.helpers import (
+    REPO,
+    DaemonProcess,
+    acl_log_fields,
+    all_hold,
+    catalog_shas,
+    cli,
+    command_calls,
+    password_cluster,
+    wait_for,
+    write_config,
+)
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
@@ -47,7 +56,7 @@ def acl_log(cluster: LocalCluster) -> list[str]:
     for node in cluster.nodes:
         with node.client() as c:
             for entry in c.execute_command("ACL", "LOG"):
-                fields = _fields(entry)
+                fields = acl_log_fields(entry)
                 who, why, what = fields.get("username"), fields.get("reason"), fields.get("object")
                 denials.append(f"{node.address}: {who} {why} {what}")
     return denials
@@ -62,18 +71,9 @@ def reset_acl_log(cluster: LocalCluster) -> None:
 @pytest.fixture(scope="module")
 def acl_cluster() -> Iterator[LocalCluster]:
     # The admin (default user) keeps every right and a password; replicas authenticate with it.
-    cluster = LocalCluster(
-        primaries=3,
-        replicas_per_primary=1,
-        extra_config=[f"requirepass {ADMIN_PASSWORD}", f"masterauth {ADMIN_PASSWORD}"],
-        client_kwargs={"password": ADMIN_PASSWORD},
-    )
-    try:
-        cluster.start()
+    with password_cluster(ADMIN_PASSWORD) as cluster:
         set_user(cluster, "reset", *acl_rules(), f">{USER_PASSWORD}")
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
@@ -95,16 +95,6 @@ def acl_config(acl_cluster: LocalCluster, tmp_path: Path) -> Path:
         leader={"enabled": True, "lease": "3s"},
         manifest={"key": "{redis-orchestrator}:manifest"},
         metrics={"enabled": False},
-    )
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=config.parent,
     )
 
 
@@ -138,8 +128,8 @@ def test_every_verb_and_the_daemon_run_as_the_acl_user_with_nothing_denied(
         assert all_hold(acl_cluster, shas)
         # A few slowlog polls (SLOWLOG GET, CONFIG GET) and lease renewals go by.
         primary = acl_cluster.primaries()[0]
-        before = _calls(primary, "slowlog|get")
-        wait_for(lambda: _calls(primary, "slowlog|get") >= before + 2, 10, "two slowlog polls")
+        before = command_calls(primary, "slowlog|get")
+        wait_for(lambda: command_calls(primary, "slowlog|get") >= before + 2, 10, "two slowlog polls")
         assert daemon.stop() == 0
     log = daemon.log()
     assert "NOPERM" not in log and "slowlog_poll_failed" not in log and "leader_lease_failed" not in log, log
@@ -177,19 +167,13 @@ def test_a_missing_permission_is_named(acl_cluster: LocalCluster, acl_config: Pa
             "every node's refusal in the log",
         )
         primary = acl_cluster.primaries()[0]
-        tries = _calls(primary, "script|exists")
-        wait_for(lambda: _calls(primary, "script|exists") >= tries + 2, 20, "two more attempts")
+        tries = command_calls(primary, "script|exists")
+        wait_for(lambda: command_calls(primary, "script|exists") >= tries + 2, 20, "two more attempts")
         assert daemon.log().count("load_failed") == scripts * len(acl_cluster.nodes)  # no repeats
         assert "leader_lease_failed" in daemon.log()  # its NOSCRIPT fallback needs SCRIPT LOAD too
         set_user(acl_cluster, "+script|load")
         daemon.wait_log(" ready ", timeout=30)
         assert daemon.stop() == 0
-
-
-def _calls(node: object, command: str) -> int:
-    from tests.helpers import command_calls
-
-    return command_calls(node, command)  # type: ignore[arg-type]
 
 
 def _get(cluster: LocalCluster, key: str) -> str | None:
@@ -202,13 +186,3 @@ def _get(cluster: LocalCluster, key: str) -> str | None:
             if value is not None:
                 return value.decode()
     return None
-
-
-def _fields(entry: object) -> dict[str, object]:
-    """One ACL LOG entry as {field: value} with str keys (redis-py parses it into a dict; raw: flat)."""
-    if isinstance(entry, dict):
-        items = list(entry.items())
-    else:
-        flat = list(entry)  # type: ignore[call-overload]
-        items = list(zip(flat[::2], flat[1::2], strict=True))
-    return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}

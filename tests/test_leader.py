@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import urllib.request
 import uuid
 from pathlib import Path
@@ -15,17 +14,11 @@ import redis
 
 from orchestrator.local_cluster import LocalCluster, LocalNode
 from orchestrator.topology import Node, Topology, parse_cluster_shards
-from tests.helpers import DaemonProcess, wait_for, write_config
+from tests.helpers import DaemonProcess, free_port, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
 LEASE = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def leader_gauge(port: int) -> float | None:

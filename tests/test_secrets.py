@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +12,7 @@ import pytest
 import yaml
 
 from orchestrator.local_cluster import LocalCluster
-from tests.helpers import DaemonProcess, wait_for, write_config
+from tests.helpers import DaemonProcess, acl_log_fields, cli, free_port, password_cluster, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
@@ -26,34 +22,8 @@ WRONG = "pw-wrong-7Hx2-never-print-me-either"
 
 @pytest.fixture(scope="module")
 def auth_cluster() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        primaries=3,
-        replicas_per_primary=1,
-        extra_config=[f"requirepass {PASSWORD}", f"masterauth {PASSWORD}"],
-        client_kwargs={"password": PASSWORD},
-    )
-    try:
-        cluster.start()
+    with password_cluster(PASSWORD) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-
-
-def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=config.parent,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fetch(url: str) -> str:
@@ -70,7 +40,7 @@ def auth_failures(cluster: LocalCluster) -> int:
     for node in cluster.nodes:
         with node.client() as c:
             for entry in c.execute_command("ACL", "LOG"):
-                fields = _fields(entry)
+                fields = acl_log_fields(entry)
                 if str(fields.get("reason")) in ("auth", "b'auth'"):
                     total += int(str(fields["count"]))
     return total
@@ -157,13 +127,3 @@ def test_password_file_from_systemd_credentials(auth_cluster: LocalCluster, tmp_
     assert done.returncode in (0, 1), done.stderr
     assert "WRONGPASS" not in done.stdout + done.stderr and "NOAUTH" not in done.stdout + done.stderr
     assert PASSWORD not in done.stdout + done.stderr
-
-
-def _fields(entry: object) -> dict[str, object]:
-    """One ACL LOG entry as {field: value} with str keys (redis-py parses it into a dict; raw: flat)."""
-    if isinstance(entry, dict):
-        items = list(entry.items())
-    else:
-        flat = list(entry)  # type: ignore[call-overload]
-        items = list(zip(flat[::2], flat[1::2], strict=True))
-    return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}

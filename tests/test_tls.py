@@ -4,15 +4,13 @@ certificates made by `openssl` for each test module: CA verified by default, cli
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator.local_cluster import LocalCluster, LocalTLS, make_test_certificates
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, write_config
+from tests.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
 
 pytestmark = [
     pytest.mark.timeout(150),
@@ -28,28 +26,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> LocalTLS:
 
 @pytest.fixture(scope="module")
 def tls_cluster(certs: LocalTLS) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(primaries=3, replicas_per_primary=1, tls=certs)
-    try:
-        cluster.start()
+    with LocalCluster(primaries=3, replicas_per_primary=1, tls=certs) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _flush(cluster: LocalCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=config.parent,
-    )
 
 
 def tls_section(certs: LocalTLS, **overrides: object) -> dict[str, object]:

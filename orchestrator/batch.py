@@ -87,7 +87,8 @@ async def _read_replies(connection: Connection, count: int) -> list[object]:
     out: list[object] = []
     while len(out) < count:
         try:
-            data = await asyncio.wait_for(stream.read(1 << 16), timeout)
+            async with asyncio.timeout(timeout):
+                data = await stream.read(1 << 16)
         except TimeoutError as exc:
             raise redis.TimeoutError(f"timeout reading a batch of {count} replies") from exc
         if not data:

@@ -157,7 +157,8 @@ async def prune_node(client: redis.asyncio.Redis, survey: CacheSurvey, catalog: 
     errors: list[str] = []
     try:
         if probe.shas:
-            await asyncio.wait_for(probe.answered.wait(), 5.0)  # a baseline answer before the flush
+            async with asyncio.timeout(5.0):  # a baseline answer before the flush
+                await probe.answered.wait()
         pipe = client.pipeline(transaction=True)
         pipe.execute_command("SCRIPT", "FLUSH", "ASYNC")
         for script in live:

@@ -130,7 +130,9 @@ def _recancel_swallowed() -> None:
 
     On Python 3.11, `asyncio.wait_for` returns normally when its inner awaitable finishes in the same
     loop step as the cancellation (CPython gh-86296, fixed in 3.12): the loop around it goes on and
-    shutdown waits forever. `Task.cancelling()` still counts the lost request, which finds them."""
+    shutdown waits forever. Our own waits use `asyncio.timeout`, but redis-py's asyncio send path
+    still uses `wait_for`, so the guard stays while 3.11 is supported. `Task.cancelling()` still
+    counts the lost request, which finds them."""
     loop = asyncio.get_running_loop()
     lost = [t for t in asyncio.all_tasks() if not t.done() and t.cancelling() > 0]
     for task in lost:

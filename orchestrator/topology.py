@@ -183,7 +183,8 @@ async def discover(
     attempts: list[tuple[str, str]] = []
     for seed in dict.fromkeys(seeds):
         try:
-            nodes = await asyncio.wait_for(_ask(connector, seed, mode), timeout)
+            async with asyncio.timeout(timeout):
+                nodes = await _ask(connector, seed, mode)
         except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
             attempts.append((seed, describe_error(exc)))
             continue

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ import pytest
 
 from orchestrator.http import MetricsServer
 from orchestrator.metrics import Metrics
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -111,12 +111,6 @@ def populated() -> Metrics:
     metrics.leader.set(1)
     metrics.ready.set(1)
     return metrics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def api(port: int, path: str, **params: str) -> dict[str, Any]:

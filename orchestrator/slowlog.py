@@ -283,6 +283,8 @@ class SlowlogWatcher:
         try:
             if now >= self._threshold_due:
                 await self._refresh_limit(now)
+            if self.cursor is not None and self.episode is None and await self._nothing_new():
+                return
             reply = await busy.call(self.client, "SLOWLOG", "GET", FETCH_COUNT)
         except redis.ResponseError as exc:
             if not busy.is_busy_error(exc):
@@ -291,6 +293,15 @@ class SlowlogWatcher:
             return
         self._busy_over(now)
         self._record(parse_slowlog(reply, after=self.cursor))
+
+    async def _nothing_new(self) -> bool:
+        """`SLOWLOG GET 1`: is the newest entry still the one counted last? A full ring is up to
+        128 entries (hundreds of KB with long arguments) re-sent every second otherwise; with this
+        probe a quiet node costs one small reply, and a poll with news one extra round trip."""
+        newest = parse_slowlog(await busy.call(self.client, "SLOWLOG", "GET", 1))
+        if not newest:
+            return self.cursor == -1  # still empty; an emptied log (RESET, restart) is read in full
+        return newest[0].id == self.cursor
 
     async def _refresh_limit(self, now: float) -> None:
         value = parse_config_value(

@@ -194,10 +194,12 @@ def parse_config(
     return config
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port` -> (host, port). ValueError with the expected form otherwise."""
+def parse_address(text: str, allow_any_port: bool = False) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` -> (host, port). ValueError with the expected form otherwise.
+    `allow_any_port`: port 0 too, which a listener binds to a free port (tests)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    lowest = 0 if allow_any_port else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
         raise ValueError(f"{text!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
@@ -341,7 +343,7 @@ class _Reader:
         data = self.section(raw, where, {"enabled", "listen"})
         listen = self.value(data, where, "listen", str, "127.0.0.1:9840")
         try:
-            parse_address(listen)
+            parse_address(listen, allow_any_port=True)
         except ValueError as exc:
             self.problem("metrics.listen", str(exc))
         return MetricsSettings(enabled=self.value(data, where, "enabled", _bool, True), listen=listen)

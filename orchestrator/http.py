@@ -22,16 +22,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from orchestrator import logs
+from orchestrator.config import parse_address
 
 Ready = Callable[[], tuple[bool, str]]
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port`; port 0 binds a free port (tests)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"metrics.listen: {listen!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
 
 
 class _Server(ThreadingHTTPServer):
@@ -97,7 +90,10 @@ class MetricsServer:
 
     def start(self) -> None:
         """Bind now (so a taken port fails at start, with an OSError naming it) and serve in a thread."""
-        host, port = parse_listen(self.listen)
+        try:
+            host, port = parse_address(self.listen, allow_any_port=True)
+        except ValueError as exc:
+            raise ValueError(f"metrics.listen: {exc}") from exc
         try:
             self._server = _Server((host, port), self.registry, self.ready)
         except OSError as exc:

@@ -46,6 +46,7 @@ _TOKEN = re.compile(
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<num>0[xX][0-9a-fA-F]+|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
   | (?P<op>\.\.\.|\.\.|==|~=|<=|>=|[-+*/%^\#<>=(){}\[\];:,.])
+  | (?P<bad>.)
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -64,6 +65,7 @@ _ESCAPES = {
     "\n": "\n",
 }
 _ESCAPE_RE = re.compile(r"\\(\d{1,3}|.)", re.DOTALL)
+_NEWLINE = re.compile("\n")
 
 
 class Token(NamedTuple):
@@ -95,29 +97,24 @@ def _unescape(body: str) -> str:
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     append = tokens.append
-    pos = 0
-    end = len(text)
-    match = _TOKEN.match
-    while pos < end:
-        m = match(text, pos)
-        if m is None:
-            raise LuaSyntaxError(f"unexpected symbol near '{text[pos]}'", pos)
+    for m in _TOKEN.finditer(text):
         kind = m.lastgroup
-        value = m.group()
         if kind == "name":
-            append(Token("kw" if value in KEYWORDS else "name", value, pos))
+            value = m.group()
+            append(Token("kw" if value in KEYWORDS else "name", value, m.start()))
         elif kind == "op" or kind == "num":
-            append(Token(kind, value, pos))
+            append(Token(kind, m.group(), m.start()))
         elif kind == "str":
-            append(Token("str", _unescape(value[1:-1]), pos))
+            append(Token("str", _unescape(m.group()[1:-1]), m.start()))
         elif kind == "lstr":
             level = len(m.group("seq"))
-            body = value[level + 2 : -(level + 2)]
+            body = m.group()[level + 2 : -(level + 2)]
             if body.startswith("\n"):
                 body = body[1:]
-            append(Token("str", body, pos))
-        pos = m.end()
-    tokens.append(Token("eof", "<eof>", end))
+            append(Token("str", body, m.start()))
+        elif kind == "bad":
+            raise LuaSyntaxError(f"unexpected symbol near '{m.group()}'", m.start())
+    append(Token("eof", "<eof>", len(text)))
     return tokens
 
 
@@ -125,7 +122,7 @@ class LineMap:
     """Character offset -> (line, column), both 1-based."""
 
     def __init__(self, text: str) -> None:
-        self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        self._starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
 
     def position(self, pos: int) -> tuple[int, int]:
         index = bisect.bisect_right(self._starts, pos) - 1

@@ -8,7 +8,7 @@ Positions are character offsets into the source; lexer.LineMap turns them into l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .lexer import LuaSyntaxError, Token, tokenize
 
@@ -176,8 +176,6 @@ class Break(Node):
 @dataclass(slots=True)
 class Chunk:
     body: list[Node]
-    tokens: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 _BINARY = {
@@ -232,6 +230,10 @@ class _Parser:
         self.i += 1
         return tok
 
+    def at_block_end(self) -> bool:
+        tok = self.toks[self.i]
+        return tok.kind in ("kw", "eof") and tok.value in _BLOCK_END
+
     def name(self) -> str:
         tok = self.toks[self.i]
         if tok.kind != "name":
@@ -242,15 +244,12 @@ class _Parser:
     # ------------------------------------------------------------------ statements
     def block(self) -> list[Node]:
         body: list[Node] = []
-        while True:
+        while not self.at_block_end():
             tok = self.toks[self.i]
-            if tok.kind in ("kw", "eof") and tok.value in _BLOCK_END:
-                return body
             if tok.kind == "kw" and tok.value == "return":
                 self.i += 1
                 values: list[Node] = []
-                nxt = self.tok
-                if not ((nxt.kind in ("kw", "eof") and nxt.value in _BLOCK_END) or self.check(";")):
+                if not (self.at_block_end() or self.check(";")):
                     values = self.exprlist()
                 self.accept(";")
                 body.append(Return(values, tok.pos))
@@ -262,6 +261,7 @@ class _Parser:
                 return body
             body.append(self.statement())
             self.accept(";")
+        return body
 
     def statement(self) -> Node:
         tok = self.tok
@@ -338,9 +338,9 @@ class _Parser:
                 return Repeat(body, self.expr(), tok.pos)
             if v == "function":
                 self.i += 1
-                name_tok = self.tok
-                target: Node = Name(self.name(), name_tok.pos)
-                full = target.name  # type: ignore[attr-defined]
+                name_pos = self.tok.pos
+                full = self.name()
+                target: Node = Name(full, name_pos)
                 is_method = False
                 while self.check(".") or self.check(":"):
                     is_method = self.tok.value == ":"
@@ -512,9 +512,8 @@ class _Parser:
 
 def parse(text: str) -> Chunk:
     """The chunk's AST; LuaSyntaxError (with a character offset) when it is not valid Lua 5.1."""
-    tokens = tokenize(text)
-    parser = _Parser(tokens)
+    parser = _Parser(tokenize(text))
     body = parser.block()
     if parser.tok.kind != "eof":
         raise parser.error("'<eof>' expected")
-    return Chunk(body, len(tokens))
+    return Chunk(body)

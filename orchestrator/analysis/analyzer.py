@@ -28,13 +28,12 @@ class _LuaSyntaxChecker:
         self._load: Any = None
         try:
             from lupa import lua51
-
-            runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-            self._load = runtime.eval(
-                "function(src) local f, err = loadstring(src, '=user_script') if f then return nil end return err end"
-            )
         except ImportError:  # lupa built without Lua 5.1: our parser's verdict alone
-            self._load = None
+            return
+        runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
+        self._load = runtime.eval(
+            "function(src) local f, err = loadstring(src, '=user_script') if f then return nil end return err end"
+        )
 
     def error(self, source: bytes) -> tuple[int, str] | None:
         if self._load is None:
@@ -64,10 +63,11 @@ class Analyzer:
     ) -> list[Finding]:
         if kind not in ("script", "function"):
             raise ValueError(f"kind must be 'script' or 'function', not {kind!r}")
-        cache_key = (hashlib.sha1(source).hexdigest(), kind, tuple(key_patterns))
+        patterns = tuple(key_patterns)
+        cache_key = (hashlib.sha1(source).hexdigest(), kind, patterns)
         cached = self._cache.get(cache_key)
         if cached is None:
-            cached = tuple(self._analyze(source, kind, tuple(key_patterns)))
+            cached = tuple(self._analyze(source, kind, patterns))
             self._cache[cache_key] = cached
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -152,9 +152,7 @@ class Analyzer:
             )
             return findings
 
-        walker = Walker(
-            self.keyspecs, lines, file="", script="", library=library, readonly="no-writes" in shebang.flags
-        )
+        walker = Walker(self.keyspecs, lines, library=library, readonly="no-writes" in shebang.flags)
         try:
             findings.extend(walker.run(chunk))
         except RecursionError:

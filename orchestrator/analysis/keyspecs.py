@@ -18,7 +18,7 @@ Positions are argv indexes with the command name at 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import redis
 
 SHIPPED_FILE = "keyspecs.json"
+
+LiteralAt = Callable[[int], str | None]  # argv position -> its literal text, None when not a literal
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,6 @@ class CommandSpec:
     def writes(self) -> bool:
         return "write" in self.flags
 
-    @property
-    def has_keys(self) -> bool:
-        return bool(self.key_specs) or self.first_key > 0
-
 
 @dataclass(frozen=True)
 class KeySpecs:
@@ -88,7 +86,9 @@ class KeySpecs:
         return cls({n: _spec_from_obj(n, o) for n, o in body["commands"].items()}, str(body.get("source", "")))
 
 
-def key_positions(spec: CommandSpec, argc: int, literal_at: Any, open_tail: bool = False) -> tuple[list[int], bool]:
+def key_positions(
+    spec: CommandSpec, argc: int, literal_at: LiteralAt, open_tail: bool = False
+) -> tuple[list[int], bool]:
     """Argv positions (< argc, command at 0) that hold keys, and whether an open tail holds keys.
 
     `literal_at(i)` returns the literal text at position i, or None when it is not a literal (then a
@@ -111,7 +111,7 @@ def key_positions(spec: CommandSpec, argc: int, literal_at: Any, open_tail: bool
     return sorted(set(positions)), tail_keys
 
 
-def _begin(ks: KeySpec, argc: int, literal_at: Any, open_tail: bool) -> int | None:
+def _begin(ks: KeySpec, argc: int, literal_at: LiteralAt, open_tail: bool) -> int | None:
     if ks.begin == "index":
         return ks.index
     if ks.begin != "keyword":
@@ -132,7 +132,7 @@ def _begin(ks: KeySpec, argc: int, literal_at: Any, open_tail: bool) -> int | No
     return None
 
 
-def _find(ks: KeySpec, start: int, argc: int, literal_at: Any, open_tail: bool) -> tuple[list[int], bool]:
+def _find(ks: KeySpec, start: int, argc: int, literal_at: LiteralAt, open_tail: bool) -> tuple[list[int], bool]:
     step = max(ks.keystep, 1)
     if ks.find == "range":
         if ks.lastkey >= 0:

@@ -18,7 +18,6 @@ from .lexer import LineMap
 from .syntax import (
     Assign,
     BinOp,
-    Break,
     Call,
     CallStat,
     Chunk,
@@ -146,13 +145,11 @@ class Ctx:
 
 
 class Walker:
-    def __init__(
-        self, specs: KeySpecs, lines: LineMap, *, file: str, script: str, library: bool, readonly: bool
-    ) -> None:
+    """Findings carry no file or script name: the Analyzer caches them by content and fills those in."""
+
+    def __init__(self, specs: KeySpecs, lines: LineMap, *, library: bool, readonly: bool) -> None:
         self.specs = specs
         self.lines = lines
-        self.file = file
-        self.script = script
         self.library = library
         self.readonly = readonly
         self.findings: dict[tuple[int, str], Finding] = {}
@@ -171,9 +168,7 @@ class Walker:
         where = f"in function '{ctx.function}': " if ctx.function else ""
         if ctx.helper:
             where += f"({ctx.helper}) "
-        self.findings[(pos, code)] = Finding(
-            self.file, self.script, line, column, severity, code, where + message, suggestion
-        )
+        self.findings[(pos, code)] = Finding("", "", line, column, severity, code, where + message, suggestion)
 
     # ------------------------------------------------------------------ entry
     def run(self, chunk: Chunk) -> list[Finding]:
@@ -188,7 +183,7 @@ class Walker:
             if id(closure.func) in self.analysed:
                 continue
             params = [Val("param", f"parameter '{p}' of {closure.func.name}()") for p in closure.func.params]
-            self.invoke(closure, params, None, Ctx(readonly=False, function="", helper=""), closure.func.pos)
+            self.invoke(closure, params, None, Ctx(readonly=False, function=""), closure.func.pos)
         return sorted(self.findings.values(), key=lambda f: (f.line, f.column, f.code))
 
     # ------------------------------------------------------------------ statements
@@ -239,8 +234,7 @@ class Walker:
             self.expr(stat.cond, inner, ctx)
             ctx.depth -= 1
         elif isinstance(stat, Do):
-            inner = Scope(scope)
-            self.block(stat.body, inner, ctx)
+            self.block(stat.body, Scope(scope), ctx)
         elif isinstance(stat, FuncStat):
             if stat.is_local and isinstance(stat.target, Name):
                 closure = Closure(stat.func, scope)
@@ -253,8 +247,6 @@ class Walker:
             vals = [self.expr(v, scope, ctx) for v in stat.values]
             first = vals[0] if vals else NIL
             ctx.returns = first if ctx.returns is None else join(ctx.returns, first)
-        elif isinstance(stat, Break):
-            pass
 
     def assign(self, target: Node, val: Val, scope: Scope, ctx: Ctx) -> None:
         if isinstance(target, Name):
@@ -332,8 +324,7 @@ class Walker:
             if callee.literal in ("unpack", "table.unpack") and expr.args:
                 return self.expr_quiet(expr.args[0], scope).elem or UNKNOWN
         if isinstance(expr, Const) and expr.kind == "...":
-            vararg = scope.find("...")
-            return vararg.vars["..."][0] if vararg else UNKNOWN
+            return _vararg(scope)
         return val
 
     def expr_quiet(self, node: Node, scope: Scope) -> Val:
@@ -416,8 +407,7 @@ class Walker:
             if node.kind == "number":
                 return Val("number", literal=node.text)
             if node.kind == "...":
-                vararg = scope.find("...")
-                return vararg.vars["..."][0] if vararg else UNKNOWN
+                return _vararg(scope)
             return NIL if node.kind == "nil" else Val("bool")
         if isinstance(node, BinOp):
             left = self.expr(node.left, scope, ctx)
@@ -480,7 +470,7 @@ class Walker:
                 return Val("error")
             if callee.literal == "tostring" and args:
                 return args[0] if args[0].kind in ("key", "argv", "reply", "param", "literal") else UNKNOWN
-            if callee.literal in ("unpack",) and args:
+            if callee.literal == "unpack" and args:
                 return args[0].elem or UNKNOWN
             if callee.literal in ("ipairs", "pairs", "next"):
                 return callee
@@ -515,9 +505,8 @@ class Walker:
             scope.vars[name] = (val, 0)
         if func.vararg:
             scope.vars["..."] = (tail or UNKNOWN, 0)
-        line = self.lines.position(site)[0]
-        helper = f"{func.name}() called at line {line}" if site != func.pos else ""
-        inner = Ctx(readonly=ctx.readonly, function=ctx.function, helper=helper or ctx.helper)
+        helper = ctx.helper if site == func.pos else f"{func.name}() called at line {self.lines.position(site)[0]}"
+        inner = Ctx(readonly=ctx.readonly, function=ctx.function, helper=helper)
         self.block(func.body, scope, inner)
         self.call_depth -= 1
         self.active.discard(id(func))
@@ -538,27 +527,28 @@ class Walker:
                 if field_name == "function_name" and isinstance(value, Str):
                     name = value.value
                 elif field_name == "callback":
-                    callback = self.expr_quiet(value, Scope(None)) if not isinstance(value, Function) else UNKNOWN
                     if isinstance(value, Function):
-                        for c in reversed(self.closures):
-                            if c.func is value:
-                                callback = Val("function", value.name, closure=c)
-                                break
+                        callback = self._closure_of(value)
                     elif isinstance(value, Name):
                         callback = self._closure_named(value.name)
+                    else:
+                        callback = self.expr_quiet(value, Scope(None))
                 elif field_name == "flags" and isinstance(value, Table):
                     flags.update(v.value for v in value.items if isinstance(v, Str))
         if callback.closure is None:
             return
         func = callback.closure.func
         keys = Val("table", func.params[0] if func.params else "keys", elem=Val("key", "keys[i]"))
-        argv = Val(
-            "table",
-            func.params[1] if len(func.params) > 1 else "args",
-            elem=Val("argv", func.params[1] if len(func.params) > 1 else "args"),
-        )
+        args_name = func.params[1] if len(func.params) > 1 else "args"
+        argv = Val("table", args_name, elem=Val("argv", args_name))
         fctx = Ctx(readonly="no-writes" in flags, function=name)
         self.invoke(callback.closure, [keys, argv], None, fctx, func.pos)
+
+    def _closure_of(self, func: Function) -> Val:
+        for c in reversed(self.closures):
+            if c.func is func:
+                return Val("function", func.name, closure=c)
+        return UNKNOWN
 
     def _closure_named(self, name: str) -> Val:
         for c in reversed(self.closures):
@@ -669,19 +659,22 @@ def _describe(val: Val, library: bool) -> str:
         return f"is the string literal '{val.literal}'"
     if kind == "argv":
         return f"comes from {val.detail or ('args' if library else 'ARGV')}"
-    if kind in ("concat", "format", "derived", "reply", "param"):
-        return {
-            "concat": "is built by concatenation",
-            "format": "is built with string.format",
-            "derived": f"is {val.detail}",
-            "reply": f"comes from {val.detail}",
-            "param": f"comes from {val.detail}",
-        }[kind]
+    if kind == "concat":
+        return "is built by concatenation"
+    if kind == "format":
+        return "is built with string.format"
+    if kind == "derived":
+        return f"is {val.detail}"
     if kind == "number":
         return "is a number"
-    if val.detail:
+    if kind in ("reply", "param") or val.detail:
         return f"comes from {val.detail}"
     return "is not taken from KEYS"
+
+
+def _vararg(scope: Scope) -> Val:
+    owner = scope.find("...")
+    return owner.vars["..."][0] if owner else UNKNOWN
 
 
 def _start(node: Node) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.crc import key_slot as _crc_key_slot
 
@@ -36,8 +36,7 @@ def hashed_part(key: str) -> str:
 
 
 def key_slot(key: str | bytes) -> int:
-    raw = key.encode("utf-8") if isinstance(key, str) else key
-    return int(_crc_key_slot(raw))
+    return _crc_key_slot(key.encode("utf-8") if isinstance(key, str) else key)
 
 
 def patterns_share_slot(patterns: Sequence[str]) -> bool:
@@ -89,8 +88,7 @@ def suggest_hash_tags(patterns: Sequence[str]) -> list[str]:
         renamed = [p.replace(name, "{" + name + "}", 1) for p in bare]
         return [f"hash only the shared {name} with a tag {{{name}}}: " + ", ".join(renamed)]
     # The keys vary independently: nothing but a constant tag can co-locate them.
-    constant = prefix or _segments(PLACEHOLDER.sub("", bare[0]).strip(":./"))[0:1] or ["tag"]
-    tag = constant if isinstance(constant, str) else "".join(constant)
+    tag = prefix or (_segments(PLACEHOLDER.sub("", bare[0]).strip(":./")) or ["tag"])[0]
     renamed = [_tag_prefix(p, tag) if prefix else "{" + tag + "}:" + p for p in bare]
     return [
         f"only a shared constant tag co-locates keys that vary independently: {', '.join(renamed)} "
@@ -113,14 +111,18 @@ class KeyslotReport:
     suggestions: tuple[str, ...]
 
     @property
+    def slots(self) -> list[int]:
+        return sorted({e.slot for e in self.entries})
+
+    @property
     def same_slot(self) -> bool:
-        return len({e.slot for e in self.entries}) <= 1
+        return len(self.slots) <= 1
 
     def to_dict(self) -> dict[str, object]:
         return {
             "keys": [{"key": e.key, "slot": e.slot, "hash_tag": e.hash_tag} for e in self.entries],
             "same_slot": self.same_slot,
-            "slots": sorted({e.slot for e in self.entries}),
+            "slots": self.slots,
             "suggestions": list(self.suggestions),
         }
 
@@ -130,7 +132,7 @@ class KeyslotReport:
         for e in self.entries:
             tag = f"hash tag {{{e.hash_tag}}}" if e.hash_tag is not None else "no hash tag (whole key hashed)"
             lines.append(f"{e.key:<{width}}  slot {e.slot:>5}  {tag}")
-        slots = sorted({e.slot for e in self.entries})
+        slots = self.slots
         if len(self.entries) > 1:
             if self.same_slot:
                 lines.append(f"all {len(self.entries)} keys share slot {slots[0]}")
@@ -144,6 +146,5 @@ class KeyslotReport:
 
 
 def keyslot_report(keys: Sequence[str]) -> KeyslotReport:
-    entries = tuple(KeyslotEntry(k, key_slot(k), hash_tag(k)) for k in keys)
-    same = len({e.slot for e in entries}) <= 1
-    return KeyslotReport(entries, () if same else tuple(suggest_hash_tags(list(keys))))
+    report = KeyslotReport(tuple(KeyslotEntry(k, key_slot(k), hash_tag(k)) for k in keys), ())
+    return report if report.same_slot else replace(report, suggestions=tuple(suggest_hash_tags(keys)))

@@ -4,14 +4,16 @@ arrays, and either may carry bytes or str. Used by every parser of a server repl
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 def text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def as_map(value: object) -> dict[str, object]:
-    """A map reply (RESP3) or a flat field/value array (RESP2) as a dict with str keys."""
+def as_map(value: object) -> dict[str, Any]:
+    """A map reply (RESP3) or a flat field/value array (RESP2) as a dict with str keys; the values
+    are whatever the server sent (Any: parsers check them where they use them)."""
     if isinstance(value, Mapping):
         return {text(k): v for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from orchestrator import replies
+
 if TYPE_CHECKING:
     import redis
 
@@ -174,7 +176,7 @@ def refresh_keyspecs(client: redis.Redis) -> KeySpecs:
     finally:
         node_client.connection_pool.release(connection)
     version = ""
-    for line in _text(info).splitlines():
+    for line in replies.text(info).splitlines():
         if line.startswith("redis_version:"):
             version = line.split(":", 1)[1].strip()
     return keyspecs_from_command_reply(reply, source=f"redis {version}".strip())
@@ -188,19 +190,8 @@ def keyspecs_from_command_reply(reply: Iterable[Any], source: str = "") -> KeySp
     return KeySpecs(commands, source)
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _as_map(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return {_text(k): v for k, v in value.items()}
-    items = list(value)
-    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
-
-
 def _spec_from_reply(entry: Sequence[Any]) -> CommandSpec:
-    name = _text(entry[0]).lower()
+    name = replies.text(entry[0]).lower()
     key_specs = tuple(_keyspec_from_reply(ks) for ks in (entry[8] if len(entry) > 8 else []))
     subs = {}
     for sub in entry[9] if len(entry) > 9 else []:
@@ -209,7 +200,7 @@ def _spec_from_reply(entry: Sequence[Any]) -> CommandSpec:
     return CommandSpec(
         name=name,
         arity=int(entry[1]),
-        flags=frozenset(_text(f) for f in entry[2]),
+        flags=frozenset(replies.text(f) for f in entry[2]),
         first_key=int(entry[3]),
         last_key=int(entry[4]),
         step=int(entry[5]),
@@ -219,23 +210,23 @@ def _spec_from_reply(entry: Sequence[Any]) -> CommandSpec:
 
 
 def _keyspec_from_reply(raw: Any) -> KeySpec:
-    fields = _as_map(raw)
-    begin = _as_map(fields.get("begin_search", {}))
-    find = _as_map(fields.get("find_keys", {}))
-    bspec = _as_map(begin.get("spec", []) or [])
-    fspec = _as_map(find.get("spec", []) or [])
+    fields = replies.as_map(raw)
+    begin = replies.as_map(fields.get("begin_search", {}))
+    find = replies.as_map(fields.get("find_keys", {}))
+    bspec = replies.as_map(begin.get("spec", []) or [])
+    fspec = replies.as_map(find.get("spec", []) or [])
     return KeySpec(
-        begin=_text(begin.get("type", "unknown")),
+        begin=replies.text(begin.get("type", "unknown")),
         index=int(bspec.get("index", 0)),
-        keyword=_text(bspec.get("keyword", "")),
+        keyword=replies.text(bspec.get("keyword", "")),
         startfrom=int(bspec.get("startfrom", 0)),
-        find=_text(find.get("type", "unknown")),
+        find=replies.text(find.get("type", "unknown")),
         lastkey=int(fspec.get("lastkey", 0)),
         keystep=int(fspec.get("keystep", 1)),
         limit=int(fspec.get("limit", 0)),
         keynumidx=int(fspec.get("keynumidx", 0)),
         firstkey=int(fspec.get("firstkey", 0)),
-        flags=frozenset(_text(f) for f in fields.get("flags", [])),
+        flags=frozenset(replies.text(f) for f in fields.get("flags", [])),
     )
 
 

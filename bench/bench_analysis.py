@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.analysis import Analyzer
-from orchestrator.analysis.shebang import strip_shebang
-from orchestrator.analysis.syntax import parse
+from redis_orchestrator.analysis import Analyzer
+from redis_orchestrator.analysis.shebang import strip_shebang
+from redis_orchestrator.analysis.syntax import parse
 
 READS = ["GET", "HGET", "ZSCORE", "LRANGE", "SISMEMBER", "HGETALL", "TTL", "EXISTS"]
 WRITES = ["SET", "HSET", "ZADD", "LPUSH", "SADD", "HINCRBY", "EXPIRE", "INCRBY"]

@@ -28,7 +28,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import make_catalog
 
-from orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,7 +67,7 @@ def measure(config: Path, cluster: LocalCluster, window: float, label: str, loop
     env = {**os.environ, "REDIS_ORCHESTRATOR_EVENT_LOOP": loop}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "--config", str(config), "run"],
+            [sys.executable, "-m", "redis_orchestrator", "--config", str(config), "run"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -110,7 +110,8 @@ def bare_interpreter_rss() -> float:
         [
             sys.executable,
             "-c",
-            "import orchestrator.daemon, orchestrator.slowlog, orchestrator.http, time; time.sleep(30)",
+            "import time, redis_orchestrator.daemon, redis_orchestrator.slowlog, redis_orchestrator.http;"
+            " time.sleep(30)",
         ]
     )
     try:

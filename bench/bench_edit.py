@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.catalog import sha1_hex
-from orchestrator.local_cluster import LocalCluster, LocalNode, free_port_pair
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode, free_port_pair
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def main() -> None:
         config.write_text(yaml.safe_dump(data))
         log = (directory / "daemon.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "--config", str(config), "run"], stdout=log, stderr=log
+            [sys.executable, "-m", "redis_orchestrator", "--config", str(config), "run"], stdout=log, stderr=log
         )
         try:
             while " ready " not in (directory / "daemon.log").read_text():

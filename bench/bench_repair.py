@@ -37,7 +37,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
 from tests.test_self_healing import EvalshaOnlyClient, local_key
 

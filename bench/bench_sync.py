@@ -22,11 +22,11 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from orchestrator.config import load_config
-from orchestrator.connections import Connector
-from orchestrator.local_cluster import LocalCluster
-from orchestrator.sync import reconcile_all
-from orchestrator.topology import discover
+from redis_orchestrator.config import load_config
+from redis_orchestrator.connections import Connector
+from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.sync import reconcile_all
+from redis_orchestrator.topology import discover
 
 
 def make_catalog(directory: Path, count: int) -> Path:

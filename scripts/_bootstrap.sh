@@ -63,7 +63,7 @@ need_venv() {
     local spec="$ROOT"
     [ -n "$extras" ] && spec="$ROOT[$extras]"
     "$VENV/bin/python" -m pip install -q -e "$spec" 2>&1 | grep -v -E '^(WARNING|\s*$)' >&2 || true
-    "$VENV/bin/python" -c 'import orchestrator, redis, yaml, prometheus_client' \
+    "$VENV/bin/python" -c 'import redis_orchestrator, redis, yaml, prometheus_client' \
       || die "the Python packages did not install (is PyPI reachable? see the pip output above)"
     rm -f "$VENV"/.installed-* && touch "$stamp"
   fi

@@ -9,8 +9,8 @@ need_prometheus
 need_venv "test"
 cd "$ROOT"
 echo "== ruff" >&2
-"$VENV/bin/ruff" check orchestrator tests bench tools
+"$VENV/bin/ruff" check redis_orchestrator tests bench tools
 echo "== mypy (strict, the package)" >&2
-"$VENV/bin/mypy" orchestrator
+"$VENV/bin/mypy" redis_orchestrator
 echo "== pytest" >&2
 exec "$VENV/bin/pytest" -p no:cacheprovider "$@"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.local_cluster import LocalCluster
 
 
 def _make_cluster() -> LocalCluster:

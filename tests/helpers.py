@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.catalog import sha1_hex
-from orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ class DaemonProcess:
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "--config", str(config), *args, "run"],
+            [sys.executable, "-m", "redis_orchestrator", "--config", str(config), *args, "run"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=config.parent,
@@ -137,7 +137,7 @@ class DaemonProcess:
 def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """One `redis-orchestrator --config <config> <args>` run, output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
+        [sys.executable, "-m", "redis_orchestrator", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.analysis import (
+from redis_orchestrator.analysis import (
     Analyzer,
     Finding,
     format_json,
@@ -19,8 +19,8 @@ from orchestrator.analysis import (
     parse_shebang,
     suggest_hash_tags,
 )
-from orchestrator.analysis.keyspecs import key_positions
-from orchestrator.analysis.slots import patterns_share_slot
+from redis_orchestrator.analysis.keyspecs import key_positions
+from redis_orchestrator.analysis.slots import patterns_share_slot
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*.lua"))
@@ -289,8 +289,8 @@ INVALID_SNIPPETS = ["local x = = 1", "if x then", "return return", "x ==", "loca
 def test_parser_agrees_with_lua51(source: str) -> None:
     from lupa import lua51
 
-    from orchestrator.analysis.lexer import LuaSyntaxError
-    from orchestrator.analysis.syntax import parse
+    from redis_orchestrator.analysis.lexer import LuaSyntaxError
+    from redis_orchestrator.analysis.syntax import parse
 
     lua_ok = lua51.LuaRuntime().eval("function(s) return loadstring(s) ~= nil end")(source)
     try:

@@ -16,8 +16,8 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
-from orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs, refresh_keyspecs
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs, refresh_keyspecs
+from redis_orchestrator.local_cluster import LocalCluster
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 

@@ -7,9 +7,9 @@ import asyncio
 import redis
 import redis.asyncio
 
-from orchestrator.batch import encode, send_batch, send_encoded
-from orchestrator.catalog import sha1_hex
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.batch import encode, send_batch, send_encoded
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.local_cluster import LocalCluster
 
 
 def test_errors_in_place_and_connection_reusable(cluster: LocalCluster) -> None:

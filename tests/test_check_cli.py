@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.cli import main
+from redis_orchestrator.local_cluster import LocalCluster
 from tests.helpers import REPO, DaemonProcess, write_config
 
 UNSAFE = """\

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import sha1_hex
-from orchestrator.config import Secret, load_config, parse_config
-from orchestrator.durations import parse_duration
-from orchestrator.errors import ConfigError
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.config import Secret, load_config, parse_config
+from redis_orchestrator.durations import parse_duration
+from redis_orchestrator.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.catalog import sha1_hex
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.local_cluster import LocalCluster
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]

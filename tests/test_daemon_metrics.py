@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local_cluster import LocalCluster, free_port_pair
+from redis_orchestrator.local_cluster import LocalCluster, free_port_pair
 from tests.helpers import DaemonProcess, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
@@ -68,7 +68,7 @@ def test_daemon_metrics_name_slow_scripts_and_count_repairs(clean_cluster: Local
                 assert _sample(text, "redis_orchestrator_node_scripts_missing", node=n.address) == 0.0, n
             assert _sample(text, "redis_orchestrator_catalog_info", version="test-1") == 1.0
             # A slow catalog script, run by sha on one node, shows up under its name.
-            from orchestrator.catalog import sha1_hex
+            from redis_orchestrator.catalog import sha1_hex
 
             sha = sha1_hex((tmp_path / "slow.lua").read_bytes())
             wait_for(

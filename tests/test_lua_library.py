@@ -16,7 +16,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 MAX_SAFE = 2**53 - 1

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.http import MetricsServer
-from orchestrator.metrics import Metrics
+from redis_orchestrator.http import MetricsServer
+from redis_orchestrator.metrics import Metrics
 
 NODE = "127.0.0.1:7000"
 

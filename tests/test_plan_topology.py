@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.catalog import KIND_FUNCTION, Catalog, Script, sha1_hex
-from orchestrator.plan import Observation, plan_node
-from orchestrator.topology import PRIMARY, REPLICA, Node, Topology, parse_cluster_nodes, parse_cluster_shards
+from redis_orchestrator.catalog import KIND_FUNCTION, Catalog, Script, sha1_hex
+from redis_orchestrator.plan import Observation, plan_node
+from redis_orchestrator.topology import PRIMARY, REPLICA, Node, Topology, parse_cluster_nodes, parse_cluster_shards
 
 
 def _script(name: str, body: bytes, kind: str = "script", library: str | None = None) -> Script:

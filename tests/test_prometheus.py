@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.http import MetricsServer
-from orchestrator.metrics import Metrics
+from redis_orchestrator.http import MetricsServer
+from redis_orchestrator.metrics import Metrics
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

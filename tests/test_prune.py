@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.catalog import sha1_hex
-from orchestrator.cli import main
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.cli import main
+from redis_orchestrator.local_cluster import LocalCluster
 from tests.helpers import all_hold, present, wait_for, write_config
 from tests.test_self_healing import EvalshaOnlyClient, local_key
 
@@ -37,7 +37,7 @@ def _versioned_config(tmp_path: Path, seeds: list[str], keep: int | None) -> tup
 
 
 def _live_shas(config: Path) -> set[str]:
-    from orchestrator.config import load_config
+    from redis_orchestrator.config import load_config
 
     return {s.sha for s in load_config(config).catalog.scripts}
 

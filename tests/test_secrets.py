@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.local_cluster import LocalCluster
 from tests.helpers import DaemonProcess, acl_log_fields, cli, free_port, password_cluster, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]

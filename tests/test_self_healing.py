@@ -20,9 +20,9 @@ import pytest
 import redis
 import yaml
 
-from orchestrator.catalog import sha1_hex
-from orchestrator.cli import main
-from orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.cli import main
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]

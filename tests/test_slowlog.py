@@ -18,12 +18,12 @@ import pytest
 import redis
 import redis.asyncio
 
-from orchestrator import busy
-from orchestrator.catalog import KIND_FUNCTION, KIND_SCRIPT, Catalog, Script, mark_live, sha1_hex
-from orchestrator.config import KillPolicy, SlowScriptSettings
-from orchestrator.local_cluster import LocalCluster, LocalNode
-from orchestrator.metrics import KILL_RESULTS, Metrics
-from orchestrator.slowlog import (
+from redis_orchestrator import busy
+from redis_orchestrator.catalog import KIND_FUNCTION, KIND_SCRIPT, Catalog, Script, mark_live, sha1_hex
+from redis_orchestrator.config import KillPolicy, SlowScriptSettings
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.metrics import KILL_RESULTS, Metrics
+from redis_orchestrator.slowlog import (
     SlowlogEntry,
     SlowlogWatcher,
     advance,

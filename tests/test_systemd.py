@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local_cluster import LocalCluster
-from orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
+from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
 from tests.helpers import REPO, DaemonProcess, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -258,11 +258,13 @@ def test_dockerfile_runs_non_root_with_a_healthcheck() -> None:
     assert text.startswith("#") and "FROM python:3.11-slim" in text
     assert "USER 10001" in text and "HEALTHCHECK" in text and "/healthz" in text and "EXPOSE 9840" in text
     assert '"/etc/redis-orchestrator/config.yaml"' in text
-    assert "pip install /src" in text and "COPY lua /usr/share/redis-orchestrator/lua" in text
+    assert "pip install /src" in text and "COPY redis_orchestrator /src/redis_orchestrator" in text
+    # The leader's lock scripts are package data: nothing is copied beside the package.
+    assert "/usr/share/redis-orchestrator" not in text
 
 
 def test_container_config_is_valid_and_the_init_script_parses(tmp_path: Path) -> None:
-    from orchestrator.config import parse_config
+    from redis_orchestrator.config import parse_config
 
     secret = tmp_path / "orchestrator-password"
     secret.write_text((DEPLOY / "container" / "secrets" / "orchestrator-password").read_text())

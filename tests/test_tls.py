@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local_cluster import LocalCluster, LocalTLS, make_test_certificates
+from redis_orchestrator.local_cluster import LocalCluster, LocalTLS, make_test_certificates
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""Regenerate orchestrator/analysis/keyspecs.json from a real redis-server's COMMAND reply.
+"""Regenerate redis_orchestrator/analysis/keyspecs.json from a real redis-server's COMMAND reply.
 
 Starts its own throwaway `redis-server` on a free loopback port (never touches 127.0.0.1:6379),
 reads the command table, writes the JSON and stops the server:
@@ -19,9 +19,9 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.analysis.keyspecs import refresh_keyspecs
+from redis_orchestrator.analysis.keyspecs import refresh_keyspecs
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "orchestrator" / "analysis" / "keyspecs.json"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "redis_orchestrator" / "analysis" / "keyspecs.json"
 
 
 def free_port() -> int:

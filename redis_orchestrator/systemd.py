@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
-from orchestrator import logs
+from redis_orchestrator import logs
 
 
 class Notifier:

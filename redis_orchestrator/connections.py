@@ -16,7 +16,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from orchestrator.config import RedisSettings
+from redis_orchestrator.config import RedisSettings
 
 
 def client_kwargs(settings: RedisSettings) -> dict[str, Any]:

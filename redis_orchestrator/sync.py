@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import redis
 import redis.asyncio
 
-from orchestrator.batch import encode, send_batch, send_encoded
-from orchestrator.catalog import Catalog, Script, sha1_hex
-from orchestrator.connections import Connector, describe_error
-from orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
-from orchestrator.replies import as_list, as_map, text
-from orchestrator.topology import Node, Topology
+from redis_orchestrator.batch import encode, send_batch, send_encoded
+from redis_orchestrator.catalog import Catalog, Script, sha1_hex
+from redis_orchestrator.connections import Connector, describe_error
+from redis_orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
+from redis_orchestrator.replies import as_list, as_map, text
+from redis_orchestrator.topology import Node, Topology
 
 # The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
 # catalog. Redis 7 drops cached scripts only all at once (SCRIPT FLUSH, restart: there is no way to

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio
 
-from orchestrator.catalog import Catalog, Script
-from orchestrator.config import Config
-from orchestrator.connections import Connector, describe_error
-from orchestrator.errors import EXIT_CLEAN, EXIT_FINDINGS
-from orchestrator.sync import MARKER_SHA, MARKER_SOURCE
-from orchestrator.topology import Node, discover
+from redis_orchestrator.catalog import Catalog, Script
+from redis_orchestrator.config import Config
+from redis_orchestrator.connections import Connector, describe_error
+from redis_orchestrator.errors import EXIT_CLEAN, EXIT_FINDINGS
+from redis_orchestrator.sync import MARKER_SHA, MARKER_SOURCE
+from redis_orchestrator.topology import Node, discover
 
 
 @dataclass(frozen=True)

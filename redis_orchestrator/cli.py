@@ -13,16 +13,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator import __version__, logs
-from orchestrator.config import Config, load_config
-from orchestrator.connections import Connector
-from orchestrator.errors import (
+from redis_orchestrator import __version__, logs
+from redis_orchestrator.config import Config, load_config
+from redis_orchestrator.connections import Connector
+from redis_orchestrator.errors import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
     OrchestratorError,
 )
-from orchestrator.sync import NodeReport, reconcile_all
-from orchestrator.topology import discover
+from redis_orchestrator.sync import NodeReport, reconcile_all
+from redis_orchestrator.topology import discover
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +79,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "keyslot":
         return _keyslot(args)
     if args.verb == "run":
-        from orchestrator.service import run_daemon
+        from redis_orchestrator.service import run_daemon
 
         return run_daemon(args)
     config = load_config(args.config, args.seed)
@@ -89,7 +89,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(config.catalog.manifest(), indent=2, sort_keys=True))
         return EXIT_CLEAN
     if args.verb == "prune":
-        from orchestrator.prune import run_prune
+        from redis_orchestrator.prune import run_prune
 
         return asyncio.run(run_prune(config, really=args.yes))
     return asyncio.run(_online(args, config))
@@ -99,8 +99,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _check(config: Config, fmt: str) -> int:
-    from orchestrator.analysis import format_json, format_text
-    from orchestrator.checks import CatalogAnalysis
+    from redis_orchestrator.analysis import format_json, format_text
+    from redis_orchestrator.checks import CatalogAnalysis
 
     result = CatalogAnalysis().run(config.catalog)
     findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
@@ -118,7 +118,7 @@ def _check(config: Config, fmt: str) -> int:
 
 
 def _keyslot(args: argparse.Namespace) -> int:
-    from orchestrator.analysis import keyslot_report
+    from redis_orchestrator.analysis import keyslot_report
 
     report = keyslot_report(args.keys)
     if args.format == "json":

@@ -29,9 +29,9 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from orchestrator.batch import encode, send_encoded
-from orchestrator.config import KillPolicy
-from orchestrator.replies import as_map, text
+from redis_orchestrator.batch import encode, send_encoded
+from redis_orchestrator.config import KillPolicy
+from redis_orchestrator.replies import as_map, text
 
 KIND_SCRIPT = "script"
 KIND_FUNCTION = "function"

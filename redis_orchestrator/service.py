@@ -15,23 +15,23 @@ import os
 import signal
 from collections.abc import Callable
 
-from orchestrator import logs
-from orchestrator.config import Config, load_config
-from orchestrator.daemon import Daemon
-from orchestrator.errors import EXIT_CLEAN, ConfigError
-from orchestrator.http import MetricsServer
-from orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
-from orchestrator.metrics import Metrics
-from orchestrator.slowlog import SlowlogWatcher
-from orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
-from orchestrator.waiting import cancel_and_wait
+from redis_orchestrator import logs
+from redis_orchestrator.config import Config, load_config
+from redis_orchestrator.daemon import Daemon
+from redis_orchestrator.errors import EXIT_CLEAN, ConfigError
+from redis_orchestrator.http import MetricsServer
+from redis_orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
+from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.slowlog import SlowlogWatcher
+from redis_orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
+from redis_orchestrator.waiting import cancel_and_wait
 
 
 def run_daemon(args: argparse.Namespace) -> int:
     seeds = args.seed
     cluster = None
     if getattr(args, "local_cluster", False):
-        from orchestrator.local_cluster import LocalCluster
+        from redis_orchestrator.local_cluster import LocalCluster
 
         logs.event("local_cluster_starting", "starting 3 primaries + 3 replicas from redis-server")
         cluster = LocalCluster(primaries=3, replicas_per_primary=1, log=lambda m: logs.event("local_cluster", m))

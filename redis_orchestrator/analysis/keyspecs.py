@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import replies
+from redis_orchestrator import replies
 
 if TYPE_CHECKING:
     import redis
@@ -157,7 +157,7 @@ def _find(ks: KeySpec, start: int, argc: int, literal_at: LiteralAt, open_tail: 
 
 def load_keyspecs() -> KeySpecs:
     """The table shipped with the package (generated from a real redis-server)."""
-    text = resources.files("orchestrator.analysis").joinpath(SHIPPED_FILE).read_text("utf-8")
+    text = resources.files("redis_orchestrator.analysis").joinpath(SHIPPED_FILE).read_text("utf-8")
     return KeySpecs.from_json(text)
 
 

@@ -24,26 +24,23 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import redis
 import redis.asyncio
 from redis.crc import key_slot
 
-from orchestrator import logs
-from orchestrator.catalog import sha1_hex
-from orchestrator.config import LeaderSettings, RedisSettings
-from orchestrator.connections import Connector, describe_error
-from orchestrator.metrics import Metrics
-from orchestrator.topology import PRIMARY, Node, Topology
-
-LUA_DIR_ENV = "REDIS_ORCHESTRATOR_LUA_DIR"
-_SHARE_DIR = Path("/usr/share/redis-orchestrator/lua")
+from redis_orchestrator import logs
+from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.config import LeaderSettings, RedisSettings
+from redis_orchestrator.connections import Connector, describe_error
+from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.topology import PRIMARY, Node, Topology
 
 
 class LeaderError(Exception):
-    """The lock scripts cannot be found (an install without lua/)."""
+    """The lock scripts cannot be read (a broken install)."""
 
 
 @dataclass(frozen=True)
@@ -63,25 +60,14 @@ class LockScripts:
     release: LockScript
 
 
-def lua_dir(environ: dict[str, str] | None = None) -> Path:
-    """Where lua/lock/ is: $REDIS_ORCHESTRATOR_LUA_DIR, the source tree, or the container's share dir."""
-    env = os.environ if environ is None else environ
-    candidates = [Path(env[LUA_DIR_ENV])] if env.get(LUA_DIR_ENV) else []
-    candidates += [Path(__file__).resolve().parent.parent / "lua", _SHARE_DIR]
-    for candidate in candidates:
-        if (candidate / "lock" / "acquire.lua").is_file():
-            return candidate
-    raise LeaderError(
-        "leader.enabled needs the lock scripts lua/lock/{acquire,extend,release}.lua: none found in "
-        + ", ".join(str(c) for c in candidates)
-        + f" (set {LUA_DIR_ENV} to the directory holding lock/)"
-    )
-
-
-def load_lock_scripts(directory: Path | None = None) -> LockScripts:
-    base = (directory or lua_dir()) / "lock"
-    names = ("acquire", "extend", "release")
-    return LockScripts(*(LockScript(name, (base / f"{name}.lua").read_bytes()) for name in names))
+def load_lock_scripts() -> LockScripts:
+    """The library's own lock scripts, shipped inside the package (lua/lock/*.lua): an install from a
+    wheel has them wherever it lives, with no copy beside it."""
+    base = resources.files("redis_orchestrator") / "lua" / "lock"
+    try:
+        return LockScripts(*(LockScript(n, (base / f"{n}.lua").read_bytes()) for n in ("acquire", "extend", "release")))
+    except OSError as exc:
+        raise LeaderError(f"the lock scripts are missing from the installed package ({base}): {exc}") from exc
 
 
 def primary_for(topology: Topology | None, key: str) -> Node | None:

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import redis
 
-from orchestrator import logs
-from orchestrator.catalog import Catalog
-from orchestrator.checks import AnalysisResult, CatalogAnalysis
-from orchestrator.config import Config, load_config
-from orchestrator.connections import Connector
-from orchestrator.errors import CatalogRejected, ConfigError
-from orchestrator.plan import NodePlan
-from orchestrator.sync import apply
-from orchestrator.topology import Topology
+from redis_orchestrator import logs
+from redis_orchestrator.catalog import Catalog
+from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
+from redis_orchestrator.config import Config, load_config
+from redis_orchestrator.connections import Connector
+from redis_orchestrator.errors import CatalogRejected, ConfigError
+from redis_orchestrator.plan import NodePlan
+from redis_orchestrator.sync import apply
+from redis_orchestrator.topology import Topology
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from orchestrator.analysis.shebang import parse_shebang
-from orchestrator.catalog import (
+from redis_orchestrator.analysis.shebang import parse_shebang
+from redis_orchestrator.catalog import (
     KIND_FUNCTION,
     KIND_SCRIPT,
     Catalog,
@@ -25,8 +25,8 @@ from orchestrator.catalog import (
     registered_functions,
     sha1_hex,
 )
-from orchestrator.durations import parse_duration
-from orchestrator.errors import ConfigError
+from redis_orchestrator.durations import parse_duration
+from redis_orchestrator.errors import ConfigError
 
 T = TypeVar("T")
 

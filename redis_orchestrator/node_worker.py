@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio
 
-from orchestrator import logs
-from orchestrator.catalog import Catalog
-from orchestrator.config import Config
-from orchestrator.connections import Connector, single_connection
-from orchestrator.metrics import Metrics
-from orchestrator.sync import NodeReport, reconcile_node
-from orchestrator.topology import Node
-from orchestrator.waiting import cancel_and_wait, wait_event
+from redis_orchestrator import logs
+from redis_orchestrator.catalog import Catalog
+from redis_orchestrator.config import Config
+from redis_orchestrator.connections import Connector, single_connection
+from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.sync import NodeReport, reconcile_node
+from redis_orchestrator.topology import Node
+from redis_orchestrator.waiting import cancel_and_wait, wait_event
 
 _MAX_REFUSED_BACKOFF = 5.0
 # Right after a node goes down it is probed this many times as often as down_poll_interval, for

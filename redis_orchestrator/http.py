@@ -21,8 +21,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from orchestrator import logs
-from orchestrator.config import parse_address
+from redis_orchestrator import logs
+from redis_orchestrator.config import parse_address
 
 Ready = Callable[[], tuple[bool, str]]
 

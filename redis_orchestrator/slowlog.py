@@ -40,12 +40,12 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from orchestrator import busy, logs
-from orchestrator.catalog import KIND_SCRIPT, Catalog, Script, sha1_hex
-from orchestrator.config import SlowScriptSettings
-from orchestrator.connections import describe_error
-from orchestrator.metrics import Metrics
-from orchestrator.replies import as_map, text
+from redis_orchestrator import busy, logs
+from redis_orchestrator.catalog import KIND_SCRIPT, Catalog, Script, sha1_hex
+from redis_orchestrator.config import SlowScriptSettings
+from redis_orchestrator.connections import describe_error
+from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.replies import as_map, text
 
 UNKNOWN = "unknown"
 FETCH_COUNT = 128

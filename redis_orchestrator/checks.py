@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.analysis import Analyzer, Finding
-from orchestrator.catalog import Catalog
-from orchestrator.config import Config
-from orchestrator.errors import CatalogRejected
+from redis_orchestrator.analysis import Analyzer, Finding
+from redis_orchestrator.catalog import Catalog
+from redis_orchestrator.config import Config
+from redis_orchestrator.errors import CatalogRejected
 
 _RANK = {"info": 0, "warning": 1, "error": 2}
 

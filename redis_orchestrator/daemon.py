@@ -15,17 +15,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from orchestrator import logs
-from orchestrator.catalog import Catalog
-from orchestrator.checks import AnalysisResult, CatalogAnalysis
-from orchestrator.config import Config
-from orchestrator.connections import Connector
-from orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
-from orchestrator.metrics import Metrics
-from orchestrator.node_worker import NodeWorker
-from orchestrator.reload import FileWatch, load_candidate
-from orchestrator.topology import Topology, discover
-from orchestrator.waiting import cancel_and_wait, wait_event
+from redis_orchestrator import logs
+from redis_orchestrator.catalog import Catalog
+from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
+from redis_orchestrator.config import Config
+from redis_orchestrator.connections import Connector
+from redis_orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
+from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.node_worker import NodeWorker
+from redis_orchestrator.reload import FileWatch, load_candidate
+from redis_orchestrator.topology import Topology, discover
+from redis_orchestrator.waiting import cancel_and_wait, wait_event
 
 Hook = Callable[[str], None]
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import redis
 
-from orchestrator.config import parse_address
-from orchestrator.connections import Connector, describe_error
-from orchestrator.errors import SeedsUnreachableError
-from orchestrator.replies import as_list, as_map, text
+from redis_orchestrator.config import parse_address
+from redis_orchestrator.connections import Connector, describe_error
+from redis_orchestrator.errors import SeedsUnreachableError
+from redis_orchestrator.replies import as_list, as_map, text
 
 PRIMARY = "primary"
 REPLICA = "replica"

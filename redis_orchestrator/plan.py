@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orchestrator.catalog import Catalog, Script
-from orchestrator.topology import PRIMARY, Node
+from redis_orchestrator.catalog import Catalog, Script
+from redis_orchestrator.topology import PRIMARY, Node
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+from redis_orchestrator.cli import main
+
+raise SystemExit(main())

@@ -100,9 +100,13 @@ def test_every_verb_and_the_daemon_with_the_leader_run_from_anywhere(
 
     log = tmp_path / "daemon.log"
     with log.open("wb") as out:
-        daemon = subprocess.Popen([program, "--config", str(config), "run"], stdout=out, stderr=subprocess.STDOUT, cwd=elsewhere)
+        daemon = subprocess.Popen(
+            [program, "--config", str(config), "run"], stdout=out, stderr=subprocess.STDOUT, cwd=elsewhere
+        )
         try:
-            wait_for(lambda: "leader_acquired" in log.read_text() and " ready " in log.read_text(), 30, "leader + ready")
+            wait_for(
+                lambda: "leader_acquired" in log.read_text() and " ready " in log.read_text(), 30, "leader + ready"
+            )
             wait_for(lambda: "manifest_written" in log.read_text(), 10, "the manifest key")
         finally:
             daemon.send_signal(signal.SIGTERM)

@@ -133,13 +133,13 @@ class Daemon:
         the rest were logged when they arrived)."""
         self.metrics.findings(f.severity for f in result.findings)
         for finding in result.findings:
-            if only_scripts is not None and finding.script not in only_scripts:
+            if only_scripts is not None and finding.label not in only_scripts:
                 continue
             logs.event(
                 "finding",
                 level=_LEVELS.get(finding.severity, 20),
                 file=f"{finding.file}:{finding.line}:{finding.column}",
-                script=finding.script,
+                script=finding.label,
                 code=finding.code,
                 severity=finding.severity,
                 message=finding.message,

@@ -42,7 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text")
         return p
 
-    with_format(verbs.add_parser("check", help="offline: validate the config and analyse every script"))
+    check = with_format(verbs.add_parser("check", help="offline: validate the config and analyse every script"))
+    check.add_argument(
+        "--same-slot",
+        choices=("info", "warning", "error"),
+        default="info",
+        help="severity of an undeclared key that carries a declared key's hash tag (default: info)",
+    )
+    check.add_argument(
+        "--write-keys",
+        action="store_true",
+        help="write the suggested keys:/argv: patterns into the config for entries that declare none",
+    )
     with_format(verbs.add_parser("plan", help="what each node needs; writes nothing"))
     verbs.add_parser("sync", help="one pass: load what is missing on every reachable node")
     with_format(verbs.add_parser("status", help="per node: reachable, scripts present / missing"))
@@ -84,7 +95,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_daemon(args)
     config = load_config(args.config, args.seed)
     if args.verb == "check":
-        return _check(config, args.format)
+        return _check(config, args.format, args.same_slot, args.write_keys)
     if args.verb == "manifest":
         print(json.dumps(config.catalog.manifest(), indent=2, sort_keys=True))
         return EXIT_CLEAN
@@ -98,22 +109,27 @@ def _dispatch(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- check / keyslot
 
 
-def _check(config: Config, fmt: str) -> int:
-    from redis_orchestrator.analysis import format_json, format_text
-    from redis_orchestrator.checks import CatalogAnalysis
+def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool = False) -> int:
+    from redis_orchestrator.analysis import Analyzer, format_json, format_text
+    from redis_orchestrator.checks import CatalogAnalysis, suggestions_yaml, write_key_patterns
 
-    result = CatalogAnalysis().run(config.catalog)
+    result = CatalogAnalysis(Analyzer(same_slot_severity=same_slot)).run(config.catalog)
     findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
     if fmt == "json":
         print(format_json(findings))
     else:
         if findings:
             print(format_text(findings))
+        if result.suggestions and not write_keys:
+            print(suggestions_yaml(result.suggestions))
         live = [e for e in config.catalog.entries if e.live]
         print(
             f"{config.path}: catalog {config.catalog.version}: {len(live)} live entries, "
             f"{result.count('error')} error(s), {result.count('warning')} warning(s), {result.count('info')} note(s)"
         )
+    if write_keys:
+        for line in write_key_patterns(config.path, result.suggestions) or ["no entry needs suggested keys:"]:
+            print(f"write-keys: {line}", file=sys.stderr)
     return EXIT_FINDINGS if result.count("error") else EXIT_CLEAN
 
 

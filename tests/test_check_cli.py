@@ -44,11 +44,11 @@ def test_check_reports_compiler_style_and_json_and_exits_1(tmp_path: Path, capsy
     assert "error[cross-slot]" in out and "{account:<id>}" in out
     assert main(["--config", str(config), "check", "--format", "json"]) == 1
     findings = json.loads(capsys.readouterr().out)
-    codes = {(f["script"], f["code"]) for f in findings}
-    assert ("unsafe@1", "undeclared-key") in codes
-    assert ("profile@1", "cross-slot") in codes
+    codes = {(f["script"], f["version"], f["code"]) for f in findings}
+    assert ("unsafe", "1", "undeclared-key") in codes
+    assert ("profile", "1", "cross-slot") in codes
     for finding in findings:
-        assert set(finding) >= {"file", "script", "line", "column", "severity", "code", "message", "suggestion"}
+        assert set(finding) >= {"file", "script", "version", "line", "column", "severity", "code", "message"}
 
 
 def test_keyslot_verb(capsys: pytest.CaptureFixture[str]) -> None:

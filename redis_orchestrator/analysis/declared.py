@@ -2,10 +2,10 @@
 
     keys: ["{<queue>}:wait", "{<queue>}:active"]           KEYS[1], KEYS[2]
     argv: ["{<queue>}:job:", "<id>"]                        ARGV[1], ARGV[2], by position
-    argv: ["ARGV[3] = {<queue>}:", "ARGV[1][1] = {<queue>}:"]
-                                                            by index; ARGV[1][1] is element 1 of the
-                                                            table cmsgpack.unpack / cjson.decode
-                                                            reads from ARGV[1]
+    argv: ["ARGV[3] = {<queue>}:", "ARGV[1][1] = {<queue>}:", "ARGV[1][7].queueKey = {<queue>}"]
+                                                            by reference; ARGV[1][1] is element 1 of
+                                                            the table cmsgpack.unpack / cjson.decode
+                                                            reads from ARGV[1], .queueKey a field
 
 A placeholder stands for non-empty text without braces, and one name for one value across keys and
 ARGV: that is how a prefix passed in ARGV is known to carry the tag of the declared keys.
@@ -17,26 +17,34 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .slots import PLACEHOLDER, hashed_part, key_slot
+from .slots import PLACEHOLDER, hash_tag, hashed_part, key_slot
 from .values import UNSEEN
 
-_BY_INDEX = re.compile(r"^\s*ARGV\s*\[\s*(\d+)\s*\]\s*(?:\[\s*(\d+)\s*\]\s*)?=\s*(.*?)\s*$")
+_BY_REF = re.compile(r"^\s*(ARGV\s*\[\s*\d+\s*\](?:\s*\[\s*\d+\s*\]|\s*\[\s*['\"][^'\"]+['\"]\s*\]|\s*\.\s*[A-Za-z_]\w*)*)\s*=\s*(.*?)\s*$")
+_SEGMENT = re.compile(r"\[\s*(\d+)\s*\]|\[\s*['\"]([^'\"]+)['\"]\s*\]|\.\s*([A-Za-z_]\w*)")
 
-ArgvPath = tuple[int, ...]
+
+def normal_ref(text: str) -> str:
+    """ARGV[1][7]['queueKey'] -> ARGV[1][7].queueKey: how the walker names an ARGV value."""
+    head, _, rest = text.replace(" ", "").partition("]")
+    out = head + "]"
+    for m in _SEGMENT.finditer(rest):
+        out += f"[{m.group(1)}]" if m.group(1) else f".{m.group(2) or m.group(3)}"
+    return out
 
 
 @dataclass(frozen=True)
 class Declared:
     keys: tuple[str, ...] = ()
-    argv: tuple[tuple[ArgvPath, str], ...] = ()
+    argv: tuple[tuple[str, str], ...] = ()  # ("ARGV[1][7].queueKey", pattern)
     problems: tuple[str, ...] = ()  # argv entries that could not be read
 
     def key_pattern(self, index: int) -> str | None:
         return self.keys[index - 1] if 1 <= index <= len(self.keys) else None
 
-    def argv_pattern(self, path: ArgvPath) -> str | None:
+    def argv_pattern(self, ref: str) -> str | None:
         for declared, pattern in self.argv:
-            if declared == path:
+            if declared == ref:
                 return pattern
         return None
 
@@ -46,6 +54,12 @@ class Declared:
             if same_slot(hashed, hashed_part(pattern)):
                 return index
         return None
+
+    def shared_tag(self) -> str | None:
+        """The hash tag every declared key carries, when they all carry the same complete one."""
+        tags = {hash_tag(p) for p in self.keys}
+        tag = tags.pop() if len(tags) == 1 else None
+        return tag if tag else None
 
     def shared_hashed_part(self) -> str | None:
         """The hashed part every declared key has, when they all have the same one."""
@@ -65,20 +79,21 @@ def same_slot(a: str, b: str) -> bool:
 
 
 def read_declared(keys: Sequence[str], argv: Sequence[str]) -> Declared:
-    paths: list[tuple[ArgvPath, str]] = []
+    refs: list[tuple[str, str]] = []
     problems: list[str] = []
     for position, entry in enumerate(argv, 1):
-        match = _BY_INDEX.match(entry)
+        match = _BY_REF.match(entry)
         if match:
-            path: ArgvPath = (int(match.group(1)),) + ((int(match.group(2)),) if match.group(2) else ())
-            pattern = match.group(3)
+            ref, pattern = normal_ref(match.group(1)), match.group(2)
         elif entry.lstrip().startswith("ARGV"):
-            problems.append(f"argv entry {entry!r} is not 'ARGV[i] = pattern' or 'ARGV[i][j] = pattern'")
+            problems.append(
+                f"argv entry {entry!r} is not 'ARGV[i] = pattern' (or ARGV[i][j], ARGV[i].field = pattern)"
+            )
             continue
         else:
-            path, pattern = (position,), entry
-        if 0 in path:
+            ref, pattern = f"ARGV[{position}]", entry
+        if re.search(r"\[0\]", ref):
             problems.append(f"argv entry {entry!r}: Lua indexes start at 1")
             continue
-        paths.append((path, pattern))
-    return Declared(tuple(keys), tuple(paths), tuple(problems))
+        refs.append((ref, pattern))
+    return Declared(tuple(keys), tuple(refs), tuple(problems))

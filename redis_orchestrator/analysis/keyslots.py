@@ -105,13 +105,25 @@ class Judge:
                 f"hash tag {{...}}; if it does not, {fails}",
                 "pass the full name in FCALL's keys, or build it only from a key that carries a hash tag",
             )
+        if fact.stored:
+            tag = self.declared.shared_tag()
+            if tag is not None:
+                return Verdict(
+                    WARNING,
+                    "undeclared-key",
+                    f"{what}: its slot is that of {fact.stored}, which the check cannot see; it is in the "
+                    f"declared keys' slot only if that name carries their tag {{{tag}}}; if not, {fails}",
+                    "make sure every name stored and read back carries the same hash tag as the declared keys "
+                    "(or pass such names in KEYS)",
+                )
         message = f"{what}, not a key from {keys_name}: {fails}"
         if fact.hashed is not None and self.declared.keys:
             message += f" (it hashes {{{_show(fact.hashed)}}}, which no declared key does)"
-        return Verdict(ERROR, "undeclared-key", message, self._hint(val, fact.blocker, fact.blocker_first, function))
+        blocker = fact.blocker or fact.stored
+        return Verdict(ERROR, "undeclared-key", message, self._hint(val, blocker, fact.blocker_first, function))
 
     def _hint(self, val: Val, blocker: str, prefix: bool, function: str) -> str:
-        if val.kind == "reply" or blocker.startswith("the reply of"):
+        if val.kind == "reply" or "the reply of" in blocker:
             return (
                 "names read from a reply cannot be declared in advance: pass them in KEYS (read them with a "
                 "first call), or give them and the key they come from one hash tag"

@@ -470,7 +470,7 @@ class Walker:
             if first.method is None and callee.kind == "builtin" and callee.literal in ("ipairs", "pairs") and args:
                 bound[names[0]] = NUMBER if callee.literal == "ipairs" else UNKNOWN
                 if len(names) > 1:
-                    bound[names[1]] = self.element(args[0])
+                    bound[names[1]] = self.element(args[0]) if callee.literal == "ipairs" else self.any_value(args[0])
                 return bound
             self.dispatch(first, callee, args, scope, ctx)
             return bound
@@ -580,17 +580,17 @@ class Walker:
             return Val("key", detail, shape=(Pat("{" + shared + "}", detail), Hole(f"the rest of {detail}")))
         return Val("key", detail, shape=(Hole(detail, key_index=index if index is not None else 0),))
 
-    def argv_val(self, path: tuple[int, ...], source: str) -> Val:
-        full: tuple[int, ...]
-        if source.startswith("ARGV["):
-            detail = f"{source}[{path[-1]}]" if path[-1] else f"an element of {source}"
-            full = (int(source[5:-1]), path[-1]) if path[-1] else ()
-        else:
-            detail = f"{source}[{path[0]}]" if path[0] else f"{source}[i]"
-            full = path if path[0] else ()
-        pattern = self.declared.argv_pattern(full) if full and not self.library else None
-        shape: Shape = (Pat(pattern, detail),) if pattern is not None else (Hole(detail),)
-        return Val("argv", detail, shape=shape)
+    def argv_val(self, ref: str) -> Val:
+        """ARGV[1], ARGV[1][2] (decoded), ARGV[1][7].queueKey; a function's args[1]."""
+        pattern = self.declared.argv_pattern(ref) if not self.library else None
+        shape: Shape = (Pat(pattern, ref),) if pattern is not None else (Hole(ref),)
+        return Val("argv", ref, shape=shape)
+
+    def any_value(self, obj: Val) -> Val:
+        """What `pairs(obj)` yields as values: elements and fields."""
+        if obj.kind == "table" and obj.tab is not None and not obj.source:
+            return obj.tab.any_value() or UNKNOWN
+        return self.element(obj)
 
     def element(self, obj: Val) -> Val:
         """What iterating `obj` (or indexing it with an unknown key) yields."""
@@ -604,7 +604,10 @@ class Walker:
             if obj.source in ("KEYS",) or (self.library and obj.source == "keys"):
                 return self.key_val(number, obj.source)
             if obj.source in ("ARGV", "args") or obj.source.startswith("ARGV["):
-                return self.argv_val((number or 0,), obj.source)
+                if number is None:
+                    what = f"{obj.source}[i]" if obj.source in ("ARGV", "args") else f"an element of {obj.source}"
+                    return Val("argv", what, shape=(Hole(what),))
+                return self.argv_val(f"{obj.source}[{number}]")
             tab = obj.tab or Tab()
             if key.kind == "literal" and key.literal is not None:
                 found = tab.field(key.literal)
@@ -614,6 +617,8 @@ class Walker:
                 return tab.items[number - 1] if 1 <= number <= len(tab.items) else NIL
             if number is not None and 1 <= number <= len(tab.items):
                 return tab.items[number - 1]
+            if number is None and key.kind != "literal":
+                return tab.any_value() or UNKNOWN  # t[k]: a field or an element
             return tab.elem() or UNKNOWN
         if obj.kind == "reply":
             return obj
@@ -624,6 +629,11 @@ class Walker:
             return Val("libfn", literal=f"{obj.literal}.{name}")
         if obj.kind == "param":
             return obj
+        if obj.kind == "argv":
+            # A part of a table decoded from ARGV: still the caller's data.
+            if number is None and name is None:
+                return Val("argv", f"a part of {obj.detail}", shape=(Hole(f"a part of {obj.detail}"),))
+            return self.argv_val(obj.detail + (f"[{number}]" if number is not None else f".{name}"))
         return UNKNOWN
 
     def expr(self, node: Node, scope: Scope, ctx: Ctx) -> Val:
@@ -690,7 +700,7 @@ class Walker:
     def shape(self, val: Val) -> Shape:
         if val.shape is not None:
             return val.shape
-        return (Hole(self.origin(val)),)
+        return (Hole(self.origin(val), stored=val.kind == "reply"),)
 
     def origin(self, val: Val) -> str:
         if val.kind == "reply" or val.kind == "param" or val.detail:
@@ -703,6 +713,8 @@ class Walker:
         results = []
         for a in alternatives(left)[:4]:
             for b in alternatives(right)[:4]:
+                if a.kind == "nil" or b.kind == "nil":
+                    continue  # Lua raises "attempt to concatenate a nil value": no call follows
                 shape = concat(self.shape(a), self.shape(b))
                 if len(shape) == 1 and isinstance(shape[0], Lit):
                     results.append(Val("literal", literal=shape[0].text, shape=shape))
@@ -736,15 +748,23 @@ class Walker:
             else:
                 literal_args = None
         for alt in alternatives(text):
+            if alt.kind == "nil":
+                continue
             shape = self.shape(alt)
             kept = None
             if op in STRING_OPS and literal_args is not None and self.lua is not None:
                 kept = self.lua.tag_kept(op, shape, literal_args)
             if kept is not None:
                 results.append(Val("built", shape=kept))
+                continue
+            # Where the cut falls is unknown: it keeps the source's tag, or not.
+            what = f"string.{op} of {render(shape)}"
+            fact = slot_fact(shape)
+            if fact.keys_index >= 0:
+                results.append(Val("built", what, shape=(Hole(what, key_index=fact.keys_index),)))
             else:
-                what = f"string.{op} of {render(shape)}"
-                results.append(Val("built", what, shape=(Hole(what),)))
+                cut_of_tagged = fact.stored or (fact.hashed is not None and self.declared.slot_owner(fact.hashed))
+                results.append(Val("built", what, shape=(Hole(what, stored=bool(cut_of_tagged)),)))
         return union(results)
 
     def formatted(self, args: list[Val]) -> Val:
@@ -921,6 +941,11 @@ class Walker:
             return NUMBER if args[0].literal == "#" else self.element(_vararg(scope))
         if name in ("ipairs", "pairs", "next"):
             return Val("builtin", literal=name)
+        if name == "setmetatable" and len(args) > 1:
+            result = _with_metatable(args[0], args[1])
+            if result is not args[0]:
+                self.rebind(node.args[0], result, scope, ctx)  # it changes the table in place
+            return result
         if name == "type":
             return Val("built", "a type name", shape=(Hole("a type name", brace_free=True),))
         for arg in args:
@@ -972,6 +997,7 @@ class Walker:
             scope.vars[name] = val
         if func.vararg:
             scope.vars["..."] = vararg
+            scope.vars.setdefault("arg", vararg)  # Lua 5.1's compatibility table of the extra arguments
         inner = Ctx(readonly=ctx.readonly, function=ctx.function, mode=ctx.mode, chain=frame)
         recorder = _Recorder(base=len(ctx.chain))
         self.recorders.append(recorder)
@@ -1125,6 +1151,23 @@ class Walker:
                 self.keys.argv_prefixes.add(fact.blocker)
         if worst is not None:
             self.report(_start(node), worst.severity, worst.code, worst.message, worst.suggestion, ctx)
+
+
+def _with_metatable(obj: Val, meta: Val) -> Val:
+    """setmetatable(t, mt): t answers with mt.__index's fields (the class idiom) besides its own."""
+    if obj.kind != "table" or obj.tab is None or meta.kind != "table" or meta.tab is None:
+        return obj
+    # Tables are values here, so `M.__index = M` holds M as it was then: M's own fields, as they are
+    # now, are the methods of that idiom; an __index table of other methods adds its own.
+    index = meta.tab.field("__index")
+    methods = list(meta.tab.fields)
+    if index is not None and index.kind == "table" and index.tab is not None:
+        methods += index.tab.fields
+    tab = obj.tab
+    for name, val in methods:
+        if name != "__index" and tab.field(name) is None:
+            tab = tab.with_field(name, val)
+    return replace(obj, tab=tab)
 
 
 def _via(chains: list[Chain]) -> str:

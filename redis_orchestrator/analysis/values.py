@@ -8,6 +8,7 @@ A string value carries a *shape*: a tuple of pieces.
     Hole("ARGV[2]")                 text nobody declared (a reply, ARGV without a pattern, ...)
     Hole("KEYS[1]", key_index=1)    the whole of KEYS[1], whose pattern is not declared
     Hole("a number", brace_free=True)
+    Hole("the reply of redis.call('GET')", stored=True)   a name read from Redis
 
 `KEYS[1] .. ":" .. ARGV[2]` is (Pat or Hole of KEYS[1], Lit(":"), Hole("ARGV[2]")). From the shape
 follows what is known of the key's slot (`slot_fact`), by Redis' rule: the hashed part is the text
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .lua import Closure
 
 _MAX_ALTS = 8
+_MAX_FUNCTIONS = 256
 _MAX_ITEMS = 64
 
 
@@ -47,6 +49,7 @@ class Hole:
     origin: str
     key_index: int = -1  # >= 1: all of KEYS[key_index] (pattern not declared); 0: all of some KEYS[i]
     brace_free: bool = False
+    stored: bool = False  # a name read from Redis, or cut from a tagged name: it may carry a tag
 
 
 Piece = Lit | Pat | Hole
@@ -62,11 +65,13 @@ class SlotFact:
 
     `hashed`: the hashed part as pattern text, when known (equal texts -> same slot).
     `keys_index`: >= 0 when the slot is KEYS[keys_index]'s if that key carries a complete tag.
+    `stored`: the slot is that of a name read from Redis or cut from a tagged name (its origin).
     `blocker`: otherwise, the piece that hides the slot ("ARGV[2]", "the reply of GET").
     """
 
     hashed: str | None = None
     keys_index: int = -1
+    stored: str = ""  # the slot is that of a name read from Redis (or cut from a tagged one): this
     blocker: str = ""
     blocker_first: bool = False  # the hiding piece is where the key starts (a prefix)
 
@@ -90,6 +95,8 @@ def slot_fact(shape: Shape) -> SlotFact:
             if tag is None and not whole_key and piece.key_index >= 0:
                 # All before it is brace-free text: the first '{', if any, is KEYS[i]'s.
                 return SlotFact(keys_index=piece.key_index)
+            if tag is None and not whole_key and piece.stored:
+                return SlotFact(stored=piece.origin)
             return SlotFact(blocker=piece.origin, blocker_first=index == 0)
         if whole_key:
             continue
@@ -124,6 +131,12 @@ class Tab:
 
     def elem(self) -> Val | None:
         vals = [*self.items, *self.cycle]
+        if self.more is not None:
+            vals.append(self.more)
+        return union(vals) if vals else None
+
+    def any_value(self) -> Val | None:
+        vals = [*self.items, *self.cycle, *(v for _, v in self.fields)]
         if self.more is not None:
             vals.append(self.more)
         return union(vals) if vals else None
@@ -222,8 +235,12 @@ def union(vals: Iterable[Val]) -> Val:
         return NIL
     if len(flat) == 1:
         return flat[0]
-    if len(flat) > _MAX_ALTS:
-        flat = [*flat[: _MAX_ALTS - 1], Val("unknown", "one of many values")]
+    functions = [v for v in flat if v.closure is not None]
+    others = [v for v in flat if v.closure is None]
+    if len(others) > _MAX_ALTS:
+        others = [*others[: _MAX_ALTS - 1], Val("unknown", "one of many values")]
+    # A dispatch table (`handlers[name](...)`) may hold many functions: keep them all to analyse each.
+    flat = others + functions[:_MAX_FUNCTIONS]
     return Val("either", alts=tuple(flat))
 
 

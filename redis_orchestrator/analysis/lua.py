@@ -661,7 +661,9 @@ class Walker:
             if node.op == "and":
                 return right
             if node.op == "or":
-                return left if right.kind in ("nil", "error") else union([left, right])
+                # `x or ""` is the nil-default idiom: the empty name is a sentinel tested before use.
+                sentinel = right.kind in ("nil", "error") or (right.kind == "literal" and right.literal == "")
+                return left if sentinel else union([left, right])
             return NUMBER if node.op in "+-*/%^" else Val("bool")
         if isinstance(node, UnOp):
             operand = self.expr(node.operand, scope, ctx)

@@ -212,7 +212,7 @@ def alternatives(val: Val) -> tuple[Val, ...]:
 
 def union(vals: Iterable[Val]) -> Val:
     """A value that may be any of `vals`. nil is dropped: a nil key is a Lua error, not a slot one,
-    and optional parameters are nil in the calls that do not use them."""
+    and optional parameters are nil in the calls that do not use them; so is "" beside other values."""
     flat: list[Val] = []
     tables: list[Val] = []
     for val in vals:
@@ -231,6 +231,9 @@ def union(vals: Iterable[Val]) -> Val:
                 source = merged.source if merged.source == other.source else ""
                 merged = Val("table", merged.detail, tab=join_tabs(merged.tab, other.tab), source=source)
         flat.append(merged)
+    if len(flat) > 1:
+        # `local x = ""` then set in a branch: the empty string is a sentinel tested before use.
+        flat = [v for v in flat if not (v.kind == "literal" and v.literal == "")] or flat[:1]
     if not flat:
         return NIL
     if len(flat) == 1:

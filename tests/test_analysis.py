@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from redis_orchestrator.analysis import (
     Analyzer,
@@ -42,24 +44,55 @@ def codes(findings: list[Finding]) -> list[tuple[int, str]]:
 # ---------------------------------------------------------------------------------------- corpus
 
 
+@dataclass(frozen=True)
+class Case:
+    """A corpus case: its declared patterns and expected findings (see analysis_corpus/README.md)."""
+
+    keys: tuple[str, ...]
+    argv: tuple[str, ...]
+    expected: list[tuple[int, str, str | None]]  # line, code, severity (None: any)
+
+
+def read_case(path: Path) -> Case:
+    keys: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+    expected: list[tuple[int, str, str | None]] = []
+    for line in path.with_suffix(".expect").read_text().splitlines():
+        if line.startswith(("keys:", "argv:")):
+            name, _, value = line.partition(":")
+            patterns = tuple(yaml.safe_load(value))
+            keys, argv = (patterns, argv) if name == "keys" else (keys, patterns)
+        elif line.strip():
+            parts = line.split()
+            expected.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else None))
+    return Case(keys, argv, sorted(expected, key=lambda e: (e[0], e[1])))
+
+
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.stem for p in CORPUS_FILES])
 def test_corpus(analyzer: Analyzer, path: Path) -> None:
     kind = "function" if path.name.startswith("fn_") else "script"
-    expected = sorted(
-        (int(line.split()[0]), line.split()[1])
-        for line in path.with_suffix(".expect").read_text().splitlines()
-        if line.strip()
+    case = read_case(path)
+    findings = analyzer.analyze(
+        path.read_bytes(),
+        script=path.stem,
+        file=str(path),
+        kind=kind,
+        key_patterns=case.keys,
+        argv_patterns=case.argv,
+        version="1",
     )
-    findings = analyzer.analyze(path.read_bytes(), script=path.stem, file=str(path), kind=kind)
-    assert codes(findings) == expected, format_text(findings)
+    assert codes(findings) == [(line, code) for line, code, _ in case.expected], format_text(findings)
+    for (_, _, severity), f in zip(case.expected, sorted(findings, key=lambda f: (f.line, f.code)), strict=True):
+        assert severity is None or f.severity == severity, format_text([f])
     for f in findings:
         assert f.severity in ("error", "warning", "info")
         assert f.message and f.suggestion
-        assert f.file == str(path) and f.script == path.stem
+        assert f.file == str(path) and f.script == path.stem and f.version == "1"
+        assert "not from KEYS, not from KEYS" not in f.message and "reply of KEYS" not in f.message
 
 
 def test_corpus_is_not_trivial() -> None:
-    assert len(CORPUS_FILES) >= 15
+    assert len(CORPUS_FILES) >= 40
 
 
 def test_line_and_column_point_at_the_key(analyzer: Analyzer) -> None:

@@ -111,8 +111,9 @@ class Judge:
                 return Verdict(
                     WARNING,
                     "undeclared-key",
-                    f"{what}: its slot is that of {fact.stored}, which the check cannot see; it is in the "
-                    f"declared keys' slot only if that name carries their tag {{{tag}}}; if not, {fails}",
+                    f"{what}: its slot comes from a name read back from Redis (or cut from a tagged one), "
+                    f"which the check cannot see; it is in the declared keys' slot only if that name carries "
+                    f"their tag {{{tag}}}; if not, {fails}",
                     "make sure every name stored and read back carries the same hash tag as the declared keys "
                     "(or pass such names in KEYS)",
                 )

@@ -120,6 +120,19 @@ _FORMAT_SPEC = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?([a-zA-Z%])")
 class Closure:
     func: Function
     scope: Scope
+    name: str = ""  # what call chains show: the function's name, or the local / field it was stored in
+
+    @property
+    def label(self) -> str:
+        return self.name or self.func.name
+
+
+def _named(val: Val, name: str) -> Val:
+    """An anonymous function stored under a name is called by that name in call chains."""
+    closure = val.closure
+    if closure is None or closure.name or closure.func.name != "function":
+        return val
+    return replace(val, closure=Closure(closure.func, closure.scope, name))
 
 
 @dataclass(eq=False)
@@ -272,7 +285,7 @@ class Walker:
             index += 1
             if id(closure.func) in self.invoked or id(closure) not in self.escaped:
                 continue
-            params = [Val("param", f"parameter '{p}' of {closure.func.name}()") for p in closure.func.params]
+            params = [Val("param", f"parameter '{p}' of {closure.label}()") for p in closure.func.params]
             self.invoke(closure, params, None, Ctx(readonly=False, function="", mode=self.mode), None)
         return self.findings()
 
@@ -293,7 +306,7 @@ class Walker:
         elif isinstance(stat, Local):
             vals = self.values(stat.values, scope, ctx, len(stat.names))
             for name, val in zip(stat.names, vals, strict=True):
-                scope.vars[name] = val
+                scope.vars[name] = _named(val, name)
                 self._note_key_name(name, val)
         elif isinstance(stat, Assign):
             vals = self.values(stat.values, scope, ctx, len(stat.targets))
@@ -418,7 +431,7 @@ class Walker:
                 return
             tab = obj.tab
             if key.kind == "literal" and key.literal is not None:
-                tab = tab.with_field(key.literal, val)
+                tab = tab.with_field(key.literal, _named(val, key.literal))
             elif key.kind == "number" and key.literal is not None and key.literal.isdigit():
                 tab = tab.set_at(int(key.literal), val)
             elif _is_append(target.key, target.obj):
@@ -979,7 +992,7 @@ class Walker:
                 params.append(NIL)
         surplus = tuple(args[len(func.params) :])
         vararg = Val("table", "...", tab=Tab(items=surplus + tuple(pending), cycle=extra.cycle, more=extra.more))
-        frame: Chain = ctx.chain if site is None else (*ctx.chain, (func.name, self.lines.position(site)[0]))
+        frame: Chain = ctx.chain if site is None else (*ctx.chain, (closure.label, self.lines.position(site)[0]))
         memo_key = (id(closure), tuple(params), vararg if func.vararg else None, ctx.readonly, ctx.mode, ctx.function)
         hit = self.memo.get(memo_key)
         if hit is not None:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from .slots import PLACEHOLDER, hash_tag, hashed_part, key_slot
 from .values import UNSEEN
 
-_BY_REF = re.compile(r"^\s*(ARGV\s*\[\s*\d+\s*\](?:\s*\[\s*\d+\s*\]|\s*\[\s*['\"][^'\"]+['\"]\s*\]|\s*\.\s*[A-Za-z_]\w*)*)\s*=\s*(.*?)\s*$")
+_REF_TAIL = r"""(?:\s*\[\s*\d+\s*\]|\s*\[\s*['"][^'"]+['"]\s*\]|\s*\.\s*[A-Za-z_]\w*)*"""
+_BY_REF = re.compile(r"^\s*(ARGV\s*\[\s*\d+\s*\]" + _REF_TAIL + r")\s*=\s*(.*?)\s*$")
 _SEGMENT = re.compile(r"\[\s*(\d+)\s*\]|\[\s*['\"]([^'\"]+)['\"]\s*\]|\.\s*([A-Za-z_]\w*)")
 
 
@@ -86,9 +87,7 @@ def read_declared(keys: Sequence[str], argv: Sequence[str]) -> Declared:
         if match:
             ref, pattern = normal_ref(match.group(1)), match.group(2)
         elif entry.lstrip().startswith("ARGV"):
-            problems.append(
-                f"argv entry {entry!r} is not 'ARGV[i] = pattern' (or ARGV[i][j], ARGV[i].field = pattern)"
-            )
+            problems.append(f"argv entry {entry!r} is not 'ARGV[i] = pattern' (or ARGV[i][j], ARGV[i].field = pattern)")
             continue
         else:
             ref, pattern = f"ARGV[{position}]", entry

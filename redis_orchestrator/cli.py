@@ -113,23 +113,27 @@ def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool =
     from redis_orchestrator.analysis import Analyzer, format_json, format_text
     from redis_orchestrator.checks import CatalogAnalysis, suggestions_yaml, write_key_patterns
 
-    result = CatalogAnalysis(Analyzer(same_slot_severity=same_slot)).run(config.catalog)
+    analysis = CatalogAnalysis(Analyzer(same_slot_severity=same_slot))
+    result = analysis.run(config.catalog)
+    if write_keys:
+        # Write the suggestions, then check the config as it now reads.
+        for line in write_key_patterns(config.path, result.suggestions) or ["no entry needs suggested keys:"]:
+            print(f"write-keys: {line}", file=sys.stderr)
+        config = load_config(config.path, list(config.redis.seeds))
+        result = analysis.run(config.catalog)
     findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
     if fmt == "json":
         print(format_json(findings))
     else:
         if findings:
             print(format_text(findings))
-        if result.suggestions and not write_keys:
+        if result.suggestions:
             print(suggestions_yaml(result.suggestions))
         live = [e for e in config.catalog.entries if e.live]
         print(
             f"{config.path}: catalog {config.catalog.version}: {len(live)} live entries, "
             f"{result.count('error')} error(s), {result.count('warning')} warning(s), {result.count('info')} note(s)"
         )
-    if write_keys:
-        for line in write_key_patterns(config.path, result.suggestions) or ["no entry needs suggested keys:"]:
-            print(f"write-keys: {line}", file=sys.stderr)
     return EXIT_FINDINGS if result.count("error") else EXIT_CLEAN
 
 

@@ -21,8 +21,11 @@ from redis_orchestrator.analysis import (
     parse_shebang,
     suggest_hash_tags,
 )
+from redis_orchestrator.analysis.declared import read_declared, same_slot
 from redis_orchestrator.analysis.keyspecs import key_positions
 from redis_orchestrator.analysis.slots import patterns_share_slot
+from redis_orchestrator.analysis.suggest import documented_names, suggest_keys
+from redis_orchestrator.analysis.values import NIL, Hole, Lit, Pat, Tab, Val, join_tabs, slot_fact, union
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*.lua"))
@@ -339,3 +342,103 @@ def test_parser_agrees_with_lua51(source: str) -> None:
     except LuaSyntaxError:
         ours = False
     assert ours == lua_ok == (source in VALID_SNIPPETS)
+
+
+# ---------------------------------------------------------------------------------------- slot facts
+
+
+@pytest.mark.parametrize(
+    ("shape", "hashed", "keys_index", "blocker"),
+    [
+        ((Pat("{<q>}:wait", "KEYS[1]"), Lit(":"), Hole("ARGV[2]")), "<q>", -1, ""),
+        ((Hole("KEYS[1]", key_index=1), Lit(":job")), None, 1, ""),
+        ((Lit("copy:"), Hole("KEYS[2]", key_index=2)), None, 2, ""),  # a brace-free prefix keeps KEYS[2]'s tag
+        ((Lit("{x"), Hole("KEYS[2]", key_index=2)), None, -1, "KEYS[2]"),  # it may close the tag: unknown
+        ((Lit("user:"), Hole("ARGV[1]")), None, -1, "ARGV[1]"),
+        ((Lit("foo{}{bar}"),), "foo{}{bar}", -1, ""),  # empty tag: the whole key
+        ((Lit("n:"), Hole("a number", brace_free=True)), "n:\x00", -1, ""),
+        ((Lit("{"), Hole("a number", brace_free=True), Lit("}:x")), "\x00", -1, ""),
+    ],
+)
+def test_slot_fact(shape: tuple[object, ...], hashed: str | None, keys_index: int, blocker: str) -> None:
+    fact = slot_fact(shape)  # type: ignore[arg-type]
+    assert (fact.hashed, fact.keys_index, fact.blocker) == (hashed, keys_index, blocker)
+
+
+def test_declared_patterns() -> None:
+    declared = read_declared(["{<q>}:wait", "{<q>}:active"], ["{<q>}:job:", "ARGV[3][2]['parent'] = {<q>}:p"])
+    assert declared.argv_pattern("ARGV[1]") == "{<q>}:job:"
+    assert declared.argv_pattern("ARGV[3][2].parent") == "{<q>}:p"
+    assert declared.slot_owner("<q>") == 1 and declared.slot_owner("<other>") is None
+    assert declared.shared_tag() == "<q>"
+    assert read_declared(["a:{x}", "b:{y}"], []).shared_tag() is None
+    assert same_slot("foo", "{foo}") and not same_slot("<a>", "<b>") and same_slot("bar", "bar")
+    bad = read_declared([], ["ARGV[x] = y", "ARGV[0] = z"])
+    assert len(bad.problems) == 2 and bad.argv == ()
+
+
+def test_union_drops_nil_and_empty_sentinels() -> None:
+    key = Val("key", "KEYS[1]")
+    assert union([NIL, key]) == key
+    assert union([Val("literal", literal=""), key]) == key
+    either = union([key, Val("argv", "ARGV[1]")])
+    assert either.kind == "either" and len(either.alts) == 2
+
+
+def test_loop_appends_make_a_cycle() -> None:
+    before = Tab()
+    after = Tab(items=(Val("key", "KEYS[i]"), Val("argv", "ARGV[i]")))
+    joined = join_tabs(before, after)
+    assert joined.items == () and joined.cycle == after.items and joined.more is None
+
+
+# ---------------------------------------------------------------------------------------- suggestions
+
+
+def test_documented_names_from_header_comments() -> None:
+    text = (
+        "--[[\n  KEYS[1] 'wait',\n  KEYS[2] -> lock key\n  KEYS[3]: the journal stream (xadd)\n]]\n"
+        "-- ARGV[1] key prefix\nlocal x = 1 -- KEYS[4] is not a header\n"
+    )
+    names = documented_names(text)
+    assert names["KEYS[1]"] == "wait" and names["KEYS[2]"] == "lock" and names["KEYS[3]"] == "journal-stream"
+    assert names["ARGV[1]"] == "prefix"
+
+
+def test_suggest_keys_from_comments_locals_and_fallbacks(analyzer: Analyzer) -> None:
+    source = b"-- KEYS[1] 'jobs'\nlocal activeKey = KEYS[2]\nredis.call('DEL', KEYS[3] .. ':x', KEYS[1], activeKey)\n"
+    usage = analyzer.examine(source).usage
+    suggestion = suggest_keys(source, usage)
+    assert suggestion is not None
+    assert suggestion.keys == ("{<tag>}:jobs", "{<tag>}:active", "{<tag>}:k3")
+    assert suggestion.yaml_lines("  ") == ['  keys: ["{<tag>}:jobs", "{<tag>}:active", "{<tag>}:k3"]']
+    one_key = b"return redis.call('GET', KEYS[1])\n"
+    assert suggest_keys(one_key, analyzer.examine(one_key).usage) is None  # nothing to verify
+    prefixed = b"return redis.call('GET', ARGV[1] .. ':x', KEYS[1])\n"
+    [argv] = suggest_keys(prefixed, analyzer.examine(prefixed).usage).argv  # type: ignore[union-attr]
+    assert argv == "ARGV[1] = {<tag>}:<prefix>"
+
+
+def test_same_slot_severity_is_configurable(analyzer: Analyzer) -> None:
+    src = b"redis.call('SET', KEYS[1] .. ':copy', 1)\n"
+    [note] = analyzer.analyze(src, script="s", file="s.lua", key_patterns=["{<a>}:x"])
+    assert (note.code, note.severity) == ("same-slot-undeclared", "info")
+    loud = Analyzer(analyzer.keyspecs, same_slot_severity="warning")
+    [warning] = loud.analyze(src, script="s", file="s.lua", key_patterns=["{<a>}:x"])
+    assert warning.severity == "warning"
+    with pytest.raises(ValueError, match="same_slot_severity"):
+        Analyzer(analyzer.keyspecs, same_slot_severity="loud")
+
+
+def test_helper_finding_is_reported_once_with_its_call_chains(analyzer: Analyzer) -> None:
+    src = (
+        "local function del(k) return redis.call('DEL', k) end\n"
+        "local function twice(a, b) del(a) del(b) end\n"
+        "twice(KEYS[1], 'x:' .. ARGV[1])\n"
+        "twice('y:' .. ARGV[2], KEYS[2])\n"
+        "del(KEYS[3])\n"
+    )
+    [f] = analyze(analyzer, src)
+    assert f.line == 1 and f.severity == "error"
+    assert "twice() called at line 3 → del() called at line 2" in f.message
+    assert "twice() called at line 4 → del() called at line 2" in f.message

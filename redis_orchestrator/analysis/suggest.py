@@ -95,7 +95,10 @@ def documented_names(text: str) -> dict[str, str]:
 
 
 def _slug(text: str) -> str:
-    text = re.split(r"[,;(.]|\s-\s", text.strip().strip("'\"`"), maxsplit=1)[0]
+    quoted = re.match(r"""\s*['"`]([^'"`]+)['"`]""", text)
+    if quoted:  # KEYS[1] 'wait' list: the quoted word is the name
+        text = quoted.group(1)
+    text = re.split(r"[,;(.]|\s-\s", text.strip(), maxsplit=1)[0]
     words = [w.lower() for w in _WORD.findall(text)]
     words = [w for w in words if w not in _STOP][:3]
     return "-".join(words)

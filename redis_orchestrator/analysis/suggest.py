@@ -50,14 +50,17 @@ class KeySuggestion:
 def suggest_keys(source: bytes, usage: KeyUsage) -> KeySuggestion | None:
     """Patterns for an entry without `keys:`, or None when declaring them would tell nothing
     (one key, nothing built from it)."""
-    if usage.highest == 0 or (usage.highest == 1 and not usage.built_from and not usage.argv_prefixes):
-        return None
     documented = documented_names(source.decode("utf-8", "replace"))
+    # A key the caller passes only to route the call is documented but never read: it counts too.
+    documented_keys = [int(ref[5:-1]) for ref in documented if ref.startswith("KEYS[") and ref[5:-1].isdigit()]
+    highest = max([usage.highest, *documented_keys])
+    if highest == 0 or (highest == 1 and not usage.built_from and not usage.argv_prefixes):
+        return None
     bound = dict(usage.names)
     keys: list[str] = []
     sources: set[str] = set()
     seen: set[str] = set()
-    for index in range(1, usage.highest + 1):
+    for index in range(1, highest + 1):
         name = documented.get(f"KEYS[{index}]")
         if name:
             sources.add("the script's comments")

@@ -16,6 +16,7 @@ to code the walk cannot follow is analysed once with unknown parameters (warning
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .declared import Declared
@@ -406,11 +407,11 @@ class Walker:
             return
         self._merge(frames, outcomes)
 
-    def loop(self, turn: object, scope: Scope, ctx: Ctx) -> None:
+    def loop(self, turn: Callable[[], None], scope: Scope, ctx: Ctx) -> None:
         """Zero or more turns: afterwards a variable holds what it held before, or after a turn."""
         frames = scope.chain()
         before = self._snapshot(frames)
-        turn()  # type: ignore[operator]
+        turn()
         ctx.ended = False
         self._merge(frames, [before, self._snapshot(frames)])
 

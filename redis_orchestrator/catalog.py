@@ -53,7 +53,6 @@ class Script:
     sha: str
     description: str = ""
     keys: tuple[str, ...] = ()
-    argv: tuple[str, ...] = ()  # declared ARGV patterns, same placeholder syntax as keys
     current: bool = True
     live: bool = True
     library: str | None = None  # functions: the library name from `#!lua name=`

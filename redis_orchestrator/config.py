@@ -436,7 +436,7 @@ class _Reader:
     def catalog_entry(
         self, item: object, where: str, base_dir: Path, keep: dict[str, int], current: dict[str, str]
     ) -> list[Script]:
-        common = {"name", "kind", "description", "keys", "argv"}
+        common = {"name", "kind", "description", "keys"}
         if not isinstance(item, dict):
             self.problem(where, "must be a mapping with name, version and file")
             return []
@@ -450,11 +450,10 @@ class _Reader:
         description = self.value(item, where, "description", _scalar_str, "")
         no_keys: tuple[str, ...] = ()
         keys = self.value(item, where, "keys", _str_list, no_keys)
-        argv = self.value(item, where, "argv", _str_list, no_keys)
         if not nested:
             if item.get("current") is not None and _bool(item["current"]):
                 current[name] = self.value(item, where, "version", _scalar_str, "")
-            script = self.script_version(item, where, base_dir, name, kind, description, keys, argv)
+            script = self.script_version(item, where, base_dir, name, kind, description, keys)
             return [script] if script else []
         versions = item.get("versions")
         if not isinstance(versions, list) or not versions:
@@ -470,11 +469,10 @@ class _Reader:
             if not isinstance(vitem, dict):
                 self.problem(vwhere, "must be a mapping with version and file")
                 continue
-            self.unknown(vitem, vwhere, {"version", "file", "description", "keys", "argv"})
+            self.unknown(vitem, vwhere, {"version", "file", "description", "keys"})
             vdesc = self.value(vitem, vwhere, "description", _scalar_str, description)
             vkeys = self.value(vitem, vwhere, "keys", _str_list, keys)
-            vargv = self.value(vitem, vwhere, "argv", _str_list, argv)
-            script = self.script_version(vitem, vwhere, base_dir, name, kind, vdesc, vkeys, vargv)
+            script = self.script_version(vitem, vwhere, base_dir, name, kind, vdesc, vkeys)
             if script:
                 result.append(script)
         return result
@@ -488,7 +486,6 @@ class _Reader:
         kind: str,
         description: str,
         keys: tuple[str, ...],
-        argv: tuple[str, ...] = (),
     ) -> Script | None:
         version = self.value(item, where, "version", _scalar_str, "")
         if not version:
@@ -533,7 +530,6 @@ class _Reader:
             sha=sha1_hex(source),
             description=description,
             keys=keys,
-            argv=argv,
             library=library,
             functions=functions,
         )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .findings import ERROR, INFO, WARNING, Finding
+from .findings import ERROR, INFO, WARNING, Finding, Severity
 from .keyspecs import KeySpecs, load_keyspecs
 from .lexer import LineMap, LuaSyntaxError
 from .lua import Walker
@@ -76,7 +76,7 @@ class Analyzer:
     def _analyze(self, source: bytes, kind: str, key_patterns: tuple[str, ...]) -> list[Finding]:
         findings: list[Finding] = []
 
-        def add(line: int, column: int, severity: str, code: str, message: str, suggestion: str) -> None:
+        def add(line: int, column: int, severity: Severity, code: str, message: str, suggestion: str) -> None:
             findings.append(Finding("", "", line, column, severity, code, message, suggestion))
 
         shebang = parse_shebang(source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .findings import ERROR, WARNING, Finding
+from .findings import ERROR, WARNING, Finding, Severity
 from .keyspecs import KeySpecs, key_positions
 from .lexer import LineMap
 from .syntax import (
@@ -161,7 +161,7 @@ class Walker:
         self.call_depth = 0
 
     # ------------------------------------------------------------------ findings
-    def report(self, pos: int, severity: str, code: str, message: str, suggestion: str, ctx: Ctx) -> None:
+    def report(self, pos: int, severity: Severity, code: str, message: str, suggestion: str, ctx: Ctx) -> None:
         if (pos, code) in self.findings:
             return
         line, column = self.lines.position(pos)

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from redis_orchestrator.analysis.findings import Severity
+
 PREFIX = "redis_orchestrator"
-SEVERITIES = ("error", "warning", "info")
 RELOAD_RESULTS = ("accepted", "rejected", "unchanged")
 KILL_RESULTS = ("killed", "unkillable", "notbusy", "error")
 
@@ -103,11 +104,17 @@ class Metrics:
         self.check_findings = Gauge(
             f"{PREFIX}_check_findings", "Static analysis findings in the enforced catalog", ["severity"], registry=r
         )
+        self.restart_pending = Gauge(
+            f"{PREFIX}_config_restart_pending",
+            "Start-time settings (redis, metrics, leader, manifest) changed in the config file since the "
+            "daemon started: they apply only after a restart",
+            registry=r,
+        )
         self.leader = Gauge(f"{PREFIX}_leader", "1 if this instance holds the leader lease", registry=r)
         self.ready = Gauge(
             f"{PREFIX}_ready", "1 when the catalog is loaded and every reachable node holds it", registry=r
         )
-        for severity in SEVERITIES:
+        for severity in Severity:
             self.check_findings.labels(severity)
         for result in RELOAD_RESULTS:
             self.catalog_reloads.labels(result)
@@ -207,10 +214,10 @@ class Metrics:
     def catalog_reload(self, result: str) -> None:
         self.catalog_reloads.labels(result).inc()
 
-    def findings(self, severities: Iterable[str]) -> None:
-        counts = dict.fromkeys(SEVERITIES, 0)
+    def findings(self, severities: Iterable[Severity]) -> None:
+        counts = dict.fromkeys(Severity, 0)
         for severity in severities:
-            counts[severity] = counts.get(severity, 0) + 1
+            counts[severity] += 1
         for severity, count in counts.items():
             self.check_findings.labels(severity).set(count)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import redis
 import redis.asyncio
@@ -36,6 +37,20 @@ MARKER_SOURCE = (
 MARKER_SHA = sha1_hex(MARKER_SOURCE)
 
 
+class NodeState(StrEnum):
+    """One pass's outcome on one node, decided once (in `reconcile_node`) and read everywhere else."""
+
+    UNKNOWN = "unknown"  # no pass yet
+    OK = "ok"  # answered; everything the plan asked was loaded (or nothing was missing)
+    DOWN = "down"  # did not answer (connection refused, reset, timeout)
+    REFUSED = "refused"  # answered with an error (NOAUTH, NOPERM, LOADING, BUSY, ...)
+    FAILING = "failing"  # answered, but refused some loads (a script that does not compile)
+
+    @property
+    def answered(self) -> bool:
+        return self in (NodeState.OK, NodeState.FAILING)
+
+
 @dataclass(frozen=True)
 class LoadFailure:
     script: Script
@@ -46,11 +61,22 @@ class LoadFailure:
 
 
 @dataclass(frozen=True)
+class ApplyResult:
+    """What one batch did on one node."""
+
+    loaded: tuple[Script, ...] = ()
+    functions_loaded: tuple[Script, ...] = ()
+    deleted_libraries: tuple[str, ...] = ()
+    failures: tuple[LoadFailure, ...] = ()
+    commands: int = 0
+
+
+@dataclass(frozen=True)
 class NodeReport:
     """The outcome of one pass on one node."""
 
     node: Node
-    reachable: bool
+    state: NodeState
     error: str | None = None
     plan: NodePlan | None = None
     loaded: tuple[Script, ...] = ()
@@ -71,8 +97,23 @@ class NodeReport:
         return tuple(s for s in pending if s.sha not in done)
 
     @property
+    def reachable(self) -> bool:
+        return self.state != NodeState.DOWN
+
+    @property
     def in_sync(self) -> bool:
-        return self.reachable and self.error is None and not self.missing_after and not self.failures
+        return self.state == NodeState.OK and not self.missing_after
+
+    @property
+    def problem(self) -> str | None:
+        """Why the node is not OK: the error it answered, or the loads it refused."""
+        if self.failures:
+            return "; ".join(f.describe(self.node) for f in self.failures)
+        return self.error
+
+    @property
+    def loads(self) -> tuple[Script, ...]:
+        return (*self.loaded, *self.functions_loaded)
 
 
 def parse_function_list(reply: object) -> dict[str, bytes]:
@@ -136,9 +177,7 @@ async def observe(
     return Observation(node=node, present_shas=present, libraries=libraries), marker, len(replies)
 
 
-async def apply(
-    client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False
-) -> tuple[list[Script], list[Script], list[str], list[LoadFailure], int]:
+async def apply(client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False) -> ApplyResult:
     """One pipelined round trip for everything the plan asks. Failures are per script, never fatal.
 
     With `with_marker`, the cache marker is loaded last: the node runs a connection's commands in
@@ -146,7 +185,7 @@ async def apply(
     the caller sees in the failures and answers with full observations until it is fixed).
     """
     if plan.in_sync and not with_marker:
-        return [], [], [], [], 0
+        return ApplyResult()
     commands: list[tuple[str | bytes, ...]] = [("SCRIPT", "LOAD", s.source) for s in plan.load_scripts]
     commands += [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
     commands += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
@@ -174,7 +213,7 @@ async def apply(
     for name, reply in zip(plan.delete_libraries, replies[functions_end:], strict=False):
         if not isinstance(reply, Exception):
             deleted.append(name)
-    return loaded, functions_loaded, deleted, failures, len(replies)
+    return ApplyResult(tuple(loaded), tuple(functions_loaded), tuple(deleted), tuple(failures), len(replies))
 
 
 def _load_failure(entry: Script, reply: object, expect: str | None) -> LoadFailure | None:
@@ -218,31 +257,31 @@ async def reconcile_node(
         if not write or (plan.in_sync and marker):
             return NodeReport(
                 node=node,
-                reachable=True,
+                state=NodeState.OK,
                 plan=plan,
                 commands=commands,
                 round_trips=round_trips,
                 present=observation.present_shas,
                 quick=quick,
             )
-        loaded, functions_loaded, deleted, failures, sent = await apply(client, plan, with_marker=True)
+        done = await apply(client, plan, with_marker=True)
         return NodeReport(
             node=node,
-            reachable=True,
+            state=NodeState.FAILING if done.failures else NodeState.OK,
             plan=plan,
-            loaded=tuple(loaded),
-            functions_loaded=tuple(functions_loaded),
-            deleted_libraries=tuple(deleted),
-            failures=tuple(failures),
-            commands=commands + sent,
+            loaded=done.loaded,
+            functions_loaded=done.functions_loaded,
+            deleted_libraries=done.deleted_libraries,
+            failures=done.failures,
+            commands=commands + done.commands,
             round_trips=round_trips + 1,
-            present=observation.present_shas | {s.sha for s in loaded},
+            present=observation.present_shas | {s.sha for s in done.loaded},
         )
     except (TimeoutError, redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        return NodeReport(node=node, reachable=False, error=describe_error(exc), plan=plan, commands=commands)
+        return NodeReport(node=node, state=NodeState.DOWN, error=describe_error(exc), plan=plan, commands=commands)
     except redis.ResponseError as exc:
         # NOPERM, LOADING, BUSY, ...: the node answered but refused; report it, retry later.
-        return NodeReport(node=node, reachable=True, error=describe_error(exc), plan=plan, commands=commands)
+        return NodeReport(node=node, state=NodeState.REFUSED, error=describe_error(exc), plan=plan, commands=commands)
 
 
 async def reconcile_all(

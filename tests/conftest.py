@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from redis.cluster import RedisCluster
 
 from redis_orchestrator.local_cluster import LocalCluster
 
@@ -60,3 +61,14 @@ def clean_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
     flush()
     yield cluster
     flush()
+
+
+@pytest.fixture(scope="module")
+def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
+    """redis-py's cluster client on the session cluster, replies decoded to str."""
+    host, port = cluster.seeds[0].split(":")
+    client = RedisCluster(host=host, port=int(port), socket_timeout=5, decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import yaml
 
 from redis_orchestrator.catalog import sha1_hex
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.metrics import Metrics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,6 +62,13 @@ def present(node: LocalNode, shas: Iterable[str]) -> set[str]:
     return {sha for sha, flag in zip(shas, flags, strict=True) if int(flag)}
 
 
+def libraries(node: LocalNode) -> dict[str, bytes]:
+    """Function library name -> code on one node (FUNCTION LIST WITHCODE)."""
+    with node.client(protocol=3) as c:
+        reply = c.execute_command("FUNCTION", "LIST", "WITHCODE")
+    return {lib[b"library_name"].decode(): lib[b"library_code"] for lib in reply}
+
+
 def all_hold(cluster: LocalCluster, shas: Iterable[str]) -> bool:
     shas = set(shas)
     return all(present(n, shas) == shas for n in cluster.nodes if n.running())
@@ -85,10 +96,6 @@ class DaemonProcess:
     """`redis-orchestrator run` as a real subprocess, its log in a file; always stopped."""
 
     def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        import os
-        import subprocess
-        import sys
-
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -111,9 +118,6 @@ class DaemonProcess:
         return self.process.poll() is None
 
     def stop(self, sig: int | None = None, timeout: float = 10) -> int:
-        import signal
-        import subprocess
-
         if self.process.poll() is None:
             self.process.send_signal(sig or signal.SIGTERM)
             try:
@@ -170,3 +174,39 @@ def acl_log_fields(entry: object) -> dict[str, object]:
         flat = list(entry)  # type: ignore[call-overload]
         items = list(zip(flat[::2], flat[1::2], strict=True))
     return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}
+
+
+# ---------------------------------------------------------------------- HTTP and metrics
+
+
+def http_get(url: str, accept: str | None = None, timeout: float = 5) -> tuple[int, str, str]:
+    """(status, content type, body) of a GET, error statuses included; OSError when nothing listens."""
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+NODE = "127.0.0.1:7000"
+
+
+def populated_metrics() -> Metrics:
+    """A registry with a value in every family the dashboards and alerts use, for one node (NODE)."""
+    metrics = Metrics()
+    metrics.node_known(NODE, "primary")
+    metrics.node_reconciled(NODE, "primary", up=True, missing=0, loaded=3, failed=False, seconds=0.004)
+    metrics.catalog_loaded("2026.11.22", {"script": 4, "function": 1})
+    metrics.catalog_reload("accepted")
+    metrics.findings(["warning", "error"])  # type: ignore[list-item]
+    metrics.slow_script_run("transfer", NODE, 0.25)
+    metrics.slow_script_ratio("transfer", NODE, 0.05)
+    metrics.slow_script_run("unknown", NODE, 0.02)
+    metrics.script_time_limit_read(NODE, 5.0)
+    metrics.slowlog_entries_missed(NODE, 2)
+    metrics.script_kill(NODE, "unkillable")
+    metrics.node_busy_changed(NODE, True)
+    metrics.leader.set(1)
+    metrics.ready.set(1)
+    return metrics

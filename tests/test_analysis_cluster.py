@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,6 @@ CORPUS = Path(__file__).parent / "analysis_corpus"
 @pytest.fixture(scope="module")
 def analyzer() -> Analyzer:
     return Analyzer()
-
-
-@pytest.fixture
-def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
-    host, port = cluster.seeds[0].split(":")
-    client = RedisCluster(host=host, port=int(port), socket_timeout=5)
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -130,7 +121,7 @@ def test_the_same_script_passes_when_the_built_key_happens_to_be_local(rc: Redis
     value = next(str(i) for i in itertools.count() if _owner(rc, f"{prefix}:user:{i}") == home)
     source = f"redis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', '{prefix}:user:' .. ARGV[1], 1)\n"
     try:
-        assert rc.eval(source, 1, declared, value) == b"OK"
+        assert rc.eval(source, 1, declared, value) == "OK"
     finally:
         _delete(rc, declared, f"{prefix}:user:{value}")
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from redis_orchestrator.local_cluster import LocalCluster, free_port_pair
-from tests.helpers import DaemonProcess, wait_for, write_config
+from tests.helpers import DaemonProcess, http_get, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -24,11 +22,8 @@ return 1
 
 
 def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    status, _, body = http_get(url)
+    return status, body
 
 
 def _sample(text: str, name: str, **labels: str) -> float | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import pytest
 import redis
 
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from redis_orchestrator.topology import Node, Topology, parse_cluster_shards
-from tests.helpers import DaemonProcess, free_port, wait_for, write_config
+from redis_orchestrator.topology import Node, Role, Topology, parse_cluster_shards
+from tests.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
@@ -23,8 +22,7 @@ LEASE = 2.0
 
 def leader_gauge(port: int) -> float | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
+        text = http_get(f"http://127.0.0.1:{port}/metrics", timeout=2)[2]
     except OSError:
         return None
     for line in text.splitlines():
@@ -132,7 +130,7 @@ def test_primary_for_routes_by_slot_and_standalone() -> None:
 
     low = Node("10.0.0.1", 7000, slots=((0, 8191),))
     high = Node("10.0.0.2", 7000, slots=((8192, 16383),))
-    replica = Node("10.0.0.3", 7000, role="replica")
+    replica = Node("10.0.0.3", 7000, role=Role.REPLICA)
     topology = Topology(nodes=(low, high, replica))
     # "{redis-orchestrator}" hashes to one slot; whichever side, the owner is a primary serving it.
     owner = primary_for(topology, "{redis-orchestrator}:leader")

@@ -79,9 +79,9 @@ def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: Lo
     config = load_config(write_config(tmp_path, clean_cluster.seeds[:1]))
 
     async def two_passes() -> list[tuple[str, str, int, int]]:
-        connector = Connector(config.redis)
+        connector = Connector(config.start.redis)
         try:
-            topology = await discover(connector, config.redis.seeds)
+            topology = await discover(connector, config.start.redis.seeds)
             await reconcile_all(connector, topology, config.catalog)
             reports = await reconcile_all(connector, topology, config.catalog)
         finally:

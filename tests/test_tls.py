@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalTLS, make_test_certificates
+from redis_orchestrator.local_cluster import LocalCluster, LocalTLS
+from tests.certs import make_test_certificates
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
 
 pytestmark = [

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from .declared import Declared, read_declared
 from .derive import Lua51
-from .findings import ERROR, INFO, WARNING, Finding
+from .findings import ERROR, INFO, WARNING, Finding, Severity
 from .keyspecs import KeySpecs, load_keyspecs
 from .lexer import LineMap, LuaSyntaxError
 from .lua import Walker
@@ -32,7 +32,7 @@ class Analysis:
 class Analyzer:
     """`same_slot_severity`: what an undeclared key in a declared key's slot is reported as."""
 
-    def __init__(self, keyspecs: KeySpecs | None = None, *, same_slot_severity: str = INFO) -> None:
+    def __init__(self, keyspecs: KeySpecs | None = None, *, same_slot_severity: Severity = INFO) -> None:
         if same_slot_severity not in (INFO, WARNING, ERROR):
             raise ValueError(f"same_slot_severity must be info, warning or error, not {same_slot_severity!r}")
         self.keyspecs = keyspecs if keyspecs is not None else load_keyspecs()
@@ -79,7 +79,7 @@ class Analyzer:
         usage = KeyUsage()
         key_patterns = declared.keys
 
-        def add(line: int, column: int, severity: str, code: str, message: str, suggestion: str) -> None:
+        def add(line: int, column: int, severity: Severity, code: str, message: str, suggestion: str) -> None:
             findings.append(Finding("", "", line, column, severity, code, message, suggestion))
 
         shebang = parse_shebang(source)

@@ -24,11 +24,36 @@ Codes:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
-ERROR = "error"
-WARNING = "warning"
-INFO = "info"
+
+class Severity(StrEnum):
+    """How bad a finding is; ordered by `rank` (`analysis.block_on` refuses a catalog at or above one)."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def log_level(self) -> int:
+        return _LOG_LEVEL[self]
+
+    def at_least(self, other: Severity) -> bool:
+        return self.rank >= other.rank
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+_LOG_LEVEL = {Severity.INFO: logging.INFO, Severity.WARNING: logging.WARNING, Severity.ERROR: logging.ERROR}
+
+ERROR = Severity.ERROR
+WARNING = Severity.WARNING
+INFO = Severity.INFO
 
 
 @dataclass(frozen=True)
@@ -37,7 +62,7 @@ class Finding:
     script: str  # the catalog entry's name
     line: int
     column: int
-    severity: str  # "error" | "warning" | "info"
+    severity: Severity
     code: str
     message: str
     suggestion: str

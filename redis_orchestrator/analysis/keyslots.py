@@ -20,20 +20,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .declared import Declared
-from .findings import ERROR, WARNING
+from .findings import ERROR, WARNING, Severity
 from .values import Shape, Val, slot_fact
 
 
 @dataclass(frozen=True)
 class Verdict:
-    severity: str
+    severity: Severity
     code: str
     message: str
     suggestion: str
 
 
 class Judge:
-    def __init__(self, declared: Declared, *, library: bool, same_slot_severity: str) -> None:
+    def __init__(self, declared: Declared, *, library: bool, same_slot_severity: Severity) -> None:
         self.declared = declared
         self.library = library
         self.same_slot_severity = same_slot_severity

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from .declared import Declared
 from .derive import STRING_OPS, Lua51
-from .findings import ERROR, INFO, WARNING, Finding
+from .findings import ERROR, INFO, WARNING, Finding, Severity
 from .keyslots import Judge, Verdict
 from .keyspecs import KeySpecs, key_positions
 from .lexer import LineMap
@@ -111,7 +111,6 @@ FUNCTION_GLOBALS = SCRIPT_GLOBALS - {"KEYS", "ARGV"}
 _LIBS = frozenset({"string", "table", "math", "cjson", "cmsgpack", "bit", "struct", "os"})
 _MAX_DEPTH = 8
 _MAX_CHAINS = 4
-_RANK = {INFO: 0, WARNING: 1, ERROR: 2}
 # Commands that list keys: in a cluster they see only the node the script runs on.
 ENUMERATING = frozenset({"scan", "keys", "randomkey"})
 _FORMAT_SPEC = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?([a-zA-Z%])")
@@ -178,7 +177,7 @@ class Site:
 
     line: int
     column: int
-    severity: str
+    severity: Severity
     code: str
     message: str
     suggestion: str
@@ -189,7 +188,7 @@ class Site:
 @dataclass
 class _Recorder:
     base: int  # length of the caller's chain when the memoised call started
-    events: list[tuple[int, str, str, str, str, Chain]] = field(default_factory=list)
+    events: list[tuple[int, Severity, str, str, str, Chain]] = field(default_factory=list)
 
 
 @dataclass
@@ -220,7 +219,7 @@ class Walker:
         mode: str = "node",
         declared: Declared | None = None,
         lua: Lua51 | None = None,
-        same_slot_severity: str = INFO,
+        same_slot_severity: Severity = INFO,
     ) -> None:
         self.specs = specs
         self.lines = lines
@@ -235,20 +234,20 @@ class Walker:
         self.closures: list[Closure] = []
         self.invoked: set[int] = set()
         self.escaped: set[int] = set()
-        self.memo: dict[tuple[object, ...], tuple[list[Val], list[tuple[int, str, str, str, str, Chain]]]] = {}
+        self.memo: dict[tuple[object, ...], tuple[list[Val], list[tuple[int, Severity, str, str, str, Chain]]]] = {}
         self.recorders: list[_Recorder] = []
         self.active: set[int] = set()
         self.multi: dict[int, list[Val]] = {}  # id(Call node) -> every value the call returned
         self.keys = KeyUse()
 
     # ------------------------------------------------------------------ findings
-    def report(self, pos: int, severity: str, code: str, message: str, suggestion: str, ctx: Ctx) -> None:
+    def report(self, pos: int, severity: Severity, code: str, message: str, suggestion: str, ctx: Ctx) -> None:
         for recorder in self.recorders:
             recorder.events.append((pos, severity, code, message, suggestion, ctx.chain[recorder.base :]))
         self._site(pos, severity, code, message, suggestion, ctx.chain, ctx.function)
 
     def _site(
-        self, pos: int, severity: str, code: str, message: str, suggestion: str, chain: Chain, function: str
+        self, pos: int, severity: Severity, code: str, message: str, suggestion: str, chain: Chain, function: str
     ) -> None:
         if function:
             message = f"in function '{function}': {message}"
@@ -256,10 +255,10 @@ class Walker:
         if site is None:
             line, column = self.lines.position(pos)
             site = self.sites[(pos, code)] = Site(line, column, severity, code, message, suggestion)
-        elif _RANK[severity] > _RANK[site.severity]:
+        elif severity.rank > site.severity.rank:
             site.severity, site.message, site.suggestion = severity, message, suggestion
             site.chains = []
-        elif _RANK[severity] < _RANK[site.severity]:
+        elif severity.rank < site.severity.rank:
             return
         if chain:
             if chain not in site.chains:
@@ -1158,7 +1157,7 @@ class Walker:
         for alt in alternatives(val):
             shape = self.shape(alt)
             verdict = self.judge.verdict(command, position, alt, shape, self.describe(alt), ctx.mode, ctx.function)
-            if verdict is not None and (worst is None or _RANK[verdict.severity] > _RANK[worst.severity]):
+            if verdict is not None and (worst is None or verdict.severity.rank > worst.severity.rank):
                 worst = verdict
             fact = slot_fact(self.shape(alt)) if alt.kind != "key" else None
             if fact is not None and fact.keys_index > 0:

@@ -39,18 +39,38 @@ _live_clusters: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
 
 class LocalClusterError(RuntimeError):
-    """The local cluster could not be started or did not reach the state asked for."""
+    """The local cluster could not be started or did not reach the state asked for. `server_says`:
+    the last warning the server logged before it exited (`Failed finding TLS support.`), if any."""
+
+    def __init__(self, message: str, server_says: str | None = None) -> None:
+        super().__init__(message)
+        self.server_says = server_says
 
 
-def redis_server_binary() -> str:
-    """Path of `redis-server`, or a LocalClusterError saying how to get it."""
-    found = shutil.which("redis-server")
+SERVER_ENV = "REDIS_SERVER"
+
+
+def redis_server_binary(explicit: str | None = None) -> str:
+    """The server binary to run: `explicit`, else $REDIS_SERVER (any redis-server or valkey-server:
+    the test suite runs on whichever it names), else `redis-server` on PATH. LocalClusterError says
+    how to get one."""
+    wanted = explicit or os.environ.get(SERVER_ENV) or "redis-server"
+    found = shutil.which(wanted)
     if found is None:
         raise LocalClusterError(
-            "redis-server is not installed or not on PATH: install it with "
-            "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+            f"{wanted} is not installed, not executable or not on PATH: install Redis with "
+            "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), or point "
+            f"{SERVER_ENV} at a redis-server / valkey-server binary"
         )
     return found
+
+
+def server_version(binary: str) -> str:
+    """`Redis server v=7.0.15 ...` / `Valkey server v=9.1.2 ...` -> "Redis 7.0.15" / "Valkey 9.1.2"."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    words = out.split()
+    version = next((w[2:] for w in words if w.startswith("v=")), "?")
+    return f"{words[0] if words else binary} {version}"
 
 
 def _port_free(port: int) -> bool:
@@ -174,6 +194,7 @@ class LocalCluster:
         log: Callable[[str], None] | None = None,
         launcher: Callable[[LocalNode, Path], Any] | None = None,
         tls: LocalTLS | None = None,
+        server: str | None = None,
     ) -> None:
         if primaries < 1:
             raise ValueError("a cluster needs at least one primary")
@@ -192,7 +213,8 @@ class LocalCluster:
         # A launcher runs the node some other way (tests/docker_backend.py: a container on the host
         # network); it returns an object with Popen's poll/send_signal/kill/wait/pid.
         self._launcher = launcher
-        self._binary = redis_server_binary() if launcher is None else "redis-server"
+        # `server`: the binary (redis-server, valkey-server...); default $REDIS_SERVER or redis-server.
+        self.binary = redis_server_binary(server) if launcher is None else "redis-server"
         _live_clusters.add(self)
 
     # ----------------------------------------------------------------- lifecycle
@@ -405,7 +427,7 @@ class LocalCluster:
         if self._launcher is not None:
             return self._launcher(node, conf)  # type: ignore[no-any-return]
         return subprocess.Popen(
-            [self._binary, str(conf)],
+            [self.binary, str(conf)],
             cwd=node.directory,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -428,7 +450,11 @@ class LocalCluster:
             if not node.running():
                 log = node.directory / "redis.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise LocalClusterError(f"redis-server on port {node.port} exited early:\n{tail}")
+                # Log lines are `pid:role dd Mon yyyy hh:mm:ss.mmm <level> text`; `#` marks a warning.
+                warnings = [line.split(" # ", 1)[1] for line in tail.splitlines() if " # " in line]
+                raise LocalClusterError(
+                    f"{self.binary} on port {node.port} exited early:\n{tail}", warnings[-1] if warnings else None
+                )
             try:
                 with node.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
                     return bool(c.ping())

@@ -15,7 +15,12 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.local_cluster import LocalCluster, redis_server_binary, server_version
+
+
+def pytest_report_header() -> str:
+    binary = redis_server_binary()
+    return f"server: {server_version(binary)} ({binary}); set REDIS_SERVER to run on another binary"
 
 
 def _make_cluster() -> LocalCluster:

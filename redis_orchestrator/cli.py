@@ -159,6 +159,8 @@ async def _online(args: argparse.Namespace, config: Config) -> int:
         topology = await discover(
             connector, redis_settings.seeds, redis_settings.mode, timeout=redis_settings.timeout * 2
         )
+        for note in topology.notes:  # Sentinels that disagree, a stray primary
+            print(f"warning: {note}", file=sys.stderr)
         write = args.verb == "sync"
         reports = await reconcile_all(
             connector, topology, config.catalog, write=write, delete_unlisted=config.desired.functions.delete_unlisted

@@ -69,6 +69,8 @@ _NOT_IN_YAML = {"yaml": False}
 class Mode(enum.StrEnum):
     CLUSTER = "cluster"  # a Redis Cluster: every node from CLUSTER SHARDS
     STANDALONE = "standalone"  # one node, the seed
+    SENTINEL = "sentinel"  # a primary and its replicas, named by service_name, found through the seeds: Sentinels
+    REPLICATION = "replication"  # a primary and its replicas without Sentinel: any of them is a seed (ROLE)
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,28 @@ class TLSSettings:
 
 
 @dataclass(frozen=True)
+class SentinelSettings:
+    """How to reach the Sentinels themselves (sentinel mode). They are processes of their own, with
+    their own users and ports: nothing is taken over from the data nodes' username, password or TLS."""
+
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    password: Secret | None = field(default=None, metadata=_NOT_IN_YAML)
+
+
+@dataclass(frozen=True)
 class RedisSettings:
     mode: Mode = Mode.CLUSTER
     seeds: tuple[str, ...] = ("127.0.0.1:7000",)
+    service_name: str | None = None  # sentinel mode: the primary's name in the Sentinels (`sentinel monitor <name>`)
     username: str | None = None
     password_env: str | None = None  # the NAME of an environment variable holding the password
     password_file: str | None = None  # relative names are looked up in $CREDENTIALS_DIRECTORY first
     tls: TLSSettings = field(default_factory=TLSSettings)
     timeout: float = 2.0  # per command and per connect; a frozen node costs at most this much
+    sentinel: SentinelSettings = field(default_factory=SentinelSettings)
     password: Secret | None = field(default=None, metadata=_NOT_IN_YAML)
 
 
@@ -196,6 +212,20 @@ class Config:
         return self.desired.catalog
 
 
+@dataclass(frozen=True)
+class RedisOverrides:
+    """What the command line puts in place of the file's redis settings: `--seed`, and the embedded
+    deployments (`run --local-cluster`, `run --local-sentinel`). A reload reads the file with the
+    same overrides, so they never show up as start-time keys that changed."""
+
+    seeds: tuple[str, ...] = ()
+    mode: Mode | None = None
+    service_name: str | None = None
+
+    def with_seeds(self, seeds: Sequence[str] | None) -> RedisOverrides:
+        return dataclasses.replace(self, seeds=tuple(seeds)) if seeds else self
+
+
 def restart_needed(running: StartSettings, candidate: StartSettings) -> list[str]:
     """The start-time keys whose value differs (`redis.timeout`, `metrics.listen`): never their values,
     a password among them."""
@@ -218,10 +248,14 @@ def _changed_keys(old: object, new: object, where: Where) -> list[str]:
 
 
 def load_config(
-    path: str | os.PathLike[str], seeds: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    seeds: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    overrides: RedisOverrides | None = None,
 ) -> Config:
     """Read and validate `path`, the catalog's files included. `seeds`, when given, replace
-    redis.seeds (the --seed option)."""
+    redis.seeds (the --seed option); `overrides` may replace the mode and service name too."""
     config_path = Path(path)
     if not config_path.exists():
         raise ConfigError(str(config_path), [f"config file {config_path} does not exist (pass --config PATH)"])
@@ -229,7 +263,7 @@ def load_config(
         text = config_path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(config_path), [f"cannot read {config_path}: {exc}"]) from exc
-    return parse_config(text, config_path, seeds=seeds, environ=environ)
+    return parse_config(text, config_path, seeds=seeds, environ=environ, overrides=overrides)
 
 
 def parse_config(
@@ -237,6 +271,8 @@ def parse_config(
     path: Path,
     seeds: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    overrides: RedisOverrides | None = None,
 ) -> Config:
     source = YamlSource.parse(text, path)
     data = source.data if source.data is not None else {}
@@ -245,7 +281,8 @@ def parse_config(
     reader = _Reader(environ if environ is not None else os.environ)
     reader.unknown(data, (), {name for name, _ in (*_schema(StartSettings), *_schema(DesiredState))} | {"catalog"})
     start = reader.section(StartSettings, data, ())
-    start = dataclasses.replace(start, redis=reader.check_redis(start.redis, seeds))
+    wanted = (overrides or RedisOverrides()).with_seeds(seeds)
+    start = dataclasses.replace(start, redis=reader.check_redis(start.redis, wanted))
     reader.check_metrics(start.metrics)
     live: dict[str, object] = {
         name: reader.section(kind, data.get(name), (name,)) for name, kind in _sections(DesiredState)
@@ -351,11 +388,13 @@ def _sections(cls: type) -> list[tuple[str, type]]:
 
 
 # Keys that are refused with a reason rather than as unknown.
+_PASSWORD_REFUSED = (
+    "a password is never read from the config file (it would end up in backups and "
+    "diffs): use password_env (an environment variable's name) or password_file"
+)
 _REFUSED: dict[Where, dict[str, str]] = {
-    ("redis",): {
-        "password": "a password is never read from the config file (it would end up in backups and "
-        "diffs): use password_env (an environment variable's name) or password_file",
-    },
+    ("redis",): {"password": _PASSWORD_REFUSED},
+    ("redis", "sentinel"): {"password": _PASSWORD_REFUSED},
 }
 
 
@@ -409,11 +448,13 @@ class _Reader:
 
     # ------------------------------------------------------------------ checks beyond types
 
-    def check_redis(self, redis: RedisSettings, seeds_override: Sequence[str] | None) -> RedisSettings:
+    def check_redis(self, redis: RedisSettings, overrides: RedisOverrides) -> RedisSettings:
         seeds_where: Where = ("redis", "seeds")
-        if seeds_override:
-            redis = dataclasses.replace(redis, seeds=tuple(seeds_override))
+        if overrides.seeds:
+            redis = dataclasses.replace(redis, seeds=overrides.seeds)
             seeds_where = ("--seed",)
+        if overrides.mode is not None:
+            redis = dataclasses.replace(redis, mode=overrides.mode, service_name=overrides.service_name)
         if not redis.seeds:
             self.problem(seeds_where, "needs at least one HOST:PORT")
         for index, seed in enumerate(redis.seeds):
@@ -421,33 +462,54 @@ class _Reader:
                 parse_address(seed)
             except ValueError as exc:
                 self.problem((*seeds_where, index), str(exc))
-        tls = redis.tls
+        self.check_mode(redis)
+        self.check_tls(redis.tls, ("redis", "tls"))
+        self.check_tls(redis.sentinel.tls, ("redis", "sentinel", "tls"))
+        sentinel = dataclasses.replace(redis.sentinel, password=self.password(redis.sentinel, ("redis", "sentinel")))
+        return dataclasses.replace(redis, password=self.password(redis, ("redis",)), sentinel=sentinel)
+
+    def check_mode(self, redis: RedisSettings) -> None:
+        """service_name and the sentinel section belong to sentinel mode: required there, refused
+        elsewhere (a leftover would look like it does something)."""
+        if redis.mode == Mode.SENTINEL:
+            if not redis.service_name:
+                self.problem(
+                    ("redis", "service_name"),
+                    "missing: sentinel mode needs the name the Sentinels monitor the primary under "
+                    "(`sentinel monitor <name> ...` in sentinel.conf; SENTINEL MASTERS lists them)",
+                )
+            return
+        if redis.service_name:
+            self.problem(("redis", "service_name"), f"only read in sentinel mode (redis.mode is {redis.mode})")
+        if redis.sentinel != SentinelSettings():
+            self.problem(("redis", "sentinel"), f"only read in sentinel mode (redis.mode is {redis.mode})")
+
+    def check_tls(self, tls: TLSSettings, where: Where) -> None:
         for name in ("ca_file", "cert_file", "key_file"):
             file = getattr(tls, name)
             if tls.enabled and file and not Path(file).exists():
-                self.problem(("redis", "tls", name), f"{file} does not exist")
+                self.problem((*where, name), f"{file} does not exist")
         if bool(tls.cert_file) != bool(tls.key_file):
-            self.problem(("redis", "tls"), "cert_file and key_file go together (client certificate and its key)")
-        return dataclasses.replace(redis, password=self.password(redis))
+            self.problem(where, "cert_file and key_file go together (client certificate and its key)")
 
-    def password(self, redis: RedisSettings) -> Secret | None:
-        if redis.password_env and redis.password_file:
-            self.problem(("redis",), "password_env and password_file: give one, not both")
+    def password(self, auth: RedisSettings | SentinelSettings, where: Where) -> Secret | None:
+        if auth.password_env and auth.password_file:
+            self.problem(where, "password_env and password_file: give one, not both")
             return None
-        if redis.password_env:
-            if redis.password_env not in self.environ:
-                self.problem(("redis", "password_env"), f"environment variable {redis.password_env} is not set")
+        if auth.password_env:
+            if auth.password_env not in self.environ:
+                self.problem((*where, "password_env"), f"environment variable {auth.password_env} is not set")
                 return None
-            return Secret(self.environ[redis.password_env])
-        if redis.password_file:
-            candidate = Path(redis.password_file)
+            return Secret(self.environ[auth.password_env])
+        if auth.password_file:
+            candidate = Path(auth.password_file)
             credentials = self.environ.get("CREDENTIALS_DIRECTORY")
             if not candidate.is_absolute() and credentials and (Path(credentials) / candidate).exists():
                 candidate = Path(credentials) / candidate  # systemd LoadCredential=
             try:
                 return Secret(candidate.read_text(encoding="utf-8").strip("\r\n"))
             except OSError as exc:
-                self.problem(("redis", "password_file"), f"cannot read {redis.password_file}: {exc.strerror}")
+                self.problem((*where, "password_file"), f"cannot read {auth.password_file}: {exc.strerror}")
         return None
 
     def check_metrics(self, metrics: MetricsSettings) -> None:

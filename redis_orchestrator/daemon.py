@@ -3,7 +3,9 @@
 - daemon-wide loops, in one task group with one shutdown path: topology (discovery, then a refresh
   every `topology_interval`, every second for a while after a node went down), catalog watch (file
   edits and SIGHUP), readiness (/readyz and systemd's READY/STATUS), and when configured the
-  metrics endpoint, the leader lease, the manifest key and the systemd watchdog;
+  metrics endpoint, the leader lease, the manifest key and the systemd watchdog; in sentinel mode
+  the Sentinels' events (sentinel_events.py), and in sentinel and replication modes the primary
+  watch (replication.py), both of which only wake the topology loop;
 - per node, a `NodeSupervisor` (supervisor.py: reconcile worker, liveness watch, slowlog watcher),
   created through the `NodeFactory` given to the constructor, started when the node appears and
   retired when it goes.
@@ -29,13 +31,15 @@ from typing import Self
 from redis_orchestrator import logs
 from redis_orchestrator.catalog import Catalog, Script
 from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
-from redis_orchestrator.config import Config, DesiredState, restart_needed
+from redis_orchestrator.config import Config, DesiredState, Mode, RedisOverrides, restart_needed
 from redis_orchestrator.connections import Connector
 from redis_orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
 from redis_orchestrator.http import MetricsServer, Readiness
 from redis_orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
 from redis_orchestrator.metrics import Metrics
 from redis_orchestrator.reload import FileWatch, load_candidate
+from redis_orchestrator.replication import PrimaryWatch
+from redis_orchestrator.sentinel_events import SentinelEvent, SentinelEvents
 from redis_orchestrator.supervisor import NodeEnv, NodeFactory, NodeSupervisor, standard_node
 from redis_orchestrator.sync import NodeReport, NodeState
 from redis_orchestrator.systemd import LoopHealth, Notifier, watchdog_loop
@@ -91,12 +95,15 @@ class Daemon:
         watchdog_interval: float | None = None,
         serve_metrics: bool = True,
         seeds_override: Sequence[str] | None = None,
+        overrides: RedisOverrides | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Raises ConfigError when a start-time setting cannot be honoured (the lease's scripts)."""
+        """Raises ConfigError when a start-time setting cannot be honoured (the lease's scripts).
+        `seeds_override` / `overrides`: what the command line put in place of redis settings; a
+        reload reads the file with them again."""
         self.config = config  # as read at start: `start` is fixed for the life of the process
         self.desired = config.desired  # replaced whole by each accepted reload
-        self.seeds_override = list(seeds_override) if seeds_override else None
+        self.overrides = (overrides or RedisOverrides()).with_seeds(seeds_override)
         self.metrics = metrics if metrics is not None else Metrics()
         self.analysis = analysis if analysis is not None else CatalogAnalysis()
         self.notifier = notifier if notifier is not None else Notifier({})
@@ -147,6 +154,22 @@ class Daemon:
         self.watchdog_interval = watchdog_interval or 0.0
         if self.leader is None:
             self.metrics.leader.set(1)  # the only instance: always the leader
+        redis = start.redis
+        self.sentinel_events = (
+            SentinelEvents(redis, redis.seeds, redis.service_name or "", self._sentinel_event, self._topology_behind)
+            if redis.mode == Mode.SENTINEL
+            else None
+        )
+        self.primary_watch = (
+            PrimaryWatch(
+                self.connector,
+                lambda: self.topology,
+                lambda: self.desired.daemon.reconcile_interval,
+                self._topology_behind,
+            )
+            if redis.mode in (Mode.SENTINEL, Mode.REPLICATION)
+            else None
+        )
 
     def _lease(self) -> LeaderLease:
         try:
@@ -196,6 +219,10 @@ class Daemon:
                     loops.create_task(
                         watchdog_loop(self.notifier, self.watchdog_interval, self.watchdog), name="watchdog"
                     )
+                if self.sentinel_events is not None:
+                    loops.create_task(self.sentinel_events.run(), name="sentinel events")
+                if self.primary_watch is not None:
+                    loops.create_task(self._after_discovery(self.primary_watch.run), name="primary watch")
                 await self.stopping.wait()
                 raise _Stopping
         except* _Stopping:
@@ -280,7 +307,7 @@ class Daemon:
         path = self.config.path
         try:
             candidate, result = await load_candidate(
-                path, self.seeds_override, self.connector, self.topology, self.catalog, self.analysis
+                path, self.overrides, self.connector, self.topology, self.catalog, self.analysis
             )
         except (ConfigError, CatalogRejected) as exc:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
@@ -345,7 +372,9 @@ class Daemon:
     # ------------------------------------------------------------------ topology
 
     def _seeds(self) -> list[str]:
-        configured = self.seeds_override or list(self.config.start.redis.seeds)
+        configured = list(self.config.start.redis.seeds)  # --seed already in place (load_config)
+        if self.config.start.redis.mode == Mode.SENTINEL:
+            return configured  # the seeds are the Sentinels; data nodes are what they tell us
         known = list(self.topology.addresses) if self.topology else []
         if known:
             # Ask a different node each refresh: no node pays for every CLUSTER SHARDS.
@@ -369,7 +398,9 @@ class Daemon:
                 backoff = min(backoff * 2, 5.0)
         while True:
             interval = self.desired.daemon.topology_interval
-            if self.clock() < self._fast_topology_until:
+            # Polling is the fallback while no Sentinel subscription is up.
+            events_down = self.sentinel_events is not None and not self.sentinel_events.live
+            if self.clock() < self._fast_topology_until or events_down:
                 interval = min(interval, _FAST_TOPOLOGY_INTERVAL)
             await wait_event(self._topology_wake, interval)
             self._topology_wake.clear()
@@ -390,7 +421,15 @@ class Daemon:
         if self._topology_failed:
             logs.event("topology_available", answered_by=topology.answered_by)
             self._topology_failed = False
+        self._log_notes(topology)
         self._apply_topology(topology)
+
+    def _log_notes(self, topology: Topology) -> None:
+        """Each note (Sentinels that disagree, a stray primary) once, when it appears."""
+        seen = set(self.topology.notes) if self.topology is not None else set()
+        for note in topology.notes:
+            if note not in seen:
+                logs.warning("topology_note", note, answered_by=topology.answered_by)
 
     def _apply_topology(self, topology: Topology) -> None:
         old = self.topology
@@ -430,6 +469,16 @@ class Daemon:
         up to a topology interval later. Nothing else changes: the steady state stays one
         CLUSTER SHARDS per topology interval."""
         self._fast_topology_until = self.clock() + _FAST_TOPOLOGY_WINDOW
+        self._topology_wake.set()
+
+    def _sentinel_event(self, event: SentinelEvent) -> None:
+        """A Sentinel saw a failover, a node going down or back, a new replica: look now, and every
+        second for a while (a failover takes a few seconds to complete)."""
+        self._fast_topology_until = self.clock() + _FAST_TOPOLOGY_WINDOW
+        self._topology_wake.set()
+
+    def _topology_behind(self, reason: str) -> None:
+        """The primary's ROLE or a restored subscription says the topology may be out of date."""
         self._topology_wake.set()
 
     # ------------------------------------------------------------------ readiness

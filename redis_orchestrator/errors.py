@@ -38,6 +38,22 @@ class SeedsUnreachableError(OrchestratorError):
         super().__init__(f"no seed reachable (tried {tried}); check redis.seeds / --seed, the network and credentials")
 
 
+class ServiceUnknownError(SeedsUnreachableError):
+    """Sentinels answered, and none of them monitors `service_name`. Says what each one monitors,
+    so a typo is visible at a glance. A subclass of SeedsUnreachableError: no topology came of the
+    seeds, the daemon keeps asking (a Sentinel may be told to monitor it later), one-shot verbs exit 3."""
+
+    def __init__(self, service_name: str, attempts: Sequence[tuple[str, str]]) -> None:
+        self.service_name = service_name
+        self.attempts = list(attempts)
+        asked = "; ".join(f"{sentinel}: {what}" for sentinel, what in self.attempts)
+        OrchestratorError.__init__(
+            self,
+            f"no Sentinel monitors a primary named {service_name!r} (asked {asked}); "
+            "check redis.service_name against `SENTINEL MASTERS` on a Sentinel",
+        )
+
+
 class CatalogRejected(OrchestratorError):
     """A new catalog was refused (a script did not compile, analysis found errors)."""
 

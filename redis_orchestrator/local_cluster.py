@@ -62,7 +62,7 @@ def redis_server_binary(explicit: str | None = None) -> str:
             "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), or point "
             f"{SERVER_ENV} at a redis-server / valkey-server binary"
         )
-    return found
+    return os.path.abspath(found)  # processes are started in their own directory
 
 
 def server_version(binary: str) -> str:
@@ -92,6 +92,68 @@ def free_port_pair() -> int:
             _handed_out_ports.add(port)
             return port
     raise LocalClusterError("no free loopback port pair found in 20000-45000")
+
+
+def spawn_server(binary: str, config: Path, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`binary config args...` in `cwd`, killed by the kernel when the starting thread's process dies."""
+    return subprocess.Popen(
+        [binary, str(config), *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def wait_answers(node: LocalNode, binary: str, timeout: float, log_name: str = "redis.log") -> None:
+    """Until `node` answers PING (LOADING is not an answer yet). LocalClusterError with the end of
+    its log, and its last warning as `server_says`, when the process exits first."""
+
+    def answers() -> bool:
+        if not node.running():
+            log = node.directory / log_name
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            # Log lines are `pid:role dd Mon yyyy hh:mm:ss.mmm <level> text`; `#` marks a warning.
+            warnings = [line.split(" # ", 1)[1] for line in tail.splitlines() if " # " in line]
+            raise LocalClusterError(
+                f"{binary} on port {node.port} exited early:\n{tail}", warnings[-1] if warnings else None
+            )
+        try:
+            with node.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
+                return bool(c.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        except redis.ResponseError as exc:  # LOADING and the like: up, not ready yet
+            return "LOADING" not in str(exc)
+
+    wait_until(answers, timeout, f"{node.address} to answer PING")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `predicate` every 50 ms; LocalClusterError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise LocalClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def release_port(port: int) -> None:
+    """Give a port from free_port_pair back once its process is stopped."""
+    _handed_out_ports.discard(port)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL (after SIGCONT: a frozen process cannot act on signals) and reap."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
 
 
 def _die_with_parent() -> None:
@@ -384,12 +446,7 @@ class LocalCluster:
 
     @staticmethod
     def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise LocalClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+        wait_until(predicate, timeout, what)
 
     # ----------------------------------------------------------------- internals
 
@@ -426,14 +483,7 @@ class LocalCluster:
         conf.write_text("\n".join(config) + "\n")
         if self._launcher is not None:
             return self._launcher(node, conf)  # type: ignore[no-any-return]
-        return subprocess.Popen(
-            [self.binary, str(conf)],
-            cwd=node.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
+        return spawn_server(self.binary, conf, node.directory)
 
     def _terminate(self, node: LocalNode) -> None:
         process = node.process
@@ -446,24 +496,7 @@ class LocalCluster:
             process.wait(timeout=10)
 
     def _wait_ping(self, node: LocalNode, timeout: float) -> None:
-        def answers() -> bool:
-            if not node.running():
-                log = node.directory / "redis.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                # Log lines are `pid:role dd Mon yyyy hh:mm:ss.mmm <level> text`; `#` marks a warning.
-                warnings = [line.split(" # ", 1)[1] for line in tail.splitlines() if " # " in line]
-                raise LocalClusterError(
-                    f"{self.binary} on port {node.port} exited early:\n{tail}", warnings[-1] if warnings else None
-                )
-            try:
-                with node.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
-                    return bool(c.ping())
-            except (redis.ConnectionError, redis.TimeoutError):
-                return False
-            except redis.ResponseError as exc:  # LOADING and the like: up, not ready yet
-                return "LOADING" not in str(exc)
-
-        self._wait(answers, timeout, f"{node.address} to answer PING")
+        wait_answers(node, self.binary, timeout)
 
     @staticmethod
     def _myid(node: LocalNode) -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import redis
 
 from redis_orchestrator.catalog import Catalog
 from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
-from redis_orchestrator.config import Config, load_config
+from redis_orchestrator.config import Config, RedisOverrides, load_config
 from redis_orchestrator.connections import Connector
 from redis_orchestrator.errors import CatalogRejected, ConfigError
 from redis_orchestrator.plan import NodePlan
@@ -102,15 +101,16 @@ async def compile_on_one_node(connector: Connector, topology: Topology, new: Cat
 
 async def load_candidate(
     path: Path,
-    seeds: Sequence[str] | None,
+    overrides: RedisOverrides,
     connector: Connector,
     topology: Topology | None,
     running: Catalog | None,
     analysis: CatalogAnalysis,
 ) -> tuple[Config, AnalysisResult]:
     """A fully validated new config and its analysis, or CatalogRejected / ConfigError saying
-    every problem. `running` is the catalog enforced now: only what the candidate adds is compiled."""
-    config = load_config(path, seeds)
+    every problem. `running` is the catalog enforced now: only what the candidate adds is compiled.
+    `overrides`: the command line's, as at start."""
+    config = load_config(path, overrides=overrides)
     result = analysis.for_desired(config.desired)
     result.raise_if_blocking(config.desired.analysis.block_on)
     if topology is not None:

@@ -54,6 +54,9 @@ class Node:
 class Topology:
     nodes: tuple[Node, ...]
     answered_by: str = ""  # the seed whose view this is
+    # What the daemon logs once when it appears (Sentinels that disagree, a stray primary): sentinel
+    # and replication modes only.
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(sorted(self.nodes, key=_order)))
@@ -190,7 +193,17 @@ async def _ask(connector: Connector, seed: str, mode: str) -> list[Node]:
 async def discover(
     connector: Connector, seeds: Sequence[str], mode: str = "cluster", timeout: float | None = None
 ) -> Topology:
-    """Ask each seed in turn until one answers. SeedsUnreachableError names each seed and why."""
+    """Ask each seed in turn until one answers. SeedsUnreachableError names each seed and why.
+    Sentinel and replication modes ask all their seeds at once (sentinel.py, replication.py)."""
+    # Imported here: both build Node and Topology values from this module.
+    if mode == "sentinel":
+        from redis_orchestrator.sentinel import discover_sentinel
+
+        return await discover_sentinel(connector, seeds, connector.settings.service_name or "", timeout)
+    if mode == "replication":
+        from redis_orchestrator.replication import discover_replication
+
+        return await discover_replication(connector, seeds, timeout)
     attempts: list[tuple[str, str]] = []
     for seed in dict.fromkeys(seeds):
         try:

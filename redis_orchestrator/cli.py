@@ -58,10 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("sync", help="one pass: load what is missing on every reachable node")
     with_format(verbs.add_parser("status", help="per node: reachable, scripts present / missing"))
     run = verbs.add_parser("run", help="the daemon: reconcile continuously until SIGTERM / SIGINT")
-    run.add_argument(
+    embedded = run.add_mutually_exclusive_group()
+    embedded.add_argument(
         "--local-cluster",
         action="store_true",
         help="start a throwaway 3+3 cluster from redis-server on free loopback ports and run against it",
+    )
+    embedded.add_argument(
+        "--local-sentinel",
+        action="store_true",
+        help="start a throwaway primary, 2 replicas and 3 Sentinels from redis-server on free loopback "
+        "ports and run against them (sentinel mode)",
     )
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics, /healthz, /readyz")
     verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")

@@ -453,8 +453,11 @@ class _Reader:
         if overrides.seeds:
             redis = dataclasses.replace(redis, seeds=overrides.seeds)
             seeds_where = ("--seed",)
-        if overrides.mode is not None:
-            redis = dataclasses.replace(redis, mode=overrides.mode, service_name=overrides.service_name)
+        if overrides.mode is not None:  # an embedded deployment: the file's mode-specific keys do not apply
+            sentinel = redis.sentinel if overrides.mode == Mode.SENTINEL else SentinelSettings()
+            redis = dataclasses.replace(
+                redis, mode=overrides.mode, service_name=overrides.service_name, sentinel=sentinel
+            )
         if not redis.seeds:
             self.problem(seeds_where, "needs at least one HOST:PORT")
         for index, seed in enumerate(redis.seeds):

@@ -119,7 +119,9 @@ class SentinelEvents:
                 await connection.connect()
                 await connection.send_command("SUBSCRIBE", *CHANNELS)
                 for _ in CHANNELS:  # one confirmation per channel, or the error (NOPERM)
-                    reply = await connection.read_response(timeout=self.settings.timeout)
+                    # push_request: in RESP3 pub/sub replies are pushes, which redis-py would
+                    # otherwise hand to a push handler instead of returning them.
+                    reply = await connection.read_response(timeout=self.settings.timeout, push_request=True)
                     if reply is None:
                         raise TimeoutError("no SUBSCRIBE confirmation")
                 self._live.add(sentinel)
@@ -149,7 +151,7 @@ class SentinelEvents:
         """Until the connection drops (raises)."""
         pinged = False
         while True:
-            reply = await connection.read_response(timeout=_KEEPALIVE)
+            reply = await connection.read_response(timeout=_KEEPALIVE, push_request=True)
             if reply is None:
                 if pinged:
                     raise TimeoutError(f"no answer to PING within {_KEEPALIVE:.0f}s")

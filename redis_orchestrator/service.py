@@ -1,5 +1,6 @@
 """`redis-orchestrator run`: the daemon as a process. The event loop, signals, the embedded local
-cluster and systemd's notify socket; the Daemon does the rest (daemon.py shows every task it runs).
+cluster or Sentinel group and systemd's notify socket; the Daemon does the rest (daemon.py shows
+every task it runs).
 
 Under systemd (Type=notify, see deploy/systemd/): READY=1 once the first catalog is loaded and
 reconciled on every reachable node, STATUS= lines as node states change, WATCHDOG=1 at half of
@@ -13,32 +14,44 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from redis_orchestrator import logs
-from redis_orchestrator.config import Config, load_config
+from redis_orchestrator.config import Config, Mode, RedisOverrides, load_config
 from redis_orchestrator.daemon import Daemon
 from redis_orchestrator.errors import EXIT_CLEAN
 from redis_orchestrator.systemd import Notifier, watchdog_interval
 
+if TYPE_CHECKING:
+    from redis_orchestrator.local_cluster import LocalCluster
+    from redis_orchestrator.local_sentinel import LocalSentinel
+
 
 def run_daemon(args: argparse.Namespace) -> int:
-    seeds = args.seed
-    cluster = None
+    overrides = RedisOverrides().with_seeds(args.seed)
+    embedded: LocalCluster | LocalSentinel | None = None
     if args.local_cluster:
         from redis_orchestrator.local_cluster import LocalCluster
 
         logs.event("local_cluster_starting", "starting 3 primaries + 3 replicas from redis-server")
-        cluster = LocalCluster(primaries=3, replicas_per_primary=1, log=lambda m: logs.event("local_cluster", m))
-        cluster.start()
-        seeds = cluster.seeds
+        embedded = LocalCluster(primaries=3, replicas_per_primary=1, log=lambda m: logs.event("local_cluster", m))
+        embedded.start()
+        overrides = RedisOverrides(seeds=tuple(embedded.seeds), mode=Mode.CLUSTER)
+    elif args.local_sentinel:
+        from redis_orchestrator.local_sentinel import LocalSentinel
+
+        logs.event("local_sentinel_starting", "starting 1 primary + 2 replicas + 3 Sentinels from redis-server")
+        embedded = LocalSentinel(replicas=2, sentinels=3, log=lambda m: logs.event("local_sentinel", m))
+        embedded.start()
+        overrides = RedisOverrides(seeds=tuple(embedded.seeds), mode=Mode.SENTINEL, service_name=embedded.service_name)
     try:
-        config = load_config(args.config, seeds)
+        config = load_config(args.config, overrides=overrides)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(serve(config, seeds=seeds, serve_metrics=not args.no_metrics))
+            return runner.run(serve(config, overrides=overrides, serve_metrics=not args.no_metrics))
     finally:
-        if cluster is not None:
-            cluster.stop()
-            logs.event("local_cluster_stopped")
+        if embedded is not None:
+            embedded.stop()
+            logs.event("local_cluster_stopped" if args.local_cluster else "local_sentinel_stopped")
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -54,11 +67,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def serve(config: Config, *, seeds: list[str] | None = None, serve_metrics: bool = True) -> int:
+async def serve(config: Config, *, overrides: RedisOverrides | None = None, serve_metrics: bool = True) -> int:
     notifier = Notifier()
     daemon = Daemon(
         config,
-        seeds_override=seeds,
+        overrides=overrides,
         notifier=notifier,
         watchdog_interval=watchdog_interval(),
         serve_metrics=serve_metrics,
@@ -72,7 +85,9 @@ async def serve(config: Config, *, seeds: list[str] | None = None, serve_metrics
         "starting",
         config=str(config.path),
         catalog=config.catalog.version,
-        seeds=",".join(seeds or start.redis.seeds),
+        mode=start.redis.mode,
+        service=start.redis.service_name,
+        seeds=",".join(start.redis.seeds),
         metrics=f"http://{start.metrics.listen}/metrics" if daemon.http is not None else None,
         leader_key=start.leader.key if daemon.leader is not None else None,
         systemd="notify" if notifier.enabled else None,

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis_orchestrator import __version__, logs
-from redis_orchestrator.config import Config, load_config
+from redis_orchestrator.config import Config, Mode, load_config
 from redis_orchestrator.connections import Connector
 from redis_orchestrator.errors import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
+    ConfigError,
     OrchestratorError,
 )
 from redis_orchestrator.sync import NodeReport, NodeState, reconcile_all
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "keyslot":
-        return _keyslot(args)
+        return _keyslot(args, _configured_mode(args.config))
     if args.verb == "run":
         from redis_orchestrator.service import run_daemon
 
@@ -114,6 +115,24 @@ def _dispatch(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- check / keyslot
 
 
+def _configured_mode(path: str) -> Mode | None:
+    """redis.mode of the config file, when there is a valid one (keyslot needs no config)."""
+    try:
+        return load_config(path).start.redis.mode
+    except ConfigError:
+        return None
+
+
+def _slots_note(mode: Mode | None, what: str) -> str | None:
+    """Hash slots mean something only in Redis Cluster: say so when the config is for another mode."""
+    if mode is None or mode == Mode.CLUSTER:
+        return None
+    return (
+        f"note: redis.mode is {mode}: {what} matter only in Redis Cluster; here one primary serves every "
+        "key, so keys need not share a slot (they must if you move to Cluster)"
+    )
+
+
 def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool = False) -> int:
     from redis_orchestrator.analysis import Analyzer, format_json, format_text
     from redis_orchestrator.analysis.findings import Severity
@@ -129,8 +148,14 @@ def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool =
         config = load_config(config.path, list(config.start.redis.seeds))
         result = analysis.run(config.catalog)
     findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
+    note = _slots_note(
+        config.start.redis.mode,
+        "the slot findings (cross-slot, undeclared-key, same-slot-undeclared, enumeration, no-cluster)",
+    )
     if fmt == "json":
         print(format_json(findings))
+        if note:
+            print(note, file=sys.stderr)
     else:
         if findings:
             print(format_text(findings))
@@ -142,17 +167,22 @@ def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool =
             f"{result.count(Severity.ERROR)} error(s), {result.count(Severity.WARNING)} warning(s), "
             f"{result.count(Severity.INFO)} note(s)"
         )
+        if note:
+            print(note)
     return EXIT_FINDINGS if result.count(Severity.ERROR) else EXIT_CLEAN
 
 
-def _keyslot(args: argparse.Namespace) -> int:
+def _keyslot(args: argparse.Namespace, mode: Mode | None) -> int:
     from redis_orchestrator.analysis import keyslot_report
 
     report = keyslot_report(args.keys)
+    note = _slots_note(mode, "hash slots")
     if args.format == "json":
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), **({"note": note} if note else {})}, indent=2))
     else:
         print(report.to_text())
+        if note:
+            print(note)
     return EXIT_CLEAN if report.same_slot else EXIT_FINDINGS
 
 

@@ -1,5 +1,6 @@
 """A throwaway Sentinel deployment of real processes on free loopback ports: one primary, its
-replicas and three Sentinels (`redis-server --sentinel`), all from the same server binary.
+replicas and three Sentinels (`redis-server --sentinel`), all from the same server binary. With
+`sentinels=0`, a plain primary and replicas (what `redis.mode: replication` serves).
 
 Used by `redis-orchestrator run --local-sentinel` and by the tests. Like LocalCluster, every process
 is stopped by `stop()`, by the context manager, at interpreter exit, and by the kernel when the
@@ -151,6 +152,9 @@ class LocalSentinel:
         return named.most_common(1)[0][0] if named else None
 
     def primary(self) -> LocalNode:
+        """The Sentinels' primary; without Sentinels, the running node that answers ROLE as one."""
+        if not self.sentinels:
+            return next(n for n in self.nodes if n.running() and n.role() == "primary")
         address = self.primary_address()
         for node in self.nodes:
             if node.address == address:

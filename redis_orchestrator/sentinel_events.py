@@ -131,16 +131,17 @@ class SentinelEvents:
                 ever, failed, backoff = True, None, 0.1
                 await self._listen(connection, sentinel)
             except (redis.RedisError, OSError, TimeoutError) as exc:
-                error = describe_error(exc, sentinel=True)
                 self._live.discard(sentinel)
-                if error != failed:
+                # One line per loss: the error text of the retries wanders (reset, refused,
+                # timeout) while nothing changed for the operator.
+                if failed is None:
+                    failed = describe_error(exc, sentinel=True)
                     logs.warning(
                         "sentinel_subscription_lost" if ever else "sentinel_subscription_failed",
                         sentinel=sentinel,
-                        error=error,
+                        error=failed,
                         polling=None if self.live else "every second until a subscription is back",
                     )
-                    failed = error
             finally:
                 self._live.discard(sentinel)
                 await connection.disconnect()

@@ -1,0 +1,161 @@
+"""Failovers under Sentinel with `redis-orchestrator run` beside the group: a kill -9 of the primary
+(then the old primary back, empty, as a stray primary), and a graceful `SENTINEL FAILOVER` with a
+Sentinel killed during it. An EVALSHA-only client that follows Sentinel (redis-py's
+`Sentinel.master_for`) counts NOSCRIPT; the promoted node's own INFO errorstats counts them too.
+Latencies are printed, never asserted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_orchestrator.local_cluster import LocalNode
+from tests.helpers import DaemonProcess, catalog_shas, libraries, wait_for
+from tests.sentinel_helpers import (
+    SentinelClient,
+    calls_of,
+    group_holds,
+    noscript_errors,
+    sentinel_config,
+    started_group,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(150)]
+
+
+@dataclass
+class BackOnline:
+    """What a poller saw of a restarted node: its first PONG, when it first held every SHA, and the
+    role it answered at that moment."""
+
+    first_pong: float | None = None
+    whole_at: float | None = None
+    role_when_whole: str | None = None
+
+    @property
+    def latency(self) -> float:
+        assert self.first_pong is not None and self.whole_at is not None
+        return max(0.0, self.whole_at - self.first_pong)
+
+
+def poll_back_online(node: LocalNode, shas: set[str], deadline: float, seen: BackOnline) -> None:
+    """PING until it answers, then `SCRIPT EXISTS` + `ROLE` every ~2 ms until every SHA is there."""
+    ordered = sorted(shas)
+    while time.monotonic() < deadline:
+        try:
+            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
+                while time.monotonic() < deadline:
+                    if seen.first_pong is None:
+                        c.ping()
+                        seen.first_pong = time.monotonic()
+                    pipe = c.pipeline(transaction=False)
+                    pipe.execute_command("SCRIPT", "EXISTS", *ordered)
+                    pipe.execute_command("ROLE")
+                    flags, role = pipe.execute()
+                    if all(int(f) for f in flags):
+                        seen.whole_at = time.monotonic()
+                        seen.role_when_whole = role[0].decode()
+                        return
+                    time.sleep(0.002)
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(0.002)
+        except redis.ResponseError as exc:  # LOADING: not an answer yet
+            if "LOADING" not in str(exc):
+                raise
+            time.sleep(0.002)
+
+
+def wait_subscribed(daemon: DaemonProcess, sentinels: list[str]) -> None:
+    for sentinel in sentinels:
+        daemon.wait_log(f"sentinel_subscribed sentinel={sentinel}")
+
+
+def log_count(daemon: DaemonProcess, *words: str) -> int:
+    return sum(1 for line in daemon.log().splitlines() if all(w in line for w in words))
+
+
+def test_kill_9_of_the_primary_zero_noscript_then_the_old_primary_is_whole_before_sentinel_converts_it(
+    tmp_path: Path,
+) -> None:
+    with started_group() as group:
+        config = sentinel_config(tmp_path, group)
+        shas = catalog_shas(config)
+        with DaemonProcess(config) as daemon:
+            daemon.wait_log(" ready ", timeout=30)
+            wait_subscribed(daemon, group.seeds)
+            old = group.primary()
+            with SentinelClient(group, sorted(shas)) as client:
+                wait_for(lambda: client.ok + client.refused >= 50, 10, "the client's first answers")
+                killed = time.monotonic()
+                group.kill(old)
+                new = group.wait_primary_not(old)
+                promotion = time.monotonic() - killed
+                before = calls_of(new, "evalsha")
+                wait_for(lambda: calls_of(new, "evalsha") >= before + 200, 20, "calls on the promoted replica")
+            assert client.noscript == 0, f"{client.noscript} NOSCRIPT of {client.calls} calls"
+            assert noscript_errors(new) == 0
+            daemon.wait_log(f"role_changed node={new.address}", timeout=10)
+            assert log_count(daemon, "sentinel_event", "channel=+switch-master", f"node={new.address}") == 1
+            assert log_count(daemon, "node_down", f"node={old.address}") == 1
+
+            # The old primary comes back empty (no persistence) and still a primary: Sentinel turns
+            # it into a replica only after it has watched it a while (about 10 s). The daemon
+            # knows it already (SENTINEL REPLICAS lists it, down) and repairs it at its first answer.
+            seen = BackOnline()
+            poller = threading.Thread(
+                target=poll_back_online, args=(old, shas, time.monotonic() + 30, seen), daemon=True
+            )
+            poller.start()
+            group.restart(old)  # in this thread: the process dies with the thread that started it
+            poller.join(31)
+            assert seen.whole_at is not None, f"{old} not whole within 30 s of its restart"
+            assert seen.role_when_whole == "master", "whole only after Sentinel converted it"
+            print(
+                f"\npromotion {promotion:.1f} s after kill -9; {client.calls} calls, {client.noscript} NOSCRIPT; "
+                f"old primary whole {seen.latency * 1000:.0f} ms after its first PONG, still a stray primary"
+            )
+            converted = time.monotonic()
+            wait_for(lambda: group.replicates_from(old, new), 40, f"Sentinel to convert {old}")
+            print(f"Sentinel converted it {time.monotonic() - converted:.1f} s later")
+            assert log_count(daemon, "sentinel_event", "channel=+convert-to-slave", f"node={old.address}") == 1
+            assert group_holds(group, shas)
+            assert daemon.alive()
+
+
+def test_sentinel_failover_with_a_sentinel_killed_during_it(tmp_path: Path) -> None:
+    with started_group() as group:
+        config = sentinel_config(tmp_path, group)
+        shas = catalog_shas(config)
+        source = (tmp_path / "lua/functions/orchestrator_lib.lua").read_bytes()
+        with DaemonProcess(config) as daemon:
+            daemon.wait_log(" ready ", timeout=30)
+            wait_subscribed(daemon, group.seeds)
+            old = group.primary()
+            victim, survivor = group.sentinels[0], group.sentinels[1]
+            with SentinelClient(group, sorted(shas)) as client:
+                wait_for(lambda: client.ok + client.refused >= 50, 10, "the client's first answers")
+                group.failover(via=survivor)
+                group.kill(victim)
+                new = group.wait_primary_not(old)
+                before = calls_of(new, "evalsha")
+                wait_for(lambda: calls_of(new, "evalsha") >= before + 200, 20, "calls on the promoted replica")
+            assert client.noscript == 0, f"{client.noscript} NOSCRIPT of {client.calls} calls"
+            assert noscript_errors(new) == 0
+            daemon.wait_log(f"role_changed node={new.address}", timeout=10)
+            assert log_count(daemon, "role_changed", f"node={new.address}") == 1
+            assert log_count(daemon, "sentinel_subscription_lost", f"sentinel={victim.address}") == 1
+            group.wait_settled(new)  # the old primary is a replica of the new one; two Sentinels left
+            assert libraries(new).get("orchestrator_lib") == source
+            assert group_holds(group, shas)
+            group.restart(victim)
+            daemon.wait_log(f"sentinel_subscription_restored sentinel={victim.address}", timeout=15)
+            print(
+                f"\nSENTINEL FAILOVER with {victim.address} killed: {client.calls} calls, "
+                f"{client.noscript} NOSCRIPT, {client.connection_errors} connection errors"
+            )
+            assert daemon.alive()

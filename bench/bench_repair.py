@@ -1,8 +1,8 @@
 """How fast `redis-orchestrator run` repairs a node after the events that empty script caches.
 
-    .venv/bin/python bench/bench_repair.py [--runs 5]
+    .venv/bin/python bench/bench_repair.py [--runs 5] [--deployment cluster|sentinel|both]
 
-One throwaway 3+3 cluster of real redis-server processes, the daemon as a real subprocess
+Cluster: one throwaway 3+3 cluster of real redis-server processes, the daemon as a real subprocess
 (reconcile_interval 1 s, topology_interval 2 s, down_poll_interval 100 ms), and per event at least
 `--runs` runs. For each run:
 
@@ -19,6 +19,22 @@ in turn, on the node concerned) counts the NOSCRIPT replies it gets. The baselin
 same run on the same cluster, before the daemon starts: the catalog loaded on primaries only (what
 redis-py's and go-redis' `script load` do), the same event, and the NOSCRIPT count of the same client
 over the next 2 s.
+
+Sentinel (`redis.mode: sentinel`): one primary, 2 replicas and 3 Sentinels (LocalSentinel,
+down-after-milliseconds 1000), the same daemon settings, `--runs` runs of:
+
+  failover    kill -9 of the primary; an EVALSHA-only client following Sentinel (redis-py's
+              `Sentinel.master_for`) counts NOSCRIPT; latency = promotion -> every SHA present on
+              the promoted replica (0 when it held them already)
+  old primary the killed primary started again, empty and still a primary (Sentinel converts it
+   back      about 10 s later); latency = its first PONG -> every SHA present; an EVALSHA_RO client
+              pinned to it (a reader, or an application that still has it as its primary) counts
+  new replica REPLICAOF the primary; latency = its link up -> every SHA present; also whether it was
+              loaded before every Sentinel listed it (SENTINEL REPLICAS: what Sentinel-following
+              clients discover it by); an EVALSHA_RO client on it from its link up counts
+
+Its baseline, in the same run before the daemon starts: the catalog on the primary only, each event
+once, NOSCRIPT over the next 2 s.
 """
 
 from __future__ import annotations
@@ -37,8 +53,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode, server_version
+from redis_orchestrator.local_sentinel import LocalSentinel
 from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
+from tests.sentinel_helpers import NodeClient, SentinelClient, sentinel_config
 from tests.test_self_healing import EvalshaOnlyClient, local_key
 
 RECONCILE = 1.0
@@ -323,6 +341,169 @@ class Bench:
         self.cluster.restart(primary)
 
 
+class SentinelBench:
+    """The Sentinel events: failover, the old primary back as a stray primary, a new replica."""
+
+    def __init__(self, group: LocalSentinel, config: Path, runs: int) -> None:
+        self.group = group
+        self.config = config
+        self.shas = catalog_shas(config)
+        self.runs = runs
+        self.daemon: DaemonProcess | None = None
+
+    def start_daemon(self) -> None:
+        self.daemon = DaemonProcess(self.config)
+        self.daemon.wait_log(" ready ", timeout=30)
+
+    def stop_daemon(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
+
+    def progress(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def all_loaded(self) -> None:
+        wait_for(
+            lambda: all(present(n, self.shas) == self.shas for n in self.group.running_nodes()),
+            30,
+            "every data node loaded",
+        )
+
+    def primary_only(self) -> None:
+        for node in self.group.running_nodes():
+            with node.client() as c:
+                c.execute_command("SCRIPT", "FLUSH")
+        with self.group.primary().client() as c:
+            for path in self._sources():
+                c.script_load(path.read_bytes())
+
+    def _sources(self) -> list[Path]:
+        import yaml
+
+        data = yaml.safe_load(self.config.read_text())
+        return [
+            self.config.parent / s["file"] for s in data["catalog"]["scripts"] if s.get("kind", "script") == "script"
+        ]
+
+    def back_to_normal(self, old: LocalNode, new: LocalNode) -> None:
+        """The restarted old primary converted by Sentinel, every Sentinel settled on `new`."""
+        wait_for(lambda: self.group.replicates_from(old, new), 60, f"Sentinel to convert {old}", interval=0.1)
+        self.group.wait_settled(new)
+
+    # ------------------------------------------------------------------ baseline
+
+    def baseline(self) -> dict[str, tuple[int | None, int | None]]:
+        self.primary_only()
+        old = self.group.primary()
+        follower = SentinelClient(self.group, sorted(self.shas)).start()
+        wait_for(lambda: follower.ok + follower.refused > 20, 5, "client warm")
+        self.group.kill(old)
+        new = self.group.wait_primary_not(old)
+        before = (follower.noscript, follower.noscript + follower.ok + follower.refused)
+        time.sleep(BASELINE_WINDOW)
+        follower.stop()
+        answered = follower.noscript + follower.ok + follower.refused - before[1]
+        counts: dict[str, tuple[int | None, int | None]] = {
+            "failover (kill -9 primary)": (follower.noscript - before[0], answered)
+        }
+        reader = NodeClient(old, sorted(self.shas)).start()
+        self.group.restart(old)
+        time.sleep(BASELINE_WINDOW)
+        reader.stop()
+        counts["old primary back (stray)"] = (reader.noscript, reader.noscript + reader.answered)
+        self.back_to_normal(old, new)
+        added = self.group.add_replica()
+        reader = NodeClient(added, sorted(self.shas)).start()
+        time.sleep(BASELINE_WINDOW)
+        reader.stop()
+        counts["new replica (REPLICAOF)"] = (reader.noscript, reader.noscript + reader.answered)
+        return counts
+
+    # ------------------------------------------------------------------ with the daemon
+
+    def failover_and_restart(self) -> tuple[EventResult, EventResult]:
+        failover = EventResult("failover (kill -9 primary)", "0 NOSCRIPT")
+        back = EventResult("old primary back (stray)", "<= 500 ms after first PONG")
+        promotions = []
+        stray = 0
+        for _ in range(self.runs):
+            self.group.wait_settled()
+            self.all_loaded()
+            old = self.group.primary()
+            follower = SentinelClient(self.group, sorted(self.shas)).start()
+            wait_for(lambda c=follower: c.ok + c.refused > 20, 5, "client warm")  # type: ignore[misc]
+            killed = time.monotonic()
+            self.group.kill(old)
+            new = self.group.wait_primary_not(old)
+            promoted = time.monotonic()
+            promotions.append(promoted - killed)
+            failover.latencies.append(max(0.0, poll_until_loaded(new, self.shas) - promoted))
+            time.sleep(0.5)
+            follower.stop()
+            failover.noscript.append(follower.noscript)
+            failover.calls.append(follower.noscript + follower.ok + follower.refused)
+
+            reader = NodeClient(old, sorted(self.shas)).start()
+            pong = Background(lambda n=old: first_pong(n))  # type: ignore[misc]
+            loaded = Background(lambda n=old: poll_until_loaded(n, self.shas))  # type: ignore[misc]
+            self.group.restart(old)
+            back.latencies.append(max(0.0, loaded.get() - pong.get()))
+            with old.client() as c:
+                stray += c.info("replication")["role"] == "master"  # still a primary once loaded
+            time.sleep(0.3)
+            reader.stop()
+            back.noscript.append(reader.noscript)
+            back.calls.append(reader.noscript + reader.answered)
+            self.back_to_normal(old, new)
+        failover.notes.append(f"promotion took {statistics.median(promotions):.1f} s median (down-after 1 s)")
+        back.notes.append(
+            f"still a stray primary (not yet converted by Sentinel) when loaded in {stray} of {self.runs}"
+        )
+        return failover, back
+
+    def new_replica(self) -> EventResult:
+        result = EventResult("new replica (REPLICAOF)", "<= 3 s")
+        before_sentinel = 0
+        for _ in range(self.runs):
+            node = self.group.add_replica()
+            linked = time.monotonic()
+            reader = NodeClient(node, sorted(self.shas)).start()
+            loaded_at = poll_until_loaded(node, self.shas)
+            result.latencies.append(max(0.0, loaded_at - linked))
+            time.sleep(0.3)
+            reader.stop()
+            result.noscript.append(reader.noscript)
+            result.calls.append(reader.noscript + reader.answered)
+            before_sentinel += loaded_at < self._listed_by_every_sentinel(node)
+        result.notes.append(
+            f"loaded before every Sentinel listed it (how Sentinel clients find a replica) in {before_sentinel} "
+            f"of {self.runs}"
+        )
+        return result
+
+    def _listed_by_every_sentinel(self, node: LocalNode, timeout: float = 30) -> float:
+        def listed() -> bool:
+            for sentinel in self.group.sentinels:
+                with self.group.sentinel_client(sentinel) as c:
+                    replicas = c.execute_command("SENTINEL", "REPLICAS", self.group.service_name)
+                addresses = {f"{_field(r, 'ip')}:{_field(r, 'port')}" for r in replicas}
+                if node.address not in addresses:
+                    return False
+            return True
+
+        wait_for(listed, timeout, f"every Sentinel to list {node}", interval=0.05)
+        return time.monotonic()
+
+
+def _field(reply: object, name: str) -> str:
+    items = list(reply.items()) if isinstance(reply, dict) else list(zip(reply[::2], reply[1::2], strict=True))  # type: ignore[index]
+    for key, value in items:
+        if (key.decode() if isinstance(key, bytes) else key) == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
@@ -354,24 +535,33 @@ def print_table(results: list[EventResult], runs: int) -> None:
         print(f"  {r.name}: runs " + ", ".join(_ms(x) for x in r.latencies) + f"; NOSCRIPT per run {r.noscript}")
 
 
+DAEMON_SETTINGS = {
+    "reconcile_interval": f"{RECONCILE}s",
+    "topology_interval": f"{TOPOLOGY}s",
+    "down_poll_interval": "100ms",
+    "config_poll_interval": "1s",
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--deployment", choices=("cluster", "sentinel", "both"), default="both")
     args = parser.parse_args()
     started = time.monotonic()
+    if args.deployment in ("cluster", "both"):
+        bench_cluster(args.runs, started)
+    if args.deployment in ("sentinel", "both"):
+        bench_sentinel(args.runs, started)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def bench_cluster(runs: int, started: float) -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-repair-"))
     with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
-        config = write_config(
-            directory,
-            cluster.seeds[:3],
-            daemon={
-                "reconcile_interval": f"{RECONCILE}s",
-                "topology_interval": f"{TOPOLOGY}s",
-                "down_poll_interval": "100ms",
-                "config_poll_interval": "1s",
-            },
-        )
-        bench = Bench(cluster, config, args.runs)
+        config = write_config(directory, cluster.seeds[:3], daemon=DAEMON_SETTINGS)
+        bench = Bench(cluster, config, runs)
         try:
             results = [
                 EventResult("restart (replica)", "<= 500 ms after first PONG"),
@@ -391,15 +581,35 @@ def main() -> int:
                 ("failover", bench.failover),
                 ("new node", bench.new_node),
             ):
-                bench.progress(f"{time.monotonic() - started:5.0f} s  {name} x{args.runs}")
+                bench.progress(f"{time.monotonic() - started:5.0f} s  {name} x{runs}")
                 results.append(run())
             for r in results:
                 r.baseline_noscript, r.baseline_calls = baselines.get(r.name, (None, None))
         finally:
             bench.stop_daemon()
-    print_table(results, args.runs)
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
-    return 0
+    print(f"\nRedis Cluster (3+3), {server_version(cluster.binary)}")
+    print_table(results, runs)
+
+
+def bench_sentinel(runs: int, started: float) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="bench-repair-sentinel-"))
+    with LocalSentinel(replicas=2, sentinels=3) as group:
+        config = sentinel_config(directory, group, daemon=DAEMON_SETTINGS)
+        bench = SentinelBench(group, config, runs)
+        try:
+            bench.progress(f"{time.monotonic() - started:5.0f} s  sentinel baseline (no daemon)")
+            baselines = bench.baseline()
+            bench.start_daemon()
+            bench.progress(f"{time.monotonic() - started:5.0f} s  sentinel failover + old primary back x{runs}")
+            failover, back = bench.failover_and_restart()
+            bench.progress(f"{time.monotonic() - started:5.0f} s  sentinel new replica x{runs}")
+            results = [failover, back, bench.new_replica()]
+            for r in results:
+                r.baseline_noscript, r.baseline_calls = baselines.get(r.name, (None, None))
+        finally:
+            bench.stop_daemon()
+    print(f"\nSentinel (1 primary, 2 replicas, 3 Sentinels), {server_version(group.binary)}")
+    print_table(results, runs)
 
 
 if __name__ == "__main__":

@@ -143,3 +143,68 @@ class SentinelClient:
                 self.noscript += 1
             else:
                 self.refused += 1
+
+
+@dataclass
+class NodeClient:
+    """A thread calling `EVALSHA_RO sha 1 key` of every catalog SHA on one node, reconnecting when
+    it drops: a reader pinned to that node (or an application that still has it as its primary).
+    NOSCRIPT is counted; other replies prove the script was there. `noscript_at` keeps when each
+    NOSCRIPT came."""
+
+    node: LocalNode
+    shas: Sequence[str]
+    key: str = "sentinel-test:key"
+    pause: float = 0.001
+    calls: int = 0
+    answered: int = 0
+    noscript: int = 0
+    connection_errors: int = 0
+    noscript_at: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> NodeClient:
+        self._thread = threading.Thread(target=self._run, name=f"evalsha_ro {self.node.address}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = self.node.client(socket_timeout=1, socket_connect_timeout=0.2)
+                for sha in self.shas:
+                    self._call(client, sha)
+                time.sleep(self.pause)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self.connection_errors += 1
+                if client is not None:
+                    client.close()
+                client = None
+                time.sleep(0.002)
+        if client is not None:
+            client.close()
+
+    def _call(self, client: redis.Redis, sha: str) -> None:
+        self.calls += 1
+        try:
+            client.execute_command("EVALSHA_RO", sha, 1, self.key)
+            self.answered += 1
+        except redis.exceptions.NoScriptError:
+            self.noscript += 1
+            self.noscript_at.append(time.monotonic())
+        except redis.exceptions.BusyLoadingError:
+            pass
+        except redis.ResponseError as exc:
+            if str(exc).startswith("NOSCRIPT"):
+                self.noscript += 1
+                self.noscript_at.append(time.monotonic())
+            else:
+                self.answered += 1

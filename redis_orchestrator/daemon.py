@@ -156,7 +156,9 @@ class Daemon:
             self.metrics.leader.set(1)  # the only instance: always the leader
         redis = start.redis
         self.sentinel_events = (
-            SentinelEvents(redis, redis.seeds, redis.service_name or "", self._sentinel_event, self._topology_behind)
+            SentinelEvents(
+                redis, redis.seeds, redis.service_name or "", self._sentinel_event, self._topology_behind, self.metrics
+            )
             if redis.mode == Mode.SENTINEL
             else None
         )

@@ -114,6 +114,13 @@ class Metrics:
         self.ready = Gauge(
             f"{PREFIX}_ready", "1 when the catalog is loaded and every reachable node holds it", registry=r
         )
+        self.sentinel_subscribed = Gauge(
+            f"{PREFIX}_sentinel_subscribed",
+            "Sentinel mode: 1 while the event subscription to this Sentinel is up; when none is, the "
+            "topology is polled every second instead",
+            ["sentinel"],
+            registry=r,
+        )
         for severity in Severity:
             self.check_findings.labels(severity)
         for result in RELOAD_RESULTS:

@@ -32,6 +32,7 @@ from redis_orchestrator import logs
 from redis_orchestrator.addresses import parse_address
 from redis_orchestrator.config import RedisSettings
 from redis_orchestrator.connections import describe_error, single_connection
+from redis_orchestrator.metrics import Metrics
 from redis_orchestrator.replies import as_list, text
 
 CHANNELS = ("+switch-master", "+convert-to-slave", "+sdown", "-sdown", "+slave")
@@ -85,9 +86,11 @@ class SentinelEvents:
         service: str,
         on_event: Callable[[SentinelEvent], None],
         on_resync: Callable[[str], None],
+        metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.sentinels = list(dict.fromkeys(sentinels))
         self.service = service
         self.on_event = on_event
@@ -95,6 +98,8 @@ class SentinelEvents:
         self.clock = clock
         self._live: set[str] = set()
         self._logged: dict[tuple[str, str], float] = {}
+        for sentinel in self.sentinels:
+            metrics.sentinel_subscribed.labels(sentinel).set(0)
 
     @property
     def live(self) -> bool:
@@ -125,6 +130,7 @@ class SentinelEvents:
                     if reply is None:
                         raise TimeoutError("no SUBSCRIBE confirmation")
                 self._live.add(sentinel)
+                self.metrics.sentinel_subscribed.labels(sentinel).set(1)
                 logs.event("sentinel_subscription_restored" if failed else "sentinel_subscribed", sentinel=sentinel)
                 if ever or failed is not None:
                     self.on_resync(f"subscription to {sentinel} restored")
@@ -144,6 +150,7 @@ class SentinelEvents:
                     )
             finally:
                 self._live.discard(sentinel)
+                self.metrics.sentinel_subscribed.labels(sentinel).set(0)
                 await connection.disconnect()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)

@@ -145,6 +145,8 @@ def test_leader_lease_and_slow_scripts_in_sentinel_mode(group: LocalSentinel, tm
     with DaemonProcess(config) as daemon:
         daemon.wait_log(" ready ", timeout=30)
         daemon.wait_log("leader_acquired")
+        for sentinel in group.seeds:
+            wait_for(lambda s=sentinel: gauge(port, "sentinel_subscribed", sentinel=s) == 1, 10, f"{sentinel} subscribed")
         with group.primary().client() as c:
             token = c.get(key)
         assert token is not None and f"owner={token.decode()}" in daemon.log()
@@ -162,10 +164,16 @@ def test_leader_lease_and_slow_scripts_in_sentinel_mode(group: LocalSentinel, tm
     assert "leader_released" in daemon.log()
 
 
-def slow_runs(port: int, script: str, node: str) -> float:
-    wanted = f'redis_orchestrator_slow_script_runs_total{{node="{node}",script="{script}"}} '
+def gauge(port: int, name: str, **labels: str) -> float:
+    """One sample from the daemon's /metrics (0.0 when absent)."""
+    inside = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    wanted = f"redis_orchestrator_{name}{{{inside}}} "
     text = http_get(f"http://127.0.0.1:{port}/metrics")[2]
     return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted)), 0.0)
+
+
+def slow_runs(port: int, script: str, node: str) -> float:
+    return gauge(port, "slow_script_runs_total", node=node, script=script)
 
 
 def test_sentinels_that_disagree_majority_wins_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

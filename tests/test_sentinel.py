@@ -146,7 +146,8 @@ def test_leader_lease_and_slow_scripts_in_sentinel_mode(group: LocalSentinel, tm
         daemon.wait_log(" ready ", timeout=30)
         daemon.wait_log("leader_acquired")
         for sentinel in group.seeds:
-            wait_for(lambda s=sentinel: gauge(port, "sentinel_subscribed", sentinel=s) == 1, 10, f"{sentinel} subscribed")
+            what = f"redis_orchestrator_sentinel_subscribed {sentinel}"
+            wait_for(lambda s=sentinel: gauge(port, "sentinel_subscribed", sentinel=s) == 1, 10, what)
         with group.primary().client() as c:
             token = c.get(key)
         assert token is not None and f"owner={token.decode()}" in daemon.log()

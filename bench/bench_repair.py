@@ -386,10 +386,10 @@ class SentinelBench:
             self.config.parent / s["file"] for s in data["catalog"]["scripts"] if s.get("kind", "script") == "script"
         ]
 
-    def back_to_normal(self, old: LocalNode, new: LocalNode) -> None:
-        """The restarted old primary converted by Sentinel, every Sentinel settled on `new`."""
-        wait_for(lambda: self.group.replicates_from(old, new), 60, f"Sentinel to convert {old}", interval=0.1)
-        self.group.wait_settled(new)
+    def back_to_normal(self) -> None:
+        """The restarted old primary converted by Sentinel, every Sentinel settled on one primary
+        (not necessarily the one we saw promoted: a second failover is Sentinel's right)."""
+        self.group.wait_settled(timeout=90)
 
     # ------------------------------------------------------------------ baseline
 
@@ -399,7 +399,7 @@ class SentinelBench:
         follower = SentinelClient(self.group, sorted(self.shas)).start()
         wait_for(lambda: follower.ok + follower.refused > 20, 5, "client warm")
         self.group.kill(old)
-        new = self.group.wait_primary_not(old)
+        self.group.wait_primary_not(old)
         before = (follower.noscript, follower.noscript + follower.ok + follower.refused)
         time.sleep(BASELINE_WINDOW)
         follower.stop()
@@ -412,7 +412,7 @@ class SentinelBench:
         time.sleep(BASELINE_WINDOW)
         reader.stop()
         counts["old primary back (stray)"] = (reader.noscript, reader.noscript + reader.answered)
-        self.back_to_normal(old, new)
+        self.back_to_normal()
         added = self.group.add_replica()
         reader = NodeClient(added, sorted(self.shas)).start()
         time.sleep(BASELINE_WINDOW)
@@ -455,7 +455,7 @@ class SentinelBench:
             reader.stop()
             back.noscript.append(reader.noscript)
             back.calls.append(reader.noscript + reader.answered)
-            self.back_to_normal(old, new)
+            self.back_to_normal()
         failover.notes.append(f"promotion took {statistics.median(promotions):.1f} s median (down-after 1 s)")
         back.notes.append(
             f"still a stray primary (not yet converted by Sentinel) when loaded in {stray} of {self.runs}"

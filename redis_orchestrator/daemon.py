@@ -481,6 +481,7 @@ class Daemon:
 
     def _topology_behind(self, reason: str) -> None:
         """The primary's ROLE or a restored subscription says the topology may be out of date."""
+        logs.event("topology_refresh", reason=reason)
         self._topology_wake.set()
 
     # ------------------------------------------------------------------ readiness

@@ -6,8 +6,10 @@ Used by `redis-orchestrator run --local-sentinel` and by the tests. Like LocalCl
 is stopped by `stop()`, by the context manager, at interpreter exit, and by the kernel when the
 starting process dies (PR_SET_PDEATHSIG).
 
-Sentinel settings are those of a test bench, not of production: `down-after-milliseconds` 1000
-(a dead primary is failed over in a few seconds), quorum 2 of 3. `start()` returns once every
+Sentinel settings are those of a test bench, not of production: `down-after-milliseconds` 2000
+(a dead primary is failed over in a few seconds), quorum 2 of 3. (With 1000, Valkey 9.1's Sentinels
+on a loaded 2-core machine were seen flagging a just-promoted primary down a second after the
+switch and failing over a second time.) `start()` returns once every
 Sentinel knows the primary, every replica and the other Sentinels, so a failover can be voted at once.
 """
 
@@ -57,7 +59,7 @@ class LocalSentinel:
         *,
         service_name: str = "mymaster",
         quorum: int = 2,
-        down_after_ms: int = 1000,
+        down_after_ms: int = 2000,
         failover_timeout_ms: int = 10000,
         base_dir: str | os.PathLike[str] | None = None,
         data_config: Sequence[str] = (),
@@ -240,30 +242,34 @@ class LocalSentinel:
         return self.primary()
 
     def wait_settled(self, primary: LocalNode | None = None, timeout: float = 60.0) -> None:
-        """Every running Sentinel names `primary` (default: the current one), sees it up, knows the
-        other running Sentinels and every running replica, and those replicas' links are up."""
-        target = primary or self.primary()
+        """Every running Sentinel names `primary` (default: whichever primary they name meanwhile),
+        sees it up, knows the other running Sentinels and every running replica, and those
+        replicas' links to it are up."""
+        what = primary.address if primary is not None else "one primary"
+        wait_until(lambda: self.settled(primary), timeout, f"the Sentinels to settle on {what}")
+
+    def settled(self, primary: LocalNode | None = None) -> bool:
+        try:
+            target = primary or self.primary()
+        except (KeyError, StopIteration, redis.RedisError):
+            return False
         running = [n for n in self.nodes if n.running() and n is not target]
         sentinels = [s for s in self.sentinels if s.running()]
-
-        def settled() -> bool:
-            for sentinel in sentinels:
-                try:
-                    with self.sentinel_client(sentinel, socket_timeout=1) as c:
-                        master = _fields(c.execute_command("SENTINEL", "MASTER", self.service_name))
-                        replicas = [_fields(r) for r in c.execute_command("SENTINEL", "REPLICAS", self.service_name)]
-                except redis.RedisError:
-                    return False
-                if f"{master['ip']}:{master['port']}" != target.address or master["flags"] != "master":
-                    return False
-                if int(master["num-other-sentinels"]) < len(sentinels) - 1:
-                    return False
-                healthy = {f"{r['ip']}:{r['port']}" for r in replicas if r["flags"] == "slave"}
-                if not {n.address for n in running} <= healthy:
-                    return False
-            return all(self.replicates_from(n, target) for n in running)
-
-        wait_until(settled, timeout, f"the Sentinels to settle on {target.address}")
+        for sentinel in sentinels:
+            try:
+                with self.sentinel_client(sentinel, socket_timeout=1) as c:
+                    master = _fields(c.execute_command("SENTINEL", "MASTER", self.service_name))
+                    replicas = [_fields(r) for r in c.execute_command("SENTINEL", "REPLICAS", self.service_name)]
+            except redis.RedisError:
+                return False
+            if f"{master['ip']}:{master['port']}" != target.address or master["flags"] != "master":
+                return False
+            if int(master["num-other-sentinels"]) < len(sentinels) - 1:
+                return False
+            healthy = {f"{r['ip']}:{r['port']}" for r in replicas if r["flags"] == "slave"}
+            if not {n.address for n in running} <= healthy:
+                return False
+        return all(self.replicates_from(n, target) for n in running)
 
     # ----------------------------------------------------------------- internals
 

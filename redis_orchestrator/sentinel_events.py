@@ -132,7 +132,7 @@ class SentinelEvents:
                 self._live.add(sentinel)
                 self.metrics.sentinel_subscribed.labels(sentinel).set(1)
                 logs.event("sentinel_subscription_restored" if failed else "sentinel_subscribed", sentinel=sentinel)
-                if ever or failed is not None:
+                if failed is not None:  # events may have been missed while it was down
                     self.on_resync(f"subscription to {sentinel} restored")
                 ever, failed, backoff = True, None, 0.1
                 await self._listen(connection, sentinel)

@@ -151,3 +151,27 @@ def test_a_replica_that_refuses_loads_is_reported_and_blocks_no_one(acl_group: L
     assert all(
         f"node={n.address}" not in line for n in others for line in daemon.log().splitlines() if "load_failed" in line
     )
+
+
+def test_without_subscriptions_the_daemon_polls_and_still_follows_a_failover(
+    acl_group: LocalSentinel, tmp_path: Path
+) -> None:
+    """The Sentinels' user may not SUBSCRIBE: no event ever comes, the topology is polled every
+    second instead, and a failover is followed all the same."""
+    config = acl_config(tmp_path, acl_group)
+    shas = catalog_shas(config)
+    no_subscribe = [r for r in rules("sentinel.acl") if r != "+subscribe"]
+    for sentinel in acl_group.sentinels:
+        set_user(sentinel, {}, *no_subscribe, f">{SENTINEL_PASSWORD}")
+    with DaemonProcess(config) as daemon:
+        daemon.wait_log(" ready ", timeout=30)
+        for sentinel in acl_group.seeds:
+            daemon.wait_log(f"sentinel_subscription_failed sentinel={sentinel}")
+        assert "polling=" in daemon.log() and "NOPERM" in daemon.log()
+        old = acl_group.primary()
+        acl_group.kill(old)
+        new = acl_group.wait_primary_not(old)
+        daemon.wait_log(f"role_changed node={new.address}", timeout=10)
+        assert "sentinel_event" not in daemon.log()
+        assert all(present(n, shas) == shas for n in acl_group.running_nodes())
+    assert daemon.log().count("sentinel_subscription_failed") == len(acl_group.seeds)  # once each

@@ -123,6 +123,7 @@ class Verdict:
     primary: Instance
     agreeing: tuple[SentinelView, ...]
     disagreement: str | None = None
+    unaware: str | None = None  # Sentinels that answered but do not monitor the service (misconfigured)
 
 
 def decide(views: Sequence[SentinelView], service: str) -> Verdict:
@@ -147,7 +148,13 @@ def decide(views: Sequence[SentinelView], service: str) -> Verdict:
             for address in sorted(votes, key=lambda a: (-votes[a], a))
         )
         disagreement = f"Sentinels disagree on the primary of {service}: {said}; following {winner}"
-    return Verdict(primary=primary, agreeing=agreeing, disagreement=disagreement)
+    unaware = "; ".join(f"{v.sentinel} {_what_it_said(v)}" for v in views if v.monitors is not None)
+    return Verdict(
+        primary=primary,
+        agreeing=agreeing,
+        disagreement=disagreement,
+        unaware=f"Sentinels that do not monitor {service}: {unaware}" if unaware else None,
+    )
 
 
 def _what_it_said(view: SentinelView) -> str:
@@ -216,8 +223,7 @@ async def discover_sentinel(
     except (redis.RedisError, OSError, TimeoutError, ValueError):
         pass  # a primary that does not answer: the Sentinels' view stands (it may be failing over)
     nodes, notes = group_nodes(verdict, connected)
-    if verdict.disagreement:
-        notes.insert(0, verdict.disagreement)
+    notes = [n for n in (verdict.disagreement, verdict.unaware) if n] + notes
     return Topology(
         nodes=tuple(nodes),
         answered_by=",".join(v.sentinel for v in verdict.agreeing),

@@ -17,7 +17,7 @@ import redis.sentinel
 
 from redis_orchestrator.local_cluster import LocalClusterError, LocalNode, server_version
 from redis_orchestrator.local_sentinel import LocalSentinel
-from tests.helpers import present, write_config
+from tests.helpers import http_get, present, write_config
 
 RECONCILE = 1.0  # write_config's reconcile_interval
 TOPOLOGY = 2.0  # write_config's topology_interval
@@ -73,6 +73,18 @@ def calls_of(node: LocalNode, command: str) -> int:
     with node.client() as c:
         entry = c.info("commandstats").get(f"cmdstat_{command}")
     return int(entry["calls"]) if entry else 0
+
+
+def gauge(port: int, name: str, **labels: str) -> float:
+    """One sample from the daemon's /metrics (0.0 when absent)."""
+    inside = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    wanted = f"redis_orchestrator_{name}{{{inside}}} "
+    text = http_get(f"http://127.0.0.1:{port}/metrics")[2]
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted)), 0.0)
+
+
+def slow_runs(port: int, script: str, node: str) -> float:
+    return gauge(port, "slow_script_runs_total", node=node, script=script)
 
 
 @dataclass

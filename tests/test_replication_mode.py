@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from redis_orchestrator.catalog import sha1_hex
 from redis_orchestrator.local_cluster import LocalNode
 from redis_orchestrator.local_sentinel import LocalSentinel
-from tests.helpers import DaemonProcess, catalog_shas, cli, present, wait_for
-from tests.sentinel_helpers import RECONCILE, group_holds, replication_config, started_group
+from tests.helpers import DaemonProcess, catalog_shas, cli, free_port, present, wait_for
+from tests.sentinel_helpers import RECONCILE, group_holds, replication_config, slow_runs, started_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -35,6 +36,9 @@ def test_any_node_is_a_seed_and_every_verb_works(group: LocalSentinel, tmp_path:
     assert status.returncode == 0
     assert f"{group.primary().address:<22} primary" in status.stdout, status.stdout
     assert status.stdout.count(" replica ") == 2, status.stdout
+    assert cli(config, "manifest").returncode == 0
+    prune = cli(config, "prune")
+    assert prune.returncode == 0 and prune.stdout.count("  nothing to prune (") == 3, prune.stdout + prune.stderr
     unreachable = replication_config(tmp_path, ["127.0.0.1:1"])
     done = cli(unreachable, "status")
     assert done.returncode == 3 and "127.0.0.1:1: unreachable" in done.stderr
@@ -45,7 +49,14 @@ def test_daemon_follows_a_new_replica_and_a_manual_promotion_and_keeps_the_lease
 ) -> None:
     key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
     old = group.primary()
-    config = replication_config(tmp_path, [old.address], leader={"enabled": True, "key": key, "lease": "2s"})
+    port = free_port()
+    config = replication_config(
+        tmp_path,
+        [old.address],
+        leader={"enabled": True, "key": key, "lease": "2s"},
+        metrics={"enabled": True, "listen": f"127.0.0.1:{port}"},
+        slow_scripts={"poll_interval": "200ms"},
+    )
     shas = catalog_shas(config)
     with DaemonProcess(config) as daemon:
         daemon.wait_log(" ready ", timeout=30)
@@ -77,6 +88,15 @@ def test_daemon_follows_a_new_replica_and_a_manual_promotion_and_keeps_the_lease
         wait_for(lambda: present(flushed, shas) == shas, 2 * RECONCILE + 1.5, "the flushed replica repaired")
         assert group_holds(group, shas)
         assert "leader_lost" not in daemon.log()
+        # The slow-script watch names a catalog script run on a replica.
+        counter_get = sha1_hex((tmp_path / "lua/counters/get.lua").read_bytes())
+        with flushed.client() as c:
+            c.execute_command("CONFIG", "SET", "slowlog-log-slower-than", "0")
+            try:
+                c.execute_command("EVALSHA_RO", counter_get, 1, "k")
+                wait_for(lambda: slow_runs(port, "counter_get", flushed.address) >= 1, 10, "the slow run counted")
+            finally:
+                c.execute_command("CONFIG", "SET", "slowlog-log-slower-than", "10000")
         assert daemon.alive()
 
 

@@ -28,13 +28,12 @@ from tests.helpers import (
     catalog_shas,
     cli,
     free_port,
-    http_get,
     libraries,
     present,
     wait_for,
     write_config,
 )
-from tests.sentinel_helpers import RECONCILE, group_holds, sentinel_config, started_group
+from tests.sentinel_helpers import RECONCILE, gauge, group_holds, sentinel_config, slow_runs, started_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -163,18 +162,6 @@ def test_leader_lease_and_slow_scripts_in_sentinel_mode(group: LocalSentinel, tm
                 c.execute_command("CONFIG", "SET", "slowlog-log-slower-than", "10000")
         assert daemon.stop() == 0
     assert "leader_released" in daemon.log()
-
-
-def gauge(port: int, name: str, **labels: str) -> float:
-    """One sample from the daemon's /metrics (0.0 when absent)."""
-    inside = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    wanted = f"redis_orchestrator_{name}{{{inside}}} "
-    text = http_get(f"http://127.0.0.1:{port}/metrics")[2]
-    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted)), 0.0)
-
-
-def slow_runs(port: int, script: str, node: str) -> float:
-    return gauge(port, "slow_script_runs_total", node=node, script=script)
 
 
 def test_sentinels_that_disagree_majority_wins_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -174,6 +174,12 @@ def test_no_sentinel_answers() -> None:
     assert "s1: unreachable: Connection refused" in str(info.value)
 
 
+def test_a_sentinel_that_does_not_monitor_the_service_is_named() -> None:
+    verdict = decide([_view("s1", "h:1"), SentinelView("s2", monitors=("cache",))], "m")
+    assert verdict.primary.address == "h:1" and verdict.disagreement is None
+    assert verdict.unaware == "Sentinels that do not monitor m: s2 monitors cache"
+
+
 def test_a_wrong_service_name_names_what_each_sentinel_monitors() -> None:
     views = [SentinelView("s1", monitors=("cache", "queue")), SentinelView("s2", monitors=()), _view("s3", None)]
     with pytest.raises(ServiceUnknownError) as info:

@@ -456,7 +456,9 @@ class SentinelBench:
             back.noscript.append(reader.noscript)
             back.calls.append(reader.noscript + reader.answered)
             self.back_to_normal()
-        failover.notes.append(f"promotion took {statistics.median(promotions):.1f} s median (down-after 1 s)")
+        failover.notes.append(
+            f"promotion took {statistics.median(promotions):.1f} s median (down-after {self.group.down_after_ms} ms)"
+        )
         back.notes.append(
             f"still a stray primary (not yet converted by Sentinel) when loaded in {stray} of {self.runs}"
         )

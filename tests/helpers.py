@@ -23,6 +23,24 @@ from redis_orchestrator.metrics import Metrics
 REPO = Path(__file__).resolve().parent.parent
 
 
+def spin_lua(milliseconds: str = "tonumber(ARGV[1])") -> bytes:
+    """A script that burns `milliseconds` of server time, on every server of the matrix.
+
+    `TIME` inside a script returns the script's start time on Redis >= 7.4 and Valkey 9 (a loop on it
+    would spin until BUSY), while `os.clock()` (CPU time: the server's one thread is spinning) exists
+    there but not on 7.0.15 ("Script attempted to access nonexistent global variable 'os'"). So: find
+    os.clock with pcall, else read TIME."""
+    return (
+        "local ok, clock = pcall(function() return os.clock end)\n"
+        "local now\n"
+        "if ok and clock then now = function() return clock() * 1000 end\n"
+        "else now = function() local t = redis.call('TIME') return t[1] * 1000 + t[2] / 1000 end end\n"
+        f"local until_ms = now() + {milliseconds}\n"
+        "while now() < until_ms do end\n"
+        "return 1\n"
+    ).encode()
+
+
 def write_config(
     directory: Path,
     seeds: Iterable[str],

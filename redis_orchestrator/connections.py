@@ -30,8 +30,7 @@ def client_kwargs(settings: RedisSettings) -> dict[str, Any]:
         # ACL user without `client|setinfo` gets an ACL LOG entry per connection, but Redis 7.0
         # refuses that ACL rule ("Unknown command"), so one ACL line cannot grant it everywhere.
         # The client name already says who we are; this also saves a command per connection.
-        "lib_name": None,
-        "lib_version": None,
+        "driver_info": None,
     }
     if settings.username:
         kwargs["username"] = settings.username

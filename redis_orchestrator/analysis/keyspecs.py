@@ -24,6 +24,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from redis_orchestrator import replies
+from redis_orchestrator.servers import ServerInfo
 
 if TYPE_CHECKING:
     import redis
@@ -205,15 +206,7 @@ def refresh_keyspecs(client: redis.Redis) -> KeySpecs:
         info = connection.read_response()
     finally:
         node_client.connection_pool.release(connection)
-    return keyspecs_from_command_reply(reply, source=server_name(replies.text(info)))
-
-
-def server_name(info_server: str) -> str:
-    """`redis 7.0.15` or `valkey 9.1.2` from INFO server (Valkey also reports redis_version:7.2.4)."""
-    fields = dict(line.split(":", 1) for line in info_server.splitlines() if ":" in line)
-    if "valkey_version" in fields:
-        return f"valkey {fields['valkey_version'].strip()}"
-    return f"redis {fields.get('redis_version', '').strip()}".strip()
+    return keyspecs_from_command_reply(reply, source=ServerInfo.parse(replies.text(info)).label)
 
 
 def keyspecs_from_command_reply(reply: Iterable[Any], source: str = "") -> KeySpecs:

@@ -28,7 +28,7 @@ from redis_orchestrator.analysis.findings import Severity
 
 PREFIX = "redis_orchestrator"
 RELOAD_RESULTS = ("accepted", "rejected", "unchanged")
-KILL_RESULTS = ("killed", "unkillable", "notbusy", "error")
+KILL_RESULTS = ("killed", "unkillable", "notbusy", "refused", "error")
 
 
 class Metrics:

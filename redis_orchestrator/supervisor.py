@@ -103,6 +103,7 @@ def standard_node(node: Node, env: NodeEnv) -> NodeSupervisor:
         env.desired,
         env.metrics,
         env.is_leader,
+        features=worker.features,  # one node, one record of what it refuses
         clock=env.clock,
     )
     return NodeSupervisor(worker, (liveness, slowlog))

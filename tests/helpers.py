@@ -225,6 +225,8 @@ def populated_metrics() -> Metrics:
     metrics.slowlog_entries_missed(NODE, 2)
     metrics.script_kill(NODE, "unkillable")
     metrics.node_busy_changed(NODE, True)
+    metrics.script_cache_read(NODE, cached=9, eval_memory_bytes=4096, evicted=0)
+    metrics.feature_changed(NODE, "slowlog", False)
     metrics.leader.set(1)
     metrics.ready.set(1)
     return metrics

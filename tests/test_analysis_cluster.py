@@ -295,7 +295,7 @@ def msgpack_array(*items: str) -> bytes:
 def scoped_keys(rc: RedisCluster, tag: str) -> list[str]:
     """Every key with this hash tag, read on the node that serves it."""
     node = rc.get_node_from_key("{" + tag + "}")
-    return [k.decode() for k in rc.scan_iter(match="{" + tag + "}*", target_nodes=node)]
+    return [str(k) for k in rc.scan_iter(match="{" + tag + "}*", target_nodes=node)]
 
 
 # Scripts the check passes (no error): how to call each, for a hash tag t. They must run on every shard.

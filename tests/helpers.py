@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import redis
 import yaml
 
 from redis_orchestrator.catalog import sha1_hex
@@ -230,3 +231,52 @@ def populated_metrics() -> Metrics:
     metrics.leader.set(1)
     metrics.ready.set(1)
     return metrics
+
+
+# ---------------------------------------------------------------------- a Valkey 9.1 quirk
+
+
+def scripts_poisoned(node: LocalNode, key: str) -> bool:
+    """Whether `node` refuses a script on `key` (a key it serves) with "non local key".
+
+    Seen on Valkey 9.1.2, never on Redis 7.0.15: once a script's multi-key call (DEL, MGET, MSET...)
+    mixing a local and a non-local key has failed with "non local key", every later script with keys
+    on that node fails the same way, even on its own slots; SCRIPT FLUSH does not clear it, a restart
+    does (tests/test_server_differences.py)."""
+    with node.client() as c:
+        try:
+            c.eval("return redis.call('EXISTS', KEYS[1])", 1, key)
+        except redis.ResponseError as exc:
+            return "non local key" in str(exc)
+    return False
+
+
+def heal_poisoned_scripts(cluster: LocalCluster) -> list[LocalNode]:
+    """Restart the primaries that `scripts_poisoned` finds refusing scripts (tests that provoke
+    "non local key" on purpose call this, so the shared cluster stays usable on every server)."""
+    healed = []
+    for node in cluster.primaries():
+        key = local_key_of(node)
+        if scripts_poisoned(node, key):
+            cluster.restart(node)
+            healed.append(node)
+    return healed
+
+
+def local_key_of(node: LocalNode, prefix: str = "probe") -> str:
+    """A key whose slot `node` serves (its `myself` line in CLUSTER NODES)."""
+    with node.client() as c:
+        raw = c.execute_command("CLUSTER", "NODES")
+    mine = next(
+        line for line in (raw.decode() if isinstance(raw, bytes) else str(raw)).splitlines() if "myself" in line
+    )
+    ranges = []
+    for token in mine.split()[8:]:
+        if not token.startswith("["):
+            start, _, end = token.partition("-")
+            ranges.append((int(start), int(end or start)))
+    for i in range(100_000):
+        slot = redis.crc.key_slot(f"{prefix}:{i}".encode())
+        if any(start <= slot <= end for start, end in ranges):
+            return f"{prefix}:{i}"
+    raise AssertionError(f"no key found for {node}")

@@ -31,20 +31,19 @@ import redis.asyncio
 from redis_orchestrator.batch import call
 from redis_orchestrator.catalog import Kind
 from redis_orchestrator.config import KillPolicy
-from redis_orchestrator.replies import as_map, text
+from redis_orchestrator.features import refused
+from redis_orchestrator.replies import as_map, error_code, text
 
 KILLED = "killed"
 UNKILLABLE = "unkillable"
 NOTBUSY = "notbusy"
+REFUSED = "refused"  # the kill command itself is renamed away, not offered, or not granted (NOPERM)
 ERROR = "error"
 
 
 def is_busy_error(exc: BaseException) -> bool:
     """True for the BUSY reply; not for BUSYKEY (RESTORE) or BUSYGROUP (XGROUP CREATE)."""
-    if not isinstance(exc, redis.ResponseError):
-        return False
-    text = str(exc)
-    return text == "BUSY" or text.startswith("BUSY ")
+    return isinstance(exc, redis.ResponseError) and error_code(exc) == "BUSY"
 
 
 def busy_kind(text: str) -> Kind:
@@ -90,16 +89,14 @@ def kill_due(policy: KillPolicy, episode: BusyEpisode, now: float, is_leader: Ca
 
 
 def classify_kill_reply(exc: BaseException | None) -> str:
-    """OK -> killed; NOTBUSY/UNKILLABLE by their prefix; anything else -> error."""
+    """OK -> killed; UNKILLABLE, NOTBUSY by their code; a command the node refuses -> refused;
+    anything else -> error."""
     if exc is None:
         return KILLED
-    text = str(exc)
-    if isinstance(exc, redis.ResponseError):
-        if text.startswith("UNKILLABLE"):
-            return UNKILLABLE
-        if text.startswith("NOTBUSY"):
-            return NOTBUSY
-    return ERROR
+    code = error_code(exc)
+    if code in ("UNKILLABLE", "NOTBUSY"):
+        return UNKILLABLE if code == "UNKILLABLE" else NOTBUSY
+    return REFUSED if refused(exc) else ERROR
 
 
 async def send_kill(client: redis.asyncio.Redis, kind: Kind) -> tuple[str, str, str]:

@@ -116,7 +116,9 @@ class MetricsSettings:
 
 @dataclass(frozen=True)
 class LeaderSettings:
-    enabled: bool = False
+    # On by default: with several instances exactly one leads (kills runaway scripts, writes the
+    # manifest key). `enabled: false` is a promise that this is the only instance (logged at start).
+    enabled: bool = True
     key: str = "{redis-orchestrator}:leader"
     lease: float = 10.0
 

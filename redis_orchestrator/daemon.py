@@ -196,7 +196,7 @@ class Daemon:
             desired=lambda: self.desired,
             metrics=self.metrics,
             is_leader=self.is_leader,
-            on_down=self._node_went_down,
+            on_moved=self._look_at_topology,
             clock=self.clock,
         )
 
@@ -465,11 +465,12 @@ class Daemon:
         self._retiring.add(task)  # the loop holds tasks weakly: keep it until it is done
         task.add_done_callback(self._retiring.discard)
 
-    def _node_went_down(self, node: Node) -> None:
-        """A node stopped answering: it may be failing over (or gone). Look at the topology now and
-        every second for a while, so a promotion or removal is seen in about a second instead of
-        up to a topology interval later. Nothing else changes: the steady state stays one
-        CLUSTER SHARDS per topology interval."""
+    def _look_at_topology(self, node: Node) -> None:
+        """A node stopped answering (it may be failing over, or gone), or says another role than the
+        topology, or answered READONLY/LOADING: look at the topology now and every second for a
+        while, so a promotion or removal is seen in about a second instead of up to a topology
+        interval later. Nothing else changes: the steady state stays one CLUSTER SHARDS per
+        topology interval."""
         self._fast_topology_until = self.clock() + _FAST_TOPOLOGY_WINDOW
         self._topology_wake.set()
 

@@ -312,6 +312,48 @@ class LocalCluster:
         self._log(f"local cluster up: {', '.join(self.seeds)} (data in {self.base_dir})")
         return self
 
+    def start_with_redis_cli(self, timeout: float = 30.0) -> LocalCluster:
+        """Form the cluster the way operators do, with `redis-cli --cluster create`, and return as
+        soon as it exits: the roles are still settling then (a node may still think it is a primary
+        for a moment), which is what a `sync` run right after cluster creation meets."""
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise LocalClusterError("redis-cli is not installed (apt-get install redis-tools)")
+        try:
+            total = self.primaries_count * (1 + self.replicas_per_primary)
+            self.nodes = [self._spawn_new_node() for _ in range(total)]
+            for node in self.nodes:
+                self._wait_ping(node, timeout)
+                node.node_id = self._myid(node)
+            create = [cli, "--cluster", "create", *self.seeds, "--cluster-replicas", str(self.replicas_per_primary)]
+            done = subprocess.run(
+                [*create, "--cluster-yes"], capture_output=True, text=True, timeout=timeout, check=False
+            )
+            if done.returncode != 0:
+                raise LocalClusterError(f"redis-cli --cluster create failed: {(done.stdout + done.stderr)[-1500:]}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def move_slot(self, slot: int, target: LocalNode, timeout: float = 30.0) -> None:
+        """Migrate one slot, keys and all, to `target` (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT
+        NODE on both ends, as redis-cli --cluster reshard does it)."""
+        source = next(n for n in self.primaries() if _serves(n, slot))
+        with target.client() as dst, source.client() as src:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+            for node in (target, source):
+                with node.client() as c:
+                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+        self._wait(
+            lambda: all(_serves_in_view(n, slot, target) for n in self.nodes if n.running()),
+            timeout,
+            f"slot {slot} to move",
+        )
+
     def stop(self) -> None:
         for node in self.nodes:
             self._terminate(node)
@@ -534,6 +576,27 @@ class LocalCluster:
             return True
 
         self._wait(replicated, timeout, f"{replica.address} to replicate {primary.address}")
+
+
+def _serves(node: LocalNode, slot: int) -> bool:
+    """Whether `node` itself says it serves `slot` (its `myself` line in CLUSTER NODES)."""
+    with node.client() as c:
+        mine = next(line for line in _nodes_lines(c) if "myself" in line.split()[2])
+    return any(_in_range(token, slot) for token in mine.split()[8:])
+
+
+def _serves_in_view(viewer: LocalNode, slot: int, owner: LocalNode) -> bool:
+    """Whether `viewer` sees `owner` serving `slot`."""
+    with viewer.client() as c:
+        line = next((ln for ln in _nodes_lines(c) if ln.split()[0] == owner.node_id), "")
+    return any(_in_range(token, slot) for token in line.split()[8:])
+
+
+def _in_range(token: str, slot: int) -> bool:
+    if token.startswith("["):
+        return False
+    start, _, end = token.partition("-")
+    return int(start) <= slot <= int(end or start)
 
 
 def _nodes_lines(client: redis.Redis) -> list[str]:

@@ -17,11 +17,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
+import redis.asyncio
+
 from redis_orchestrator import logs
+from redis_orchestrator.batch import send_batch
 from redis_orchestrator.catalog import Catalog
 from redis_orchestrator.config import DesiredState
 from redis_orchestrator.connections import Connector
+from redis_orchestrator.features import Feature, NodeFeatures, refused
 from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.replies import text
+from redis_orchestrator.servers import ServerInfo
 from redis_orchestrator.sync import NodeReport, NodeState, reconcile_node
 from redis_orchestrator.topology import Node
 from redis_orchestrator.waiting import wait_event
@@ -35,6 +42,9 @@ _FAST_PROBE_FACTOR = 10
 _FAST_PROBE_WINDOW = 10.0
 # A full observation (every SHA) at least this often, even while the cache marker says all is well.
 _FULL_CHECK_EVERY = 60
+# INFO memory (cached scripts, their memory) for the cache gauges every this many passes: it moves
+# slowly, and its reply is a kilobyte and a half per node.
+_CACHE_STATS_EVERY = 10
 
 
 @dataclass
@@ -64,17 +74,22 @@ class NodeWorker:
         desired: Callable[[], DesiredState],
         metrics: Metrics,
         *,
-        on_down: Callable[[Node], None] = lambda _node: None,
+        on_moved: Callable[[Node], None] = lambda _node: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
         self.connector = connector
         self._desired = desired
         self.metrics = metrics
-        self._on_down = on_down  # the daemon refreshes topology sooner: a down node may be failing over
+        # The daemon looks at the topology sooner: a node that went down may be failing over, one
+        # that says another role than the topology, or answers READONLY/LOADING, has moved.
+        self._on_moved = on_moved
         self._clock = clock
         self.status = NodeStatus()
         self.wake = asyncio.Event()
+        self.features = NodeFeatures(node.address, metrics)
+        self.server: ServerInfo | None = None  # asked once per connection epoch (a restart may change it)
+        self._evicted = -1  # evicted_scripts at the last look (-1: not read yet), where scripts can vanish
         self._trusted_catalog: Catalog | None = None
         self._passes_since_full = 0
 
@@ -91,10 +106,31 @@ class NodeWorker:
 
     async def repair_now(self) -> None:
         """The node dropped or came back (liveness watch): reconcile now, on fresh connections (the
-        pooled ones may be dead too; a stale socket would fail the first command once)."""
+        pooled ones may be dead too; a stale socket would fail the first command once). It may have
+        restarted as another server or with another config: ask again what it is and refuses."""
         with contextlib.suppress(Exception):
             await self.connector.client(self.node.host, self.node.port).connection_pool.disconnect()
+        self.server = None
+        self.features.reset()
         self.wake.set()
+
+    async def _learn_server(self, client: redis.asyncio.Redis) -> None:
+        """INFO server + stats, once: which server this is decides how far the cache marker is trusted."""
+        try:
+            server_reply, stats_reply = await send_batch(client, [("INFO", "server"), ("INFO", "stats")])
+        except (redis.RedisError, OSError):
+            return  # down or frozen: the pass itself will say so
+        if isinstance(server_reply, Exception) or isinstance(stats_reply, Exception):
+            failed = server_reply if isinstance(server_reply, Exception) else stats_reply
+            assert isinstance(failed, Exception)
+            if refused(failed):
+                self.features.refuse(Feature.EVICTION_WATCH, "INFO", failed)
+            return
+        self.server = ServerInfo.parse(text(server_reply), text(stats_reply))
+
+    def _watches_evictions(self) -> bool:
+        """Where scripts can leave the cache one at a time, or where we could not tell."""
+        return self.server is None or self.server.scripts_can_vanish
 
     # ------------------------------------------------------------------ one pass
 
@@ -103,6 +139,8 @@ class NodeWorker:
         catalog = desired.catalog
         client = self.connector.client(self.node.host, self.node.port)
         started = time.perf_counter()
+        if self.server is None and self.status.state != NodeState.DOWN:
+            await self._learn_server(client)
         # Trust the cache marker only after a complete, clean full pass on this very catalog, and
         # look at every SHA again every _FULL_CHECK_EVERY passes anyway.
         quick = (
@@ -111,8 +149,24 @@ class NodeWorker:
             and self.status.state == NodeState.OK
         )
         report = await reconcile_node(
-            client, self.node, catalog, write=True, delete_unlisted=desired.functions.delete_unlisted, quick=quick
+            client,
+            self.node,
+            catalog,
+            write=True,
+            delete_unlisted=desired.functions.delete_unlisted,
+            quick=quick,
+            features=self.features,
+            evictions_seen=self._evicted if self._watches_evictions() else None,
+            cache_stats=self.status.reconciles % _CACHE_STATS_EVERY == 0,
         )
+        cache = report.cache
+        if cache.evicted_scripts is not None:
+            self._evicted = cache.evicted_scripts
+        self.metrics.script_cache_read(
+            self.address, cache.cached_scripts, cache.eval_memory_bytes, cache.evicted_scripts
+        )
+        if report.role is not None and report.role != self.node.role:
+            self._on_moved(self.node)  # the node knows better than the topology: look again now
         if report.quick and report.state == NodeState.OK:
             self._passes_since_full += 1
         elif not report.quick:
@@ -136,6 +190,8 @@ class NodeWorker:
                 # A cadence, not a pause: the pass's own duration is taken off the wait, so a flush
                 # is seen at most one interval after the previous look, however slow the node.
                 delay = max(0.0, daemon.reconcile_interval - (self._clock() - started))
+            elif report.state == NodeState.MOVING:
+                delay = daemon.down_poll_interval  # re-plan at once on a fresh ROLE: it settles in moments
             elif report.state == NodeState.DOWN:
                 # Cheap on a dead node (connection refused at once); a frozen one costs its timeout.
                 delay = daemon.down_poll_interval
@@ -165,19 +221,20 @@ class NodeWorker:
         # for the operator: "down" is one state, logged once. Refusals and load failures are logged
         # again when their reason changes (LOADING, then NOPERM, is news).
         down = status.state == NodeState.DOWN
-        if status.state != previous_state or (not down and status.error != previous_error):
+        moving = status.state == NodeState.MOVING
+        if status.state != previous_state or (not (down or moving) and status.error != previous_error):
             if down:
                 status.down_since = self._clock()
             self._log_transition(previous_state, report)
-            if down:
-                self._on_down(self.node)
+            if down or moving:
+                self._on_moved(self.node)
         self.metrics.node_reconciled(
             self.address,
             self.node.role,
             up=report.state.answered,
             missing=status.missing,
             loaded=len(report.loads),
-            failed=status.state != NodeState.OK,
+            failed=status.state not in (NodeState.OK, NodeState.MOVING),
             seconds=seconds if report.reachable else None,
         )
 
@@ -188,6 +245,10 @@ class NodeWorker:
                 logs.event("node_recovered", node=self.address, role=self.node.role, previous=previous)
         elif state == NodeState.DOWN:
             logs.warning("node_down", node=self.address, role=self.node.role, error=report.error)
+        elif state == NodeState.MOVING:
+            # Not a failure: READONLY/LOADING/MOVED while the topology settles (a failover, a node
+            # rejoining as a replica). Said once, at info level; the node is re-planned at once.
+            logs.event("node_moving", node=self.address, role=self.node.role, reason=report.error)
         elif state == NodeState.REFUSED:
             logs.warning("node_refused", node=self.address, role=self.node.role, error=report.error)
         else:

@@ -93,6 +93,12 @@ async def serve(config: Config, *, overrides: RedisOverrides | None = None, serv
         systemd="notify" if notifier.enabled else None,
         watchdog_s=round(daemon.watchdog_interval, 3) if daemon.watchdog is not None else None,
     )
+    if daemon.leader is None:
+        logs.warning(
+            "leader_disabled",
+            "leader.enabled: false promises this is the only instance: it kills runaway scripts and writes "
+            "the manifest key without a lease; a second instance would do the same",
+        )
     try:
         await daemon.run()
     finally:

@@ -43,6 +43,7 @@ from redis_orchestrator import batch, busy, logs
 from redis_orchestrator.catalog import Catalog, Kind, Script, sha1_hex
 from redis_orchestrator.config import DesiredState, SlowScriptSettings
 from redis_orchestrator.connections import describe_error
+from redis_orchestrator.features import Feature, NodeFeatures, refused
 from redis_orchestrator.metrics import Metrics
 from redis_orchestrator.replies import as_map, text
 
@@ -259,6 +260,7 @@ class SlowlogWatcher:
         metrics: Metrics,
         is_leader: Callable[[], bool] = lambda: True,
         *,
+        features: NodeFeatures | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
@@ -266,6 +268,7 @@ class SlowlogWatcher:
         self._desired = desired
         self.metrics = metrics
         self.is_leader = is_leader
+        self.features = features if features is not None else NodeFeatures(node, metrics)
         self.clock = clock
         self.cursor: int | None = None
         self.limit_seconds: float | None = None  # None: not read yet or unknown; 0: no limit
@@ -286,19 +289,27 @@ class SlowlogWatcher:
 
     async def poll_once(self) -> None:
         """SLOWLOG GET (+ CONFIG GET when due). On BUSY: flag the node, maybe kill. Redis errors
-        other than BUSY propagate (run() logs and counts them)."""
+        other than BUSY propagate (run() logs and counts them). A node that refuses SLOWLOG (renamed,
+        hosted, NOPERM) is still watched for BUSY, with PING."""
         now = self.clock()
         try:
-            if now >= self._threshold_due:
+            if now >= self._threshold_due and self.features.available(Feature.TIME_LIMIT):
                 await self._refresh_limit(now)
+            if not self.features.available(Feature.SLOWLOG):
+                await batch.call(self.client, "PING")  # answers BUSY like any command would
+                self._busy_over(now)
+                return
             if self.cursor is not None and self.episode is None and await self._nothing_new():
                 return
             reply = await batch.call(self.client, "SLOWLOG", "GET", FETCH_COUNT)
         except redis.ResponseError as exc:
-            if not busy.is_busy_error(exc):
-                raise
-            await self._on_busy(str(exc), now)
-            return
+            if busy.is_busy_error(exc):
+                await self._on_busy(str(exc), now)
+                return
+            if refused(exc):
+                self.features.refuse(Feature.SLOWLOG, "SLOWLOG GET", exc)
+                return
+            raise
         self._busy_over(now)
         self._record(parse_slowlog(reply, after=self.cursor))
 
@@ -312,9 +323,14 @@ class SlowlogWatcher:
         return newest[0].id == self.cursor
 
     async def _refresh_limit(self, now: float) -> None:
-        value = parse_config_value(
-            await batch.call(self.client, "CONFIG", "GET", "busy-reply-threshold"), "busy-reply-threshold"
-        )
+        try:
+            reply = await batch.call(self.client, "CONFIG", "GET", "busy-reply-threshold")
+        except redis.ResponseError as exc:
+            if not refused(exc):
+                raise
+            self.features.refuse(Feature.TIME_LIMIT, "CONFIG GET", exc)
+            return
+        value = parse_config_value(reply, "busy-reply-threshold")
         if value is None:  # before 7.0 only the old name exists
             value = parse_config_value(
                 await batch.call(self.client, "CONFIG", "GET", "lua-time-limit"), "lua-time-limit"
@@ -397,8 +413,10 @@ class SlowlogWatcher:
                 script=self._function_detail(episode),
                 kill_policy=f"after {self.settings.kill.after}s" if self.settings.kill.enabled else "off",
             )
-        if busy.kill_due(self.settings.kill, episode, now, self.is_leader):
+        if self.features.available(Feature.KILL) and busy.kill_due(self.settings.kill, episode, now, self.is_leader):
             result, command, reply = await busy.send_kill(self.client, kind)
+            if result == busy.REFUSED:
+                self.features.refuse(Feature.KILL, command, redis.ResponseError(reply))
             episode.kill_result = result
             episode.next_kill_at = now + self.settings.kill.after if result == busy.ERROR else None
             self.metrics.script_kill(self.node, result)

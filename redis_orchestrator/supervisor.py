@@ -46,7 +46,7 @@ class NodeEnv:
     desired: Callable[[], DesiredState]
     metrics: Metrics
     is_leader: Callable[[], bool]
-    on_down: Callable[[Node], None]
+    on_moved: Callable[[Node], None]
     clock: Callable[[], float] = time.monotonic
 
 
@@ -95,7 +95,7 @@ class NodeFactory(Protocol):
 
 def standard_node(node: Node, env: NodeEnv) -> NodeSupervisor:
     """A node's reconcile worker, liveness watch and slowlog watcher."""
-    worker = NodeWorker(node, env.connector, env.desired, env.metrics, on_down=env.on_down, clock=env.clock)
+    worker = NodeWorker(node, env.connector, env.desired, env.metrics, on_moved=env.on_moved, clock=env.clock)
     liveness = LivenessWatch(node, env.connector, env.desired, worker.repair_now)
     slowlog = SlowlogWatcher(
         node.address,
@@ -103,6 +103,7 @@ def standard_node(node: Node, env: NodeEnv) -> NodeSupervisor:
         env.desired,
         env.metrics,
         env.is_leader,
+        features=worker.features,  # one node, one record of what it refuses
         clock=env.clock,
     )
     return NodeSupervisor(worker, (liveness, slowlog))

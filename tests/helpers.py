@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import redis
 import yaml
 
 from redis_orchestrator.catalog import sha1_hex
@@ -21,6 +22,24 @@ from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 from redis_orchestrator.metrics import Metrics
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def spin_lua(milliseconds: str = "tonumber(ARGV[1])") -> bytes:
+    """A script that burns `milliseconds` of server time, on every server of the matrix.
+
+    `TIME` inside a script returns the script's start time on Redis >= 7.4 and Valkey 9 (a loop on it
+    would spin until BUSY), while `os.clock()` (CPU time: the server's one thread is spinning) exists
+    there but not on 7.0.15 ("Script attempted to access nonexistent global variable 'os'"). So: find
+    os.clock with pcall, else read TIME."""
+    return (
+        "local ok, clock = pcall(function() return os.clock end)\n"
+        "local now\n"
+        "if ok and clock then now = function() return clock() * 1000 end\n"
+        "else now = function() local t = redis.call('TIME') return t[1] * 1000 + t[2] / 1000 end end\n"
+        f"local until_ms = now() + {milliseconds}\n"
+        "while now() < until_ms do end\n"
+        "return 1\n"
+    ).encode()
 
 
 def write_config(
@@ -207,6 +226,57 @@ def populated_metrics() -> Metrics:
     metrics.slowlog_entries_missed(NODE, 2)
     metrics.script_kill(NODE, "unkillable")
     metrics.node_busy_changed(NODE, True)
+    metrics.script_cache_read(NODE, cached=9, eval_memory_bytes=4096, evicted=0)
+    metrics.feature_changed(NODE, "slowlog", False)
     metrics.leader.set(1)
     metrics.ready.set(1)
     return metrics
+
+
+# ---------------------------------------------------------------------- a Valkey 9.1 quirk
+
+
+def scripts_poisoned(node: LocalNode, key: str) -> bool:
+    """Whether `node` refuses a script on `key` (a key it serves) with "non local key".
+
+    Seen on Valkey 9.1.2, never on Redis 7.0.15: once a script's multi-key call (DEL, MGET, MSET...)
+    mixing a local and a non-local key has failed with "non local key", every later script with keys
+    on that node fails the same way, even on its own slots; SCRIPT FLUSH does not clear it, a restart
+    does (tests/test_server_differences.py)."""
+    with node.client() as c:
+        try:
+            c.eval("return redis.call('EXISTS', KEYS[1])", 1, key)
+        except redis.ResponseError as exc:
+            return "non local key" in str(exc)
+    return False
+
+
+def heal_poisoned_scripts(cluster: LocalCluster) -> list[LocalNode]:
+    """Restart the primaries that `scripts_poisoned` finds refusing scripts (tests that provoke
+    "non local key" on purpose call this, so the shared cluster stays usable on every server)."""
+    healed = []
+    for node in cluster.primaries():
+        key = local_key_of(node)
+        if scripts_poisoned(node, key):
+            cluster.restart(node)
+            healed.append(node)
+    return healed
+
+
+def local_key_of(node: LocalNode, prefix: str = "probe") -> str:
+    """A key whose slot `node` serves (its `myself` line in CLUSTER NODES)."""
+    with node.client() as c:
+        raw = c.execute_command("CLUSTER", "NODES")
+    mine = next(
+        line for line in (raw.decode() if isinstance(raw, bytes) else str(raw)).splitlines() if "myself" in line
+    )
+    ranges = []
+    for token in mine.split()[8:]:
+        if not token.startswith("["):
+            start, _, end = token.partition("-")
+            ranges.append((int(start), int(end or start)))
+    for i in range(100_000):
+        slot = redis.crc.key_slot(f"{prefix}:{i}".encode())
+        if any(start <= slot <= end for start, end in ranges):
+            return f"{prefix}:{i}"
+    raise AssertionError(f"no key found for {node}")

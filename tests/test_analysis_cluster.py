@@ -19,6 +19,7 @@ from redis.exceptions import ClusterCrossSlotError
 
 from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs, refresh_keyspecs
 from redis_orchestrator.local_cluster import LocalCluster
+from tests.helpers import heal_poisoned_scripts
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 
@@ -241,15 +242,21 @@ def test_key_slot_agrees_with_cluster_keyslot(cluster: LocalCluster) -> None:
             assert key_slot(key) == node.execute_command("CLUSTER", "KEYSLOT", key), key
 
 
-def test_refresh_keyspecs_matches_the_shipped_table(cluster: LocalCluster, rc: RedisCluster) -> None:
+def test_the_shipped_table_covers_this_server_and_agrees_on_every_command(
+    cluster: LocalCluster, rc: RedisCluster
+) -> None:
+    """One table for the whole server matrix: every command this server has is in it, and for each
+    the key positions and the write flag are this server's own (tools/gen_keyspecs.py merges them)."""
     shipped = load_keyspecs()
     with cluster.nodes[0].client() as node:
         live = refresh_keyspecs(node)
     from_cluster_client = refresh_keyspecs(rc)
-    assert live.source == shipped.source == from_cluster_client.source
-    for name in ("get", "set", "zunionstore", "xread", "mset", "eval", "xinfo"):
-        assert live.lookup(name) == shipped.lookup(name), name
+    assert live.source in shipped.source.split(" + "), f"regenerate with tools/gen_keyspecs.py for {live.source}"
+    assert live.source == from_cluster_client.source
     assert set(live.commands) == set(from_cluster_client.commands)
+    live_all, shipped_all = live.every(), shipped.every()
+    assert set(live_all) <= set(shipped_all)  # subcommands too (SCRIPT SHOW, CLIENT SETINFO...)
+    assert [n for n, spec in live_all.items() if spec.positions() != shipped_all[n].positions()] == []
 
 
 # ------------------------------------------------------------------ issue 11: slot reasoning on a real cluster
@@ -289,7 +296,7 @@ def msgpack_array(*items: str) -> bytes:
 def scoped_keys(rc: RedisCluster, tag: str) -> list[str]:
     """Every key with this hash tag, read on the node that serves it."""
     node = rc.get_node_from_key("{" + tag + "}")
-    return [k.decode() for k in rc.scan_iter(match="{" + tag + "}*", target_nodes=node)]
+    return [str(k) for k in rc.scan_iter(match="{" + tag + "}*", target_nodes=node)]
 
 
 # Scripts the check passes (no error): how to call each, for a hash tag t. They must run on every shard.
@@ -387,7 +394,9 @@ def test_undeclared_argv_prefix_fails_and_tagged_one_runs(analyzer: Analyzer, rc
         ("metatable_methods", "account:{}", lambda k, v: ([k], [v])),
     ],
 )
-def test_errors_really_fail(analyzer: Analyzer, rc: RedisCluster, prefix: str, name: str, make: str, call: Any) -> None:
+def test_errors_really_fail(
+    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str, name: str, make: str, call: Any
+) -> None:
     source, findings = analysed(analyzer, name)
     assert severities(findings) == {"error"}
     declared = f"{prefix}:{name}"
@@ -406,6 +415,11 @@ def test_errors_really_fail(analyzer: Analyzer, rc: RedisCluster, prefix: str, n
         with pytest.raises(redis.ResponseError, match="non local key"):
             rc.eval(source, len(keys), *keys, *argv)
     finally:
+        # Valkey 9.1.2 refuses every later script on a node where a multi-key call failed this way
+        # (tests/test_server_differences.py): restart such a node, the cluster is shared.
+        if heal_poisoned_scripts(cluster):
+            cluster.wait_healthy()
+            rc.nodes_manager.initialize()
         _delete(rc, declared, built)
 
 

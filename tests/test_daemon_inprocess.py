@@ -66,7 +66,7 @@ def test_converge_loads_every_node_then_repairs_a_flushed_replica(clean_cluster:
             # A pass with nothing to change is one command per node.
             steady = await daemon.converge()
             assert len(steady.passes) == 1
-            assert all(r.commands == (2 if r.node.role == "primary" else 1) for r in steady.reports.values())
+            assert all(r.commands == (3 if r.node.role == "primary" else 1) for r in steady.reports.values())
 
     asyncio.run(scenario())
     assert all_hold(clean_cluster, shas)

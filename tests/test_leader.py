@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -40,18 +41,19 @@ def key_value(cluster: LocalCluster, key: str) -> str | None:
 
 
 class Instance:
-    def __init__(self, tmp_path: Path, name: str, cluster: LocalCluster, key: str, manifest: str) -> None:
+    def __init__(
+        self, tmp_path: Path, name: str, cluster: LocalCluster, key: str | None, manifest: str | None = None
+    ) -> None:
+        """`key` None: the leader section left out, as in the sample config (the lease is on by default)."""
         directory = tmp_path / name
         directory.mkdir()
         self.port = free_port()
-        config = write_config(
-            directory,
-            cluster.seeds[:1],
-            metrics={"enabled": True, "listen": f"127.0.0.1:{self.port}"},
-            leader={"enabled": True, "key": key, "lease": f"{LEASE}s"},
-            manifest={"key": manifest},
-        )
-        self.daemon = DaemonProcess(config)
+        sections: dict[str, object] = {"metrics": {"enabled": True, "listen": f"127.0.0.1:{self.port}"}}
+        if key is not None:
+            sections["leader"] = {"enabled": True, "key": key, "lease": f"{LEASE}s"}
+        if manifest is not None:
+            sections["manifest"] = {"key": manifest}
+        self.daemon = DaemonProcess(write_config(directory, cluster.seeds[:1], **sections))
 
     def leader(self) -> float | None:
         return leader_gauge(self.port)
@@ -99,6 +101,30 @@ def test_one_leader_and_a_takeover_after_sigkill(clean_cluster: LocalCluster, tm
         for instance in instances:
             instance.daemon.stop()
         _delete(clean_cluster, key, manifest)
+
+
+def test_two_instances_with_the_default_config_elect_one_leader(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+    """The sample config has no leader section: the lease is on by default, so two instances never
+    both report redis_orchestrator_leader 1 (both would kill the same script)."""
+    instances = [Instance(tmp_path, name, clean_cluster, None) for name in ("a", "b")]
+    try:
+        for instance in instances:
+            instance.daemon.wait_log(" ready ", timeout=30)
+        wait_for(lambda: both_report(instances) and len(leaders(instances)) == 1, 15, "exactly one leader")
+        for _ in range(3):  # and it stays so, renewal after renewal
+            time.sleep(1)
+            assert len(leaders(instances)) == 1
+        assert all(" leader_disabled " not in i.daemon.log() for i in instances)
+    finally:
+        for instance in instances:
+            instance.daemon.stop()
+
+
+def test_leader_disabled_is_said_at_start(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+    config = write_config(tmp_path, clean_cluster.seeds[:1], leader={"enabled": False})
+    with DaemonProcess(config) as daemon:
+        daemon.wait_log(" ready ", timeout=30)
+        assert daemon.log().count(" leader_disabled ") == 1
 
 
 @pytest.mark.destructive

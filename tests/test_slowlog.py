@@ -33,16 +33,10 @@ from redis_orchestrator.slowlog import (
     parse_config_value,
     parse_slowlog,
 )
+from tests.helpers import spin_lua
 
-# Spins for ARGV[1] milliseconds, reading the server clock (longer than 128 bytes: EVAL gets cut).
-SPIN = (
-    b"local t = redis.call('TIME') local start = t[1] * 1000000 + t[2]\n"
-    b"while true do\n"
-    b"  local now = redis.call('TIME')\n"
-    b"  if now[1] * 1000000 + now[2] - start >= tonumber(ARGV[1]) * 1000 then break end\n"
-    b"end\n"
-    b"return 1\n"
-)
+# Spins for ARGV[1] milliseconds on any server (longer than 128 bytes: EVAL gets cut).
+SPIN = spin_lua()
 # Writes first, then spins: UNKILLABLE.
 SPIN_AFTER_WRITE = b"redis.call('SET', KEYS[1], 'x')\n" + SPIN
 SHORT = b"return redis.call('GET', KEYS[1])"

@@ -134,24 +134,27 @@ def group_nodes(view: GroupView, asked: Sequence[str]) -> tuple[list[Node], list
     for address, reply in sorted(view.answers.items()):
         if address == view.primary or reply.role is None:
             continue
-        if reply.role == Role.PRIMARY:
+        stray = reply.role == Role.PRIMARY
+        if stray:
             notes.append(
                 f"{address} answers ROLE as a primary, but {view.votes[view.primary]} node(s) follow "
-                f"{view.primary}: kept loaded as a replica of it until it is made one"
+                f"{view.primary}: kept loaded (Functions too) as a stray primary until it is made a replica"
             )
         elif reply.primary != view.primary:
             notes.append(f"{address} replicates from {reply.primary}, not from {view.primary}: left out of the group")
             continue
-        nodes[address] = _node(address, Role.REPLICA, view.primary, Health.ONLINE)
+        nodes[address] = _node(address, Role.REPLICA, view.primary, Health.ONLINE, stray=stray)
     for address in asked:
         if address not in view.answers and address not in nodes:
             nodes[address] = _node(address, Role.REPLICA, view.primary, Health.FAILED)
     return list(nodes.values()), notes
 
 
-def _node(address: str, role: Role, primary: str | None, health: Health) -> Node:
+def _node(address: str, role: Role, primary: str | None, health: Health, stray: bool = False) -> Node:
     host, port = parse_address(address)
-    return Node(host=host, port=port, role=role, node_id=address, primary_id=primary, health=health)
+    return Node(
+        host=host, port=port, role=role, node_id=address, primary_id=primary, health=health, stray_primary=stray
+    )
 
 
 async def discover_replication(connector: Connector, seeds: Sequence[str], timeout: float | None) -> Topology:

@@ -183,17 +183,21 @@ def group_nodes(verdict: Verdict, connected: Sequence[str] = ()) -> tuple[list[N
     notes: list[str] = []
     for address, seen in sorted(listed.items()):
         down = all(r.down for r in seen)
-        nodes[address] = _node(address, Role.REPLICA, primary.address, Health.FAILED if down else Health.ONLINE)
-        if not down and any(r.role_reported == "master" for r in seen):
+        stray = not down and any(r.role_reported == "master" for r in seen)
+        health = Health.FAILED if down else Health.ONLINE
+        nodes[address] = _node(address, Role.REPLICA, primary.address, health, stray=stray)
+        if stray:
             notes.append(f"{address} reports itself a primary; Sentinel counts it a replica of {primary.address}")
     for address in connected:
         nodes.setdefault(address, _node(address, Role.REPLICA, primary.address, Health.ONLINE))
     return list(nodes.values()), notes
 
 
-def _node(address: str, role: Role, primary: str | None, health: Health) -> Node:
+def _node(address: str, role: Role, primary: str | None, health: Health, stray: bool = False) -> Node:
     host, port = parse_address(address)
-    return Node(host=host, port=port, role=role, node_id=address, primary_id=primary, health=health)
+    return Node(
+        host=host, port=port, role=role, node_id=address, primary_id=primary, health=health, stray_primary=stray
+    )
 
 
 async def discover_sentinel(

@@ -41,10 +41,18 @@ class Node:
     primary_id: str | None = field(default=None, compare=False)
     health: Health = field(default=Health.ONLINE, compare=False)
     slots: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+    # Sentinel and replication modes: a replica in the group's view that still says it is a primary
+    # (an old primary back, empty, before it is turned into a replica). Nothing replicates to it yet.
+    stray_primary: bool = field(default=False, compare=False)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def takes_functions(self) -> bool:
+        """Libraries are loaded on primaries, stray ones included; replicas get them by replication."""
+        return self.role == Role.PRIMARY or self.stray_primary
 
     def __str__(self) -> str:
         return f"{self.address} ({self.role})"

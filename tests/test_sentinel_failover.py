@@ -30,21 +30,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(150
 
 @dataclass
 class BackOnline:
-    """What a poller saw of a restarted node: its first PONG, when it first held every SHA, and the
-    role it answered at that moment."""
+    """What a poller saw of a restarted node: its first PONG, when it first held every catalog SHA
+    and when it first held the catalog's library, each with the role it answered at that moment."""
 
     first_pong: float | None = None
-    whole_at: float | None = None
-    role_when_whole: str | None = None
+    scripts_at: float | None = None
+    scripts_role: str | None = None
+    library_at: float | None = None
+    library_role: str | None = None
 
-    @property
-    def latency(self) -> float:
-        assert self.first_pong is not None and self.whole_at is not None
-        return max(0.0, self.whole_at - self.first_pong)
+    def ms_after_pong(self, at: float | None) -> float:
+        assert self.first_pong is not None and at is not None
+        return max(0.0, at - self.first_pong) * 1000
 
 
-def poll_back_online(node: LocalNode, shas: set[str], deadline: float, seen: BackOnline) -> None:
-    """PING until it answers, then `SCRIPT EXISTS` + `ROLE` every ~2 ms until every SHA is there."""
+def poll_back_online(node: LocalNode, shas: set[str], library: bytes, deadline: float, seen: BackOnline) -> None:
+    """PING until it answers, then `SCRIPT EXISTS` + `FUNCTION LIST` + `ROLE` every ~2 ms until every
+    SHA and the library have been seen."""
     ordered = sorted(shas)
     while time.monotonic() < deadline:
         try:
@@ -55,11 +57,16 @@ def poll_back_online(node: LocalNode, shas: set[str], deadline: float, seen: Bac
                         seen.first_pong = time.monotonic()
                     pipe = c.pipeline(transaction=False)
                     pipe.execute_command("SCRIPT", "EXISTS", *ordered)
+                    pipe.execute_command("FUNCTION", "LIST", "WITHCODE")
                     pipe.execute_command("ROLE")
-                    flags, role = pipe.execute()
-                    if all(int(f) for f in flags):
-                        seen.whole_at = time.monotonic()
-                        seen.role_when_whole = role[0].decode()
+                    flags, functions, role = pipe.execute()
+                    now, said = time.monotonic(), role[0].decode()
+                    if seen.scripts_at is None and all(int(f) for f in flags):
+                        seen.scripts_at, seen.scripts_role = now, said
+                    codes = [f[b"library_code"] for f in functions]  # redis-py: one dict per library
+                    if seen.library_at is None and library in codes:
+                        seen.library_at, seen.library_role = now, said
+                    if seen.scripts_at is not None and seen.library_at is not None:
                         return
                     time.sleep(0.002)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -105,19 +112,24 @@ def test_kill_9_of_the_primary_zero_noscript_then_the_old_primary_is_whole_befor
 
             # The old primary comes back empty (no persistence) and still a primary: Sentinel turns
             # it into a replica only after it has watched it a while (about 10 s). The daemon
-            # knows it already (SENTINEL REPLICAS lists it, down) and repairs it at its first answer.
+            # knows it already (SENTINEL REPLICAS lists it, down) and repairs it at its first answer:
+            # scripts, and the library too (it answers ROLE as a primary, so nothing replicates it).
             seen = BackOnline()
+            library = (tmp_path / "lua/functions/orchestrator_lib.lua").read_bytes()
             poller = threading.Thread(
-                target=poll_back_online, args=(old, shas, time.monotonic() + 30, seen), daemon=True
+                target=poll_back_online, args=(old, shas, library, time.monotonic() + 30, seen), daemon=True
             )
             poller.start()
             group.restart(old)  # in this thread: the process dies with the thread that started it
             poller.join(31)
-            assert seen.whole_at is not None, f"{old} not whole within 30 s of its restart"
-            assert seen.role_when_whole == "master", "whole only after Sentinel converted it"
+            assert seen.scripts_at is not None, f"{old} did not get its scripts within 30 s of its restart"
+            assert seen.scripts_role == "master", "scripts loaded only after Sentinel converted it"
+            assert seen.library_at is not None, f"{old} did not get the library within 30 s of its restart"
+            assert seen.library_role == "master", "library only after Sentinel converted it (by replication)"
             print(
                 f"\npromotion {promotion:.1f} s after kill -9; {client.calls} calls, {client.noscript} NOSCRIPT; "
-                f"old primary whole {seen.latency * 1000:.0f} ms after its first PONG, still a stray primary"
+                f"old primary, still a stray primary: scripts {seen.ms_after_pong(seen.scripts_at):.0f} ms and "
+                f"library {seen.ms_after_pong(seen.library_at):.0f} ms after its first PONG"
             )
             converted = time.monotonic()
             wait_for(lambda: group.link_up(old), 40, f"Sentinel to convert {old}")

@@ -218,6 +218,8 @@ def test_a_stray_primary_is_a_replica_with_a_note() -> None:
     nodes, notes = sentinel_nodes(decide([view], "m"))
     assert {n.address: n.role for n in nodes} == {"h:2": Role.PRIMARY, "h:1": Role.REPLICA}
     assert notes == ["h:1 reports itself a primary; Sentinel counts it a replica of h:2"]
+    stray = next(n for n in nodes if n.address == "h:1")
+    assert stray.stray_primary and stray.takes_functions  # nothing replicates its libraries to it yet
 
 
 # ---------------------------------------------------------------------- ROLE
@@ -253,6 +255,7 @@ def test_the_nodes_vote_for_their_primary() -> None:
         "h:6": (Role.REPLICA, Health.FAILED),  # a seed that did not answer
     }
     assert any("h:1 answers ROLE as a primary" in n for n in notes)
+    assert [n.address for n in nodes if n.takes_functions] == ["h:2", "h:1"]
     assert any("h:5 replicates from elsewhere:1" in n for n in notes)
 
 

@@ -471,7 +471,8 @@ class SentinelBench:
             back.calls.append(reader.noscript + reader.answered)
             self.back_to_normal()
         failover.notes.append(
-            f"promotion took {statistics.median(promotions):.1f} s median (down-after {self.group.down_after_ms} ms)"
+            f"promotion took {statistics.median(promotions):.1f} s median (down-after {self.group.down_after_ms} ms); "
+            "its latency is our poller's first SCRIPT EXISTS after the promotion (connect included)"
         )
         back.notes.append(
             f"still a stray primary (not yet converted by Sentinel) when loaded in {stray} of {self.runs}"

@@ -661,12 +661,15 @@ def main() -> int:
     parser.add_argument("--deployment", choices=("cluster", "sentinel", "both"), default="both")
     args = parser.parse_args()
     started = time.monotonic()
+    chosen = ("cluster", "sentinel") if args.deployment == "both" else (args.deployment,)
     deployments = {
-        "Redis Cluster (3+3)": run_on,
-        "Sentinel (1 primary, 2 replicas, 3 Sentinels)": run_on_sentinel,
+        title: run
+        for key, title, run in (
+            ("cluster", "Redis Cluster (3+3)", run_on),
+            ("sentinel", "Sentinel (1 primary, 2 replicas, 3 Sentinels)", run_on_sentinel),
+        )
+        if key in chosen
     }
-    if args.deployment != "both":
-        deployments = {k: v for k, v in deployments.items() if k.lower().startswith(args.deployment)}
     by_deployment: dict[str, dict[str, list[EventResult]]] = {name: {} for name in deployments}
     for server in args.server or default_servers():
         label = server_version(server)

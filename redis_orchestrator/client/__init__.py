@@ -11,7 +11,7 @@ connection), `wire` (one round trip on it), `scripts` (`Scripts.run`), `pipeline
 
 from __future__ import annotations
 
-# from redis_orchestrator.client.aio import AsyncScriptPipeline, AsyncScripts, AsyncTx
+from redis_orchestrator.client.aio import AsyncScriptPipeline, AsyncScripts, AsyncTx
 from redis_orchestrator.client.calls import Call, Fallback
 from redis_orchestrator.client.counters import Counters, Event, Snapshot
 from redis_orchestrator.client.errors import (

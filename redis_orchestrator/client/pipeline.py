@@ -195,6 +195,22 @@ class ExecOutcome:
         return bool(self.queue_errors) and all(is_redirect(e) for e in self.queue_errors)
 
 
+def settle(policy: Policy, calls: Sequence[Call], replies: Sequence[Any], raise_on_error: bool) -> list[Any]:
+    """Replies as values and typed errors; with raise_on_error the first error is raised (after every
+    call was sent: the others' effects stand)."""
+    results = [
+        policy.error(call, reply)
+        if isinstance(reply, redis.exceptions.ResponseError) and not isinstance(reply, ScriptMissing)
+        else reply
+        for call, reply in zip(calls, replies, strict=True)
+    ]
+    if raise_on_error:
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+    return results
+
+
 # ---------------------------------------------------------------------------------- the pipeline
 
 
@@ -235,17 +251,7 @@ class ScriptPipeline:
         for call in calls:
             self.scripts.policy.sent(call)
         replies = self._transaction(calls) if self.transaction else self._grouped(calls)
-        results = [self._value(call, reply) for call, reply in zip(calls, replies, strict=True)]
-        if raise_on_error:
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-        return results
-
-    def _value(self, call: Call, reply: Any) -> Any:
-        if isinstance(reply, redis.exceptions.ResponseError) and not isinstance(reply, ScriptMissing):
-            return self.scripts.policy.error(call, reply)
-        return reply
+        return settle(self.scripts.policy, calls, replies, raise_on_error)
 
     # -------------------------------------------------------------- without a transaction
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import redis.exceptions
 
@@ -54,6 +54,17 @@ def redirect_target(reply: object) -> str | None:
     return None
 
 
+def wait_command(replicas: int, timeout_ms: int) -> Command | None:
+    return ("WAIT", replicas, timeout_ms) if replicas > 0 else None
+
+
+def acked_count(replies: Sequence[Any], wait: Command | None) -> int:
+    """WAIT's reply: how many replicas acknowledged (0 when WAIT was not sent or failed)."""
+    if wait is None or isinstance(replies[1], Exception):
+        return 0
+    return int(replies[1])
+
+
 def manifest_from_config(path: str | os.PathLike[str]) -> Manifest:
     """The catalog itself, read as the daemon reads it (for tests and local use)."""
     from redis_orchestrator.config import load_config
@@ -61,8 +72,8 @@ def manifest_from_config(path: str | os.PathLike[str]) -> Manifest:
     return load_manifest(load_config(path).catalog.manifest())
 
 
-class Scripts:
-    """The catalog's scripts and functions, called by name over one sync redis-py client.
+class ScriptsBase:
+    """What Scripts and AsyncScripts share: the manifest, the options, the counters, call preparation.
 
     Options (all keyword-only, shared by from_redis / from_manifest / from_config):
       fallback="load"     after NOSCRIPT: SCRIPT LOAD the catalog's bytes on that node and retry once
@@ -88,41 +99,24 @@ class Scripts:
         self.counters = counters if counters is not None else Counters()
         self.policy = Policy(self.options, self.counters)
         self.client = client
-        self._route: SingleRoute | ClusterRoute | None = sync_route(client) if client is not None else None
         if registry is not None:
             self.counters.register(registry)
-
-    # ------------------------------------------------------------------ construction
-
-    @classmethod
-    def from_redis(cls, client: Any, key: str = DEFAULT_MANIFEST_KEY, **options: Any) -> Scripts:
-        """Read the manifest the daemon keeps at `manifest.key` (set it in the daemon's config)."""
-        raw = client.get(key)
-        if raw is None:
-            raise ManifestError(
-                key,
-                [
-                    f'no manifest at {key}: run the daemon with `manifest: {{key: "{key}"}}` in its config '
-                    "(the leader writes it), or use Scripts.from_manifest with `redis-orchestrator manifest` output"
-                ],
-            )
-        return cls(parse_json(raw, key), client, **options)
 
     @classmethod
     def from_manifest(
         cls, source: str | os.PathLike[str] | Mapping[str, Any] | bytes, client: Any = None, **options: Any
-    ) -> Scripts:
+    ) -> Self:
         """Read the JSON `redis-orchestrator manifest` prints: a path, the text, or the parsed mapping."""
         return cls(load_manifest(source), client, **options)
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str], client: Any = None, **options: Any) -> Scripts:
+    def from_config(cls, path: str | os.PathLike[str], client: Any = None, **options: Any) -> Self:
         """Read the catalog itself from the daemon's config file (tests, local use)."""
         return cls(manifest_from_config(path), client, **options)
 
-    def bind(self, client: Any) -> Scripts:
+    def bind(self, client: Any) -> Self:
         """The same catalog, options and counters over another client (e.g. Sentinel's slave_for)."""
-        return Scripts(
+        return type(self)(
             self.manifest,
             client,
             fallback=self.options.fallback,
@@ -132,22 +126,62 @@ class Scripts:
         )
 
     @property
-    def route(self) -> SingleRoute | ClusterRoute:
-        if self._route is None:
-            raise TypeError("this Scripts has no client: pass client= when making it, or use scripts.bind(client)")
-        return self._route
-
-    @property
     def names(self) -> tuple[str, ...]:
         return self.manifest.names
 
-    # ------------------------------------------------------------------ calls
+    def replicated(self, call: Call, reply: Any, acked: int, wanted: int) -> Any:
+        if wanted > 0 and acked < wanted:
+            self.counters.add(Event.NOT_REPLICATED, call.label)
+            raise NotReplicated(call.label, reply, acked, wanted)
+        return reply
+
+    def reloaded(self, call: Call, node: str, replies: Sequence[Any], n: int) -> list[Any]:
+        """The replies after [load, call...]: the load's checked, the call's returned."""
+        self.policy.loaded(call, node, replies[0])
+        tail = list(replies[-n:])
+        if is_missing(tail[0], call):
+            raise ScriptMissing(call.label, node, "still missing right after loading it")
+        return tail
 
     def prepare(
         self, name: str, keys: Sequence[Key] = (), args: Sequence[Any] = (), version: str | int | None = None
     ) -> Call:
         """Resolve and check a call without sending it (UnknownScript, CrossSlotError, KeyPatternError)."""
         return prepare(self.manifest, self.options, name, keys, args, version)
+
+
+def no_manifest(key: str) -> ManifestError:
+    return ManifestError(
+        key,
+        [
+            f'no manifest at {key}: run the daemon with `manifest: {{key: "{key}"}}` in its config '
+            "(it writes the key), or use from_manifest with `redis-orchestrator manifest` output"
+        ],
+    )
+
+
+class Scripts(ScriptsBase):
+    """The catalog's scripts and functions, called by name over one sync redis-py client."""
+
+    def __init__(self, manifest: Manifest, client: Any = None, **options: Any) -> None:
+        super().__init__(manifest, client, **options)
+        self._route: SingleRoute | ClusterRoute | None = sync_route(client) if client is not None else None
+
+    @classmethod
+    def from_redis(cls, client: Any, key: str = DEFAULT_MANIFEST_KEY, **options: Any) -> Scripts:
+        """Read the manifest the daemon keeps at `manifest.key` (set it in the daemon's config)."""
+        raw = client.get(key)
+        if raw is None:
+            raise no_manifest(key)
+        return cls(parse_json(raw, key), client, **options)
+
+    @property
+    def route(self) -> SingleRoute | ClusterRoute:
+        if self._route is None:
+            raise TypeError("this Scripts has no client: pass client= when making it, or use scripts.bind(client)")
+        return self._route
+
+    # ------------------------------------------------------------------ calls
 
     def run(
         self,
@@ -168,12 +202,9 @@ class Scripts:
         yourself, with an idempotency key (transfer's KEYS[3]) for anything that must happen once.
         """
         call = self.prepare(name, keys, args, version)
-        wait: Command | None = ("WAIT", wait_replicas, wait_timeout_ms) if wait_replicas > 0 else None
+        wait = wait_command(wait_replicas, wait_timeout_ms)
         reply, acked = self.send(call, wait)
-        if wait is not None and acked < wait_replicas:
-            self.counters.add(Event.NOT_REPLICATED, call.label)
-            raise NotReplicated(call.label, reply, acked, wait_replicas)
-        return reply
+        return self.replicated(call, reply, acked, wait_replicas)
 
     def send(self, call: Call, wait: Command | None = None) -> tuple[Any, int]:
         """Send a prepared call; its value and, with `wait`, WAIT's count of replicas."""
@@ -188,15 +219,10 @@ class Scripts:
                 replies = exchange(conn, sent)[-len(commands) :]
                 if is_missing(replies[0], call):
                     load = self.policy.repair(call, route.name(node), replies[0])
-                    loaded, *replies = exchange(conn, [load, *sent])
-                    replies = replies[-len(commands) :]
-                    self.policy.loaded(call, route.name(node), loaded)
-                    if is_missing(replies[0], call):
-                        raise ScriptMissing(call.label, route.name(node), "still missing right after loading it")
+                    replies = self.reloaded(call, route.name(node), exchange(conn, [load, *sent]), len(commands))
             first = replies[0]
             if not is_redirect(first) or attempt == MAX_REDIRECTS:
-                value = self.policy.result(call, first)
-                return value, (int(replies[1]) if wait is not None and not isinstance(replies[1], Exception) else 0)
+                return self.policy.result(call, first), acked_count(replies, wait)
             self.counters.add(Event.REDIRECTS, call.label)
             address = redirect_target(first)
             asking = address is not None

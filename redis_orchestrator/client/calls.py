@@ -141,7 +141,7 @@ class Policy:
             call.label,
             node,
             f"{load[0]} {load[1]}",
-            error_text(reply).split(" ", 1)[0],
+            "NOSCRIPT" if isinstance(reply, redis.exceptions.NoScriptError) else error_text(reply),
         )
         return load
 

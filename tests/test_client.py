@@ -38,7 +38,7 @@ from redis_orchestrator.client import (
 )
 from redis_orchestrator.config import load_config
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from tests.helpers import command_calls
+from tests.helpers import command_calls, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.yaml"
@@ -351,7 +351,16 @@ def test_busy_is_script_busy_with_what_to_do(cluster: LocalCluster, rc: RedisClu
     with primary.client() as admin:
         threshold = admin.config_get("busy-reply-threshold")["busy-reply-threshold"]
         admin.config_set("busy-reply-threshold", 100)
-        spinner = threading.Thread(target=lambda: primary.client(socket_timeout=30).eval(spin, 0, 20_000), daemon=True)
+        outcome: list[object] = []
+
+        def run_spin() -> None:
+            with primary.client(socket_timeout=30) as c:
+                try:
+                    outcome.append(c.eval(spin, 0, 20_000))
+                except redis.exceptions.ResponseError as exc:
+                    outcome.append(exc)  # "Script killed by user with SCRIPT KILL..."
+
+        spinner = threading.Thread(target=run_spin, daemon=True)
         try:
             spinner.start()
             deadline = time.monotonic() + 10
@@ -374,6 +383,7 @@ def test_busy_is_script_busy_with_what_to_do(cluster: LocalCluster, rc: RedisClu
             spinner.join(10)
             admin.config_set("busy-reply-threshold", threshold)
     assert scripts.counters.busy == 1
+    assert "SCRIPT KILL" in str(outcome[0])
 
 
 def test_no_writes_scripts_go_to_replicas_and_are_repaired_there(
@@ -385,8 +395,17 @@ def test_no_writes_scripts_go_to_replicas_and_are_repaired_there(
     replica = clean_cluster.replicas_of(primary)[0]
     with primary.client() as c:
         assert c.execute_command("WAIT", 1, 5000) == 1
-    # Made after a write: redis-py reads CLUSTER SLOTS, which hides a replica whose offset is still 0.
+    # redis-py reads CLUSTER SLOTS, which hides a replica whose offset is 0 *as gossiped* to the node
+    # asked: seen here even after WAIT said the replica had the write. Wait until it is listed.
     host, port = clean_cluster.seeds[0].split(":")
+    slot = rc.keyslot(key)
+
+    def replica_listed() -> bool:
+        with clean_cluster.node_at(f"{host}:{port}").client() as c:
+            ranges = c.execute_command("CLUSTER", "SLOTS")
+        return any(r[0] <= slot <= r[1] and len(r) > 3 for r in ranges)
+
+    wait_for(replica_listed, 10, "CLUSTER SLOTS to list the replica")
     reader = RedisCluster(
         host=host, port=int(port), load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN, decode_responses=True
     )

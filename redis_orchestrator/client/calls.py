@@ -146,8 +146,9 @@ class Policy:
         return load
 
     def loaded(self, call: Call, node: str, reply: object) -> None:
-        """The reply to our SCRIPT/FUNCTION LOAD: an error there means we cannot repair."""
-        if isinstance(reply, BaseException):
+        """The reply to our SCRIPT/FUNCTION LOAD: an error there means we cannot repair -- except
+        "Library ... already exists": another caller loaded it first (the retry tells whether it is ours)."""
+        if isinstance(reply, BaseException) and "already exists" not in error_text(reply):
             raise ScriptMissing(call.label, node, f"loading it failed: {error_text(reply)}") from reply
 
     def result(self, call: Call, reply: object) -> Any:

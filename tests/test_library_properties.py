@@ -341,3 +341,40 @@ def test_capped_counter_never_passes_its_cap(cluster: LocalCluster, rc: RedisClu
     print(f"\ncapped counter: final {final} of cap {cap}, {reader.reads} replica reads, none above the cap")
     reader_client.close()
     rc.delete(key)
+
+
+def test_a_retry_storm_after_a_lost_reply_moves_money_exactly_once(
+    cluster: LocalCluster, rc: RedisCluster, scripts: Scripts
+) -> None:
+    """A transfer whose reply never arrives (sent, then the connection dropped unread: what a client
+    timeout looks like from the caller's side), then a storm of retries with the same idempotency key
+    from threads and asyncio tasks at once. The record makes every retry answer "already applied"."""
+    run_id = uuid.uuid4().hex[:8]
+    source, target = f"{{ledger}}:acct:{run_id}-a", f"{{ledger}}:acct:{run_id}-b"
+    transfer_id = f"{{ledger}}:xfer:{run_id}"
+    rc.set(source, 1000)
+    rc.set(target, 0)
+    call = scripts.prepare("transfer", [source, target, transfer_id], [250])
+    primary, _ = replica_of_key(cluster, rc, source)
+    with primary.client() as lost:
+        lost.execute_command("SCRIPT", "LOAD", call.target.version.source)
+        connection = lost.connection_pool.get_connection()
+        connection.send_command(*call.command)
+        connection.disconnect()  # the reply is never read: the caller cannot know it was applied
+    replies: list[int] = []
+    rounds = 5 * SCALE
+
+    def storm(i: int) -> None:
+        for _ in range(rounds):
+            replies.append(scripts.run("transfer", keys=[source, target, transfer_id], args=[250])[2])
+
+    async def astorm(a: AsyncScripts, i: int) -> None:
+        for _ in range(rounds):
+            replies.append((await a.run("transfer", keys=[source, target, transfer_id], args=[250]))[2])
+
+    run_workers([storm] * 12, async_main(cluster, scripts, astorm))
+    assert len(replies) == (12 + TASKS) * rounds
+    assert sum(replies) <= 1  # one retry may find it not yet applied, if it overtook the lost call
+    assert rc.mget(source, target) == ["750", "250"]  # moved exactly once
+    print(f"\nretry storm: {len(replies)} retries of one transfer, {sum(replies)} applied by a retry, moved once")
+    rc.delete(source, target, transfer_id)

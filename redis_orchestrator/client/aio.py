@@ -32,7 +32,7 @@ import redis.exceptions
 
 from redis_orchestrator.client.calls import Call, is_missing, is_redirect
 from redis_orchestrator.client.counters import Event
-from redis_orchestrator.client.errors import ScriptMissing, TransactionAborted, TransactionConflict
+from redis_orchestrator.client.errors import NodeUnreachable, TransactionAborted, TransactionConflict
 from redis_orchestrator.client.keys import Key, key_text
 from redis_orchestrator.client.manifest import Manifest, parse_json
 from redis_orchestrator.client.pipeline import (
@@ -40,6 +40,7 @@ from redis_orchestrator.client.pipeline import (
     ExecOutcome,
     Presence,
     RepairPlan,
+    exec_replies,
     load_missing,
     one_slot,
     settle,
@@ -110,26 +111,33 @@ class AsyncScripts(ScriptsBase):
         asking = False
         for attempt in range(MAX_REDIRECTS + 1):
             sent = [("ASKING",), *commands] if asking else commands
-            async with route.connection(node) as conn:
-                replies = (await aexchange(conn, sent))[-len(commands) :]
-                if is_missing(replies[0], call):
-                    load = self.policy.repair(call, route.name(node), replies[0])
-                    replies = self.reloaded(call, route.name(node), await aexchange(conn, [load, *sent]), len(commands))
-            first = replies[0]
-            if not is_redirect(first) or attempt == MAX_REDIRECTS:
-                return self.policy.result(call, first), acked_count(replies, wait)
+            outcome: Any = None
+            try:
+                async with route.connection(node) as conn:
+                    replies = (await aexchange(conn, sent))[-len(commands) :]
+                    if is_missing(replies[0], call):
+                        load = self.policy.repair(call, route.name(node), replies[0])
+                        got = await aexchange(conn, [load, *sent])
+                        replies = self.reloaded(call, route.name(node), got, len(commands))
+                outcome = replies[0]
+                if not is_redirect(outcome) or attempt == MAX_REDIRECTS:
+                    return self.policy.result(call, outcome), acked_count(replies, wait)
+            except NodeUnreachable:
+                if attempt == MAX_REDIRECTS:
+                    raise
             self.counters.add(Event.REDIRECTS, call.label)
-            address = redirect_target(first)
-            asking = address is not None
-            if address is not None:
-                node = await route.redirected(node, address)
-                continue
-            if isinstance(first, redis.exceptions.MovedError):
-                await route.refresh()
-            else:
-                await asyncio.sleep(redirect_pause(attempt))
-            node = await route.node(call.slot, call.readonly)
+            node, asking = await self._redirect(call, node, outcome, attempt)
         raise AssertionError("unreachable")
+
+    async def _redirect(self, call: Call, node: Any, outcome: Any, attempt: int) -> tuple[Any, bool]:
+        address = redirect_target(outcome)
+        if address is not None:
+            return await self.route.redirected(node, address), True
+        if isinstance(outcome, redis.exceptions.MovedError):
+            await self.route.refresh()
+        else:
+            await asyncio.sleep(redirect_pause(attempt))
+        return await self.route.node(call.slot, call.readonly), False
 
     def pipeline(self, transaction: bool = False) -> AsyncScriptPipeline:
         return AsyncScriptPipeline(self, transaction=transaction)
@@ -207,11 +215,14 @@ class AsyncScriptPipeline:
             again: list[int] = []
             for node, indexes in groups.items():
                 batch = [calls[i] for i in indexes]
-                async with route.connection(node) as conn:
-                    got = await aexchange(conn, [c.command for c in batch])
-                    plan = RepairPlan.of(self.scripts.policy, route.name(node), batch, got)
-                    if plan.resend:
-                        plan.apply(batch, got, await aexchange(conn, plan.commands(batch)))
+                try:
+                    async with route.connection(node) as conn:
+                        got = await aexchange(conn, [c.command for c in batch])
+                        plan = RepairPlan.of(self.scripts.policy, route.name(node), batch, got)
+                        if plan.resend:
+                            plan.apply(batch, got, await aexchange(conn, plan.commands(batch)))
+                except NodeUnreachable as unreachable:
+                    got = [unreachable] * len(indexes)  # nothing sent: tried again next round
                 for index, reply in zip(indexes, got, strict=True):
                     replies[index] = reply
                     if is_redirect(reply) and round_number < MAX_ROUNDS - 1:
@@ -226,32 +237,17 @@ class AsyncScriptPipeline:
 
     async def _transaction(self, calls: list[Call]) -> list[Any]:
         route = self.scripts.route
-        policy = self.scripts.policy
         slot = one_slot(calls, "pipeline(transaction=True)") if self.scripts.options.check_slots else calls[0].slot
         presence = Presence.of(calls)
         node = await route.node(slot, False)
         for round_number in range(MAX_ROUNDS):
-            async with route.connection(node) as conn:
-                name = route.name(node)
-                checked = presence.missing(await aexchange(conn, presence.commands()))
-                if isinstance(checked, Exception):
-                    if not is_redirect(checked):
-                        raise checked
-                    outcome = ExecOutcome(None, queue_errors=(checked,))
-                else:
-                    loaders, loads = load_missing(policy, calls, checked, name)
-                    if loads:
-                        for call, loaded in zip(loaders, await aexchange(conn, loads), strict=True):
-                            policy.loaded(call, name, loaded)
-                    commands = [("MULTI",), *(c.command for c in calls), ("EXEC",)]
-                    outcome = ExecOutcome.read(await aexchange(conn, commands))
+            name = route.name(node)
+            try:
+                outcome = await self._exec_once(node, name, calls, presence)
+            except NodeUnreachable as unreachable:
+                outcome = ExecOutcome(None, queue_errors=(unreachable,))
             if outcome.replies is not None:
-                return [
-                    ScriptMissing(call.label, name, "NOSCRIPT inside EXEC: flushed between the check and EXEC")
-                    if is_missing(reply, call)
-                    else reply
-                    for call, reply in zip(calls, outcome.replies, strict=True)
-                ]
+                return exec_replies(calls, outcome.replies, name)
             if not outcome.redirected or round_number == MAX_ROUNDS - 1:
                 self.scripts.counters.add(Event.ABORTED, "pipeline")
                 raise TransactionAborted([str(e) for e in outcome.queue_errors])
@@ -260,6 +256,20 @@ class AsyncScriptPipeline:
             await asyncio.sleep(0.05 * round_number)
             node = await route.node(slot, False)
         raise AssertionError("unreachable")
+
+    async def _exec_once(self, node: Any, name: str, calls: list[Call], presence: Presence) -> ExecOutcome:
+        policy = self.scripts.policy
+        async with self.scripts.route.connection(node) as conn:
+            checked = presence.missing(await aexchange(conn, presence.commands()))
+            if isinstance(checked, Exception):
+                if not is_redirect(checked):
+                    raise checked
+                return ExecOutcome(None, queue_errors=(checked,))
+            loaders, loads = load_missing(policy, calls, checked, name)
+            if loads:
+                for call, loaded in zip(loaders, await aexchange(conn, loads), strict=True):
+                    policy.loaded(call, name, loaded)
+            return ExecOutcome.read(await aexchange(conn, [("MULTI",), *(c.command for c in calls), ("EXEC",)]))
 
 
 class AsyncTx:
@@ -327,9 +337,12 @@ async def run_transaction(
     while True:
         attempts += 1
         queue = Queue(slot, scripts.options.check_slots)
-        async with route.connection(node) as conn:
-            node_name = route.name(node)
-            outcome, value = await _attempt(scripts, conn, node_name, keys, presence, queue, fn)
+        node_name = route.name(node)
+        try:
+            async with route.connection(node) as conn:
+                outcome, value = await _attempt(scripts, conn, node_name, keys, presence, queue, fn)
+        except NodeUnreachable as unreachable:
+            outcome, value = ExecOutcome(None, queue_errors=(unreachable,)), None
         if outcome.replies is not None:
             replies = results(scripts.policy, queue, outcome.replies, node_name)
             if raise_on_error:

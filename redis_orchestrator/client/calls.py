@@ -27,7 +27,14 @@ import redis.exceptions
 
 from redis_orchestrator.analysis.slots import key_slot
 from redis_orchestrator.client.counters import Counters, Event
-from redis_orchestrator.client.errors import ScriptBusy, ScriptError, ScriptMissing, error_text, translate
+from redis_orchestrator.client.errors import (
+    NodeUnreachable,
+    ScriptBusy,
+    ScriptError,
+    ScriptMissing,
+    error_text,
+    translate,
+)
 from redis_orchestrator.client.keys import Key, KeyPatterns, slot_of
 from redis_orchestrator.client.manifest import KIND_FUNCTION, Manifest, Target
 
@@ -107,13 +114,15 @@ def load_command(call: Call) -> Command | None:
 
 
 def is_redirect(reply: object) -> bool:
-    """MOVED / ASK / TRYAGAIN / CLUSTERDOWN: the command did not run; another attempt is safe."""
+    """MOVED / ASK / TRYAGAIN / CLUSTERDOWN, or no connection at all: the command did not run, so
+    another attempt is safe."""
     return isinstance(
         reply,
         redis.exceptions.MovedError
         | redis.exceptions.AskError
         | redis.exceptions.TryAgainError
-        | redis.exceptions.ClusterDownError,
+        | redis.exceptions.ClusterDownError
+        | NodeUnreachable,
     )
 
 

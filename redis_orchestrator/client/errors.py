@@ -110,6 +110,17 @@ class ScriptMissing(ClientError, redis.exceptions.NoScriptError):
         )
 
 
+class NodeUnreachable(ClientError, redis.exceptions.ConnectionError):
+    """No connection to the node could be made: nothing was sent, so another attempt is always safe."""
+
+    def __init__(self, node: str, cause: BaseException) -> None:
+        self.node = node
+        super().__init__(
+            f"cannot connect to {node} ({cause}); nothing was sent. A failover may be under way: the client "
+            "re-reads the topology and tries again a few times before raising this"
+        )
+
+
 class NotReplicated(ClientError):
     """The script ran on the primary, but WAIT saw fewer replicas than asked: a failover now may lose it."""
 

@@ -28,7 +28,13 @@ import redis.exceptions
 
 from redis_orchestrator.client.calls import Call, Policy, is_missing, is_redirect
 from redis_orchestrator.client.counters import Event
-from redis_orchestrator.client.errors import CrossSlotError, ScriptMissing, TransactionAborted, error_text
+from redis_orchestrator.client.errors import (
+    CrossSlotError,
+    NodeUnreachable,
+    ScriptMissing,
+    TransactionAborted,
+    error_text,
+)
 from redis_orchestrator.client.keys import Key, key_text
 from redis_orchestrator.client.manifest import KIND_FUNCTION
 from redis_orchestrator.client.wire import Command, exchange
@@ -215,6 +221,16 @@ def settle(policy: Policy, calls: Sequence[Call], replies: Sequence[Any], raise_
     return results
 
 
+def exec_replies(calls: Sequence[Call], replies: Sequence[Any], node: str) -> list[Any]:
+    """EXEC's replies; a NOSCRIPT there (a flush between the check and EXEC) becomes ScriptMissing."""
+    return [
+        ScriptMissing(call.label, node, "NOSCRIPT inside EXEC: flushed between the check and EXEC")
+        if is_missing(reply, call)
+        else reply
+        for call, reply in zip(calls, replies, strict=True)
+    ]
+
+
 # ---------------------------------------------------------------------------------- the pipeline
 
 
@@ -270,9 +286,12 @@ class ScriptPipeline:
                 groups.setdefault(node, []).append(index)
             again: list[int] = []
             for node, indexes in groups.items():
-                with route.connection(node) as conn:
-                    got = exchange(conn, [calls[i].command for i in indexes])
-                    self._repair(conn, route.name(node), [calls[i] for i in indexes], got)
+                try:
+                    with route.connection(node) as conn:
+                        got = exchange(conn, [calls[i].command for i in indexes])
+                        self._repair(conn, route.name(node), [calls[i] for i in indexes], got)
+                except NodeUnreachable as unreachable:
+                    got = [unreachable] * len(indexes)  # nothing sent: tried again next round
                 for index, reply in zip(indexes, got, strict=True):
                     replies[index] = reply
                     if is_redirect(reply) and round_number < MAX_ROUNDS - 1:
@@ -294,32 +313,17 @@ class ScriptPipeline:
 
     def _transaction(self, calls: list[Call]) -> list[Any]:
         route = self.scripts.route
-        policy = self.scripts.policy
         slot = one_slot(calls, "pipeline(transaction=True)") if self.scripts.options.check_slots else calls[0].slot
         presence = Presence.of(calls)
         node = route.node(slot, False)
         for round_number in range(MAX_ROUNDS):
-            with route.connection(node) as conn:
-                name = route.name(node)
-                checked = presence.missing(exchange(conn, presence.commands()))
-                if isinstance(checked, Exception):
-                    if not is_redirect(checked):
-                        raise checked
-                    outcome = ExecOutcome(None, queue_errors=(checked,))
-                else:
-                    loaders, loads = load_missing(policy, calls, checked, name)
-                    if loads:  # its own round trip: EXEC must never meet a load that failed
-                        for call, loaded in zip(loaders, exchange(conn, loads), strict=True):
-                            policy.loaded(call, name, loaded)
-                    commands = [("MULTI",), *(c.command for c in calls), ("EXEC",)]
-                    outcome = ExecOutcome.read(exchange(conn, commands))
+            name = route.name(node)
+            try:
+                outcome = self._exec_once(node, name, calls, presence)
+            except NodeUnreachable as unreachable:
+                outcome = ExecOutcome(None, queue_errors=(unreachable,))
             if outcome.replies is not None:
-                return [
-                    ScriptMissing(call.label, name, "NOSCRIPT inside EXEC: flushed between the check and EXEC")
-                    if is_missing(reply, call)
-                    else reply
-                    for call, reply in zip(calls, outcome.replies, strict=True)
-                ]
+                return exec_replies(calls, outcome.replies, name)
             if not outcome.redirected or round_number == MAX_ROUNDS - 1:
                 self.scripts.counters.add(Event.ABORTED, "pipeline")
                 raise TransactionAborted([str(e) for e in outcome.queue_errors])
@@ -328,3 +332,18 @@ class ScriptPipeline:
             time.sleep(0.05 * round_number)
             node = route.node(slot, False)
         raise AssertionError("unreachable")
+
+    def _exec_once(self, node: Any, name: str, calls: list[Call], presence: Presence) -> ExecOutcome:
+        """SCRIPT EXISTS, the loads it calls for (their own round trip), then MULTI...EXEC: one connection."""
+        policy = self.scripts.policy
+        with self.scripts.route.connection(node) as conn:
+            checked = presence.missing(exchange(conn, presence.commands()))
+            if isinstance(checked, Exception):
+                if not is_redirect(checked):
+                    raise checked
+                return ExecOutcome(None, queue_errors=(checked,))
+            loaders, loads = load_missing(policy, calls, checked, name)
+            if loads:  # EXEC must never meet a load that failed
+                for call, loaded in zip(loaders, exchange(conn, loads), strict=True):
+                    policy.loaded(call, name, loaded)
+            return ExecOutcome.read(exchange(conn, [("MULTI",), *(c.command for c in calls), ("EXEC",)]))

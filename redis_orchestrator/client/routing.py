@@ -27,7 +27,9 @@ import redis.exceptions
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.client.errors import ClientError
+from redis_orchestrator.client.errors import ClientError, NodeUnreachable
+
+CONNECT_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 REFRESH_INTERVAL = 0.1
 
@@ -88,7 +90,10 @@ class SingleRoute:
     @contextlib.contextmanager
     def connection(self, node: Any) -> Iterator[Any]:
         pool = self.client.connection_pool
-        conn = _pool_connection(pool)
+        try:
+            conn = _pool_connection(pool)  # connected here: a failure means nothing was sent
+        except CONNECT_ERRORS as exc:
+            raise NodeUnreachable(self.name(node), exc) from exc
         try:
             yield conn
         finally:
@@ -135,13 +140,13 @@ class ClusterRoute:
     def connection(self, node: Any) -> Iterator[Any]:
         pool = self.client.get_redis_connection(node).connection_pool
         try:
-            conn = _pool_connection(pool)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            conn = _pool_connection(pool)  # connected here: a failure means nothing was sent
+        except CONNECT_ERRORS as exc:
             self.refresh()
-            raise
+            raise NodeUnreachable(self.name(node), exc) from exc
         try:
             yield conn
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        except CONNECT_ERRORS:
             self.refresh()  # the node may be gone: learn the new topology before the next call
             raise
         finally:
@@ -186,9 +191,12 @@ class AsyncSingleRoute:
     async def connection(self, node: Any) -> AsyncIterator[Any]:
         pool = self.client.connection_pool
         try:
-            conn = await pool.get_connection()
-        except TypeError:  # redis-py < 5.3
-            conn = await pool.get_connection("_")
+            try:
+                conn = await pool.get_connection()  # connected here: a failure means nothing was sent
+            except TypeError:  # redis-py < 5.3
+                conn = await pool.get_connection("_")
+        except CONNECT_ERRORS as exc:
+            raise NodeUnreachable(self.name(node), exc) from exc
         try:
             yield conn
         finally:
@@ -242,8 +250,14 @@ class AsyncClusterRoute:
     async def connection(self, node: Any) -> AsyncIterator[Any]:
         conn = node.acquire_connection()
         try:
+            await conn.connect()  # before anything is sent: a failure here is safe to retry
+        except CONNECT_ERRORS as exc:
+            node.release(conn)
+            await self.refresh()
+            raise NodeUnreachable(self.name(node), exc) from exc
+        try:
             yield conn
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        except CONNECT_ERRORS:
             await self.refresh()
             raise
         finally:

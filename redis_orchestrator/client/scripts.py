@@ -30,7 +30,7 @@ import redis.exceptions
 
 from redis_orchestrator.client.calls import Call, Fallback, Options, Policy, is_missing, is_redirect, prepare
 from redis_orchestrator.client.counters import Counters, Event
-from redis_orchestrator.client.errors import ManifestError, NotReplicated, ScriptMissing
+from redis_orchestrator.client.errors import ManifestError, NodeUnreachable, NotReplicated, ScriptMissing
 from redis_orchestrator.client.keys import Key
 from redis_orchestrator.client.manifest import Manifest, load_manifest, parse_json
 from redis_orchestrator.client.pipeline import ScriptPipeline
@@ -207,7 +207,10 @@ class Scripts(ScriptsBase):
         return self.replicated(call, reply, acked, wait_replicas)
 
     def send(self, call: Call, wait: Command | None = None) -> tuple[Any, int]:
-        """Send a prepared call; its value and, with `wait`, WAIT's count of replicas."""
+        """Send a prepared call; its value and, with `wait`, WAIT's count of replicas.
+
+        Followed, because nothing ran: MOVED (the slot table is re-read), ASK (ASKING to the node
+        named), TRYAGAIN and CLUSTERDOWN (after a pause), and a node we could not connect to."""
         route = self.route
         self.policy.sent(call)
         commands = [call.command] if wait is None else [call.command, wait]
@@ -215,26 +218,33 @@ class Scripts(ScriptsBase):
         asking = False
         for attempt in range(MAX_REDIRECTS + 1):
             sent = [("ASKING",), *commands] if asking else commands
-            with route.connection(node) as conn:
-                replies = exchange(conn, sent)[-len(commands) :]
-                if is_missing(replies[0], call):
-                    load = self.policy.repair(call, route.name(node), replies[0])
-                    replies = self.reloaded(call, route.name(node), exchange(conn, [load, *sent]), len(commands))
-            first = replies[0]
-            if not is_redirect(first) or attempt == MAX_REDIRECTS:
-                return self.policy.result(call, first), acked_count(replies, wait)
+            outcome: Any = None  # stays None when no connection could be made
+            try:
+                with route.connection(node) as conn:
+                    replies = exchange(conn, sent)[-len(commands) :]
+                    if is_missing(replies[0], call):
+                        load = self.policy.repair(call, route.name(node), replies[0])
+                        replies = self.reloaded(call, route.name(node), exchange(conn, [load, *sent]), len(commands))
+                outcome = replies[0]
+                if not is_redirect(outcome) or attempt == MAX_REDIRECTS:
+                    return self.policy.result(call, outcome), acked_count(replies, wait)
+            except NodeUnreachable:
+                if attempt == MAX_REDIRECTS:
+                    raise
             self.counters.add(Event.REDIRECTS, call.label)
-            address = redirect_target(first)
-            asking = address is not None
-            if address is not None:
-                node = route.redirected(node, address)
-                continue
-            if isinstance(first, redis.exceptions.MovedError):
-                route.refresh()
-            else:
-                time.sleep(redirect_pause(attempt))
-            node = route.node(call.slot, call.readonly)
+            node, asking = self._redirect(call, node, outcome, attempt)
         raise AssertionError("unreachable")
+
+    def _redirect(self, call: Call, node: Any, outcome: Any, attempt: int) -> tuple[Any, bool]:
+        """Where the next attempt goes, and whether it needs ASKING."""
+        address = redirect_target(outcome)
+        if address is not None:
+            return self.route.redirected(node, address), True
+        if isinstance(outcome, redis.exceptions.MovedError):
+            self.route.refresh()
+        else:
+            time.sleep(redirect_pause(attempt))
+        return self.route.node(call.slot, call.readonly), False
 
     # ------------------------------------------------------------------ pipelines and transactions
 

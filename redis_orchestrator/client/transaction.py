@@ -42,7 +42,13 @@ import redis.exceptions
 from redis_orchestrator.analysis.slots import key_slot
 from redis_orchestrator.client.calls import Call, Policy, is_missing, is_redirect
 from redis_orchestrator.client.counters import Event
-from redis_orchestrator.client.errors import CrossSlotError, ScriptMissing, TransactionAborted, TransactionConflict
+from redis_orchestrator.client.errors import (
+    CrossSlotError,
+    NodeUnreachable,
+    ScriptMissing,
+    TransactionAborted,
+    TransactionConflict,
+)
 from redis_orchestrator.client.keys import Key, key_text, slot_of
 from redis_orchestrator.client.manifest import Manifest, Target
 from redis_orchestrator.client.pipeline import MAX_ROUNDS, ExecOutcome, Presence, load_missing
@@ -190,9 +196,12 @@ def run_transaction(
     while True:
         attempts += 1
         queue = Queue(slot, scripts.options.check_slots)
-        with route.connection(node) as conn:
-            node_name = route.name(node)
-            outcome, value = _attempt(scripts, conn, node_name, keys, presence, queue, fn)
+        node_name = route.name(node)
+        try:
+            with route.connection(node) as conn:
+                outcome, value = _attempt(scripts, conn, node_name, keys, presence, queue, fn)
+        except NodeUnreachable as unreachable:
+            outcome, value = ExecOutcome(None, queue_errors=(unreachable,)), None
         if outcome.replies is not None:
             replies = results(scripts.policy, queue, outcome.replies, node_name)
             if raise_on_error:

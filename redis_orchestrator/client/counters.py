@@ -83,17 +83,49 @@ class Counters:
         with self._lock:
             return sum(n for (e, _), n in self._counts.items() if e is event)
 
-    calls = property(lambda self: self.total(Event.CALLS))
-    noscript = property(lambda self: self.total(Event.NOSCRIPT))
-    fallbacks = property(lambda self: self.total(Event.FALLBACKS))
-    script_errors = property(lambda self: self.total(Event.SCRIPT_ERRORS))
-    busy = property(lambda self: self.total(Event.BUSY))
-    not_replicated = property(lambda self: self.total(Event.NOT_REPLICATED))
-    redirects = property(lambda self: self.total(Event.REDIRECTS))
-    transactions = property(lambda self: self.total(Event.TRANSACTIONS))
-    retries = property(lambda self: self.total(Event.RETRIES))
-    conflicts = property(lambda self: self.total(Event.CONFLICTS))
-    aborted = property(lambda self: self.total(Event.ABORTED))
+    @property
+    def calls(self) -> int:
+        return self.total(Event.CALLS)
+
+    @property
+    def noscript(self) -> int:
+        return self.total(Event.NOSCRIPT)
+
+    @property
+    def fallbacks(self) -> int:
+        return self.total(Event.FALLBACKS)
+
+    @property
+    def script_errors(self) -> int:
+        return self.total(Event.SCRIPT_ERRORS)
+
+    @property
+    def busy(self) -> int:
+        return self.total(Event.BUSY)
+
+    @property
+    def not_replicated(self) -> int:
+        return self.total(Event.NOT_REPLICATED)
+
+    @property
+    def redirects(self) -> int:
+        return self.total(Event.REDIRECTS)
+
+    @property
+    def transactions(self) -> int:
+        return self.total(Event.TRANSACTIONS)
+
+    @property
+    def retries(self) -> int:
+        return self.total(Event.RETRIES)
+
+    @property
+    def conflicts(self) -> int:
+        return self.total(Event.CONFLICTS)
+
+    @property
+    def aborted(self) -> int:
+        return self.total(Event.ABORTED)
 
     def register(self, registry: Any, prefix: str = "redis_orchestrator_client") -> CountersCollector:
         """Export to a prometheus_client CollectorRegistry you own (never the global one by default)."""

@@ -35,7 +35,7 @@ from redis_orchestrator.client.keys import Key
 from redis_orchestrator.client.manifest import Manifest, load_manifest, parse_json
 from redis_orchestrator.client.pipeline import ScriptPipeline
 from redis_orchestrator.client.routing import ClusterRoute, SingleRoute, sync_route
-from redis_orchestrator.client.transaction import Backoff, TransactionResult, run_transaction
+from redis_orchestrator.client.transaction import Backoff, TransactionResult, Tx, run_transaction
 from redis_orchestrator.client.wire import Command, exchange
 
 DEFAULT_MANIFEST_KEY = "{redis-orchestrator}:manifest"
@@ -255,7 +255,7 @@ class Scripts(ScriptsBase):
     def transaction(
         self,
         keys: Sequence[Key],
-        fn: Callable[[Any], Any],
+        fn: Callable[[Tx], Any],
         *,
         retries: int = 5,
         backoff: Backoff | None = None,

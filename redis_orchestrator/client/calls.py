@@ -35,7 +35,7 @@ from redis_orchestrator.client.errors import (
     error_text,
     translate,
 )
-from redis_orchestrator.client.keys import Key, KeyPatterns, slot_of
+from redis_orchestrator.client.keys import Key, key_patterns, slot_of
 from redis_orchestrator.client.manifest import KIND_FUNCTION, Manifest, Target
 
 LOG = logging.getLogger("redis_orchestrator.client")
@@ -87,7 +87,7 @@ def prepare(
     target = manifest.resolve(name, version)
     keys = tuple(keys)
     if options.check_keys and target.version.keys:
-        KeyPatterns(target.label, target.version.keys).check(keys)
+        key_patterns(target.label, target.version.keys).check(keys)
     if options.check_slots:
         return Call(target, keys, tuple(args), slot_of(keys, target.label))
     # Unchecked: the first key still says where to send it; the server judges the rest.
@@ -111,6 +111,12 @@ def load_command(call: Call) -> Command | None:
         # Without REPLACE: it only adds a missing library, never replaces one the daemon put there.
         return ("FUNCTION", "LOAD", source)
     return ("SCRIPT", "LOAD", source)
+
+
+def load_failed(reply: object) -> bool:
+    """Whether a SCRIPT/FUNCTION LOAD reply is a failure. "Library ... already exists" is not one:
+    another caller loaded it first (the retry then tells whether it is the catalog's)."""
+    return isinstance(reply, BaseException) and "already exists" not in error_text(reply)
 
 
 def is_redirect(reply: object) -> bool:
@@ -155,9 +161,9 @@ class Policy:
         return load
 
     def loaded(self, call: Call, node: str, reply: object) -> None:
-        """The reply to our SCRIPT/FUNCTION LOAD: an error there means we cannot repair -- except
-        "Library ... already exists": another caller loaded it first (the retry tells whether it is ours)."""
-        if isinstance(reply, BaseException) and "already exists" not in error_text(reply):
+        """The reply to our SCRIPT/FUNCTION LOAD: an error there means we cannot repair."""
+        if load_failed(reply):
+            assert isinstance(reply, BaseException)
             raise ScriptMissing(call.label, node, f"loading it failed: {error_text(reply)}") from reply
 
     def result(self, call: Call, reply: object) -> Any:

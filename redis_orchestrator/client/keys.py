@@ -36,10 +36,8 @@ def slot_of(keys: Sequence[Key], what: str) -> int | None:
     """The one slot all `keys` hash to (None without keys); CrossSlotError otherwise."""
     if not keys:
         return None
-    first = key_slot(keys[0])
-    if len(keys) == 1:
-        return first
     slots = [key_slot(k) for k in keys]
+    first = slots[0]
     if all(s == first for s in slots):
         return first
     texts = [key_text(k) for k in keys]
@@ -68,6 +66,12 @@ def _compile(pattern: str) -> _Compiled:
         position = match.end()
     parts.append(re.escape(pattern[position:]))
     return _Compiled(pattern, re.compile("".join(parts), re.DOTALL), tuple(names))
+
+
+@lru_cache(maxsize=4096)
+def key_patterns(label: str, patterns: tuple[str, ...]) -> KeyPatterns:
+    """One KeyPatterns per catalog version, made once."""
+    return KeyPatterns(label, patterns)
 
 
 @dataclass(frozen=True)

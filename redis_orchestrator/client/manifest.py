@@ -29,6 +29,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -71,28 +72,29 @@ class Entry:
 
 @dataclass(frozen=True)
 class Target:
-    """What one call sends: EVALSHA[_RO] <sha> or FCALL[_RO] <function>."""
+    """What one call sends: EVALSHA[_RO] <sha> or FCALL[_RO] <function>. Its derived values are
+    computed once (a Target lives as long as its manifest; run() reads them on every call)."""
 
     version: Version
     function: str | None = None
 
-    @property
+    @cached_property
     def readonly(self) -> bool:
         if self.function is not None:
             return NO_WRITES in self.version.function_flags.get(self.function, frozenset())
         return NO_WRITES in self.version.flags
 
-    @property
+    @cached_property
     def command(self) -> str:
         base = "EVALSHA" if self.function is None else "FCALL"
         return f"{base}_RO" if self.readonly else base
 
-    @property
+    @cached_property
     def handle(self) -> str:
         """The second word on the wire: the sha, or the function's name."""
         return self.version.sha if self.function is None else self.function
 
-    @property
+    @cached_property
     def label(self) -> str:
         if self.function is None:
             return self.version.label

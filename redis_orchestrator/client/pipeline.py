@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from redis_orchestrator.client.calls import Call, Policy, is_missing, is_redirect
+from redis_orchestrator.client.calls import Call, Policy, is_missing, is_redirect, load_failed
 from redis_orchestrator.client.counters import Event
 from redis_orchestrator.client.errors import (
     CrossSlotError,
     NodeUnreachable,
     ScriptMissing,
     TransactionAborted,
-    error_text,
 )
 from redis_orchestrator.client.keys import Key, key_text
 from redis_orchestrator.client.manifest import KIND_FUNCTION
@@ -158,11 +157,7 @@ class RepairPlan:
 
     def apply(self, calls: Sequence[Call], replies: list[Any], got: Sequence[Any]) -> None:
         """Put the resent calls' replies in their places (ScriptMissing where the load failed)."""
-        failed = {
-            sha: r
-            for sha, r in zip(self.loads, got, strict=False)
-            if isinstance(r, Exception) and "already exists" not in error_text(r)  # loaded by another caller
-        }
+        failed = {sha: r for sha, r in zip(self.loads, got, strict=False) if load_failed(r)}
         for i, reply in zip(self.resend, got[len(self.loads) :], strict=True):
             call = calls[i]
             if call.target.version.sha in failed:

@@ -16,9 +16,10 @@ worker threads and each account pattern -- hot (2 accounts, every transfer betwe
 
 Reported per cell: transfers/s (completed, refused-for-funds included, rare here), retries per
 transfer, p99 latency of one transfer including its retries. Then `scripts.run` against a bare call of
-the same script through redis-py on the same client, single thread: RedisCluster.evalsha /
-Redis.evalsha for a write script, and RedisCluster.evalsha_ro for a no-writes one (redis-py 8.1
-asks the server COMMAND GETKEYS for that one; scripts.run computes the slot itself).
+the same script through redis-py on the same client, single thread, wall time and client CPU:
+RedisCluster.evalsha / Redis.evalsha of capped_incr (a write), and RedisCluster.evalsha_ro of
+counter_get (no-writes: redis-py 8.1 asks the server COMMAND GETKEYS twice for each such call;
+scripts.run computes the slot itself). `--overhead-only` skips the transfer table.
 
 The machine is shared and noisy: run several times and read the ranges, not one figure. All threads
 run in one Python process, so at 32 workers the client's GIL is part of what is measured, equally
@@ -171,32 +172,25 @@ def overhead(
 ) -> dict[str, tuple[float, float]]:
     """Microseconds per call, single thread, wall clock and this process' CPU (what the client itself
     costs, less disturbed by a busy machine): the median of 5 batches of `calls`."""
-    key = "{ledger}:acct:overhead"
-    rc.set(key, 5)
     counter = "{quota}:overhead"
     rc.set(counter, 5)
-    transfer_sha = scripts.manifest.resolve("transfer").handle
+    incr_sha = scripts.manifest.resolve("capped_incr").handle
     get_sha = scripts.manifest.resolve("counter_get").handle
-    other = "{ledger}:acct:overhead-2"
-    rc.set(other, 5)
+    cap = 2**53 - 1
     on_node = scripts.bind(node_client)
     cases: dict[str, Callable[[], object]] = {
-        # INVALID_AMOUNT: the script runs its checks and returns an error, writing nothing.
-        "RedisCluster.evalsha (write script)": lambda: _swallow(lambda: rc.evalsha(transfer_sha, 2, key, other, 0)),
-        "scripts.run over RedisCluster (write script)": lambda: _swallow(
-            lambda: scripts.run("transfer", keys=[key, other], args=[0])
+        "RedisCluster.evalsha (capped_incr: writes)": lambda: rc.evalsha(incr_sha, 1, counter, 1, cap),
+        "scripts.run over RedisCluster (capped_incr)": lambda: scripts.run(
+            "capped_incr", keys=[counter], args=[1, cap]
         ),
-        "Redis.evalsha on the primary (write script)": lambda: _swallow(
-            lambda: node_client.evalsha(transfer_sha, 2, key, other, 0)
-        ),
-        "scripts.run over that Redis (write script)": lambda: _swallow(
-            lambda: on_node.run("transfer", keys=[key, other], args=[0])
-        ),
-        "RedisCluster.evalsha_ro (no-writes script)": lambda: rc.evalsha_ro(get_sha, 1, counter),
-        "scripts.run over RedisCluster (no-writes: EVALSHA_RO)": lambda: scripts.run("counter_get", keys=[counter]),
+        "Redis.evalsha on the primary (capped_incr)": lambda: node_client.evalsha(incr_sha, 1, counter, 1, cap),
+        "scripts.run over that Redis (capped_incr)": lambda: on_node.run("capped_incr", keys=[counter], args=[1, cap]),
+        "RedisCluster.evalsha_ro (counter_get: no-writes)": lambda: rc.evalsha_ro(get_sha, 1, counter),
+        "scripts.run over RedisCluster (counter_get: EVALSHA_RO)": lambda: scripts.run("counter_get", keys=[counter]),
     }
-    scripts.run("counter_get", keys=[counter])  # loaded where the bare calls will go (they cannot load)
-    _swallow(lambda: scripts.run("transfer", keys=[key, other], args=[0]))
+    # Loaded where the bare calls will go (they cannot load anything themselves).
+    scripts.run("counter_get", keys=[counter])
+    scripts.run("capped_incr", keys=[counter], args=[1, cap])
     for call in cases.values():  # warm up: connections, caches
         for _ in range(200):
             call()
@@ -211,14 +205,6 @@ def overhead(
             cpu.append((time.process_time() - began_cpu) / calls * 1e6)
         results[name] = (statistics.median(wall), statistics.median(cpu))
     return results
-
-
-def _swallow(fn: Callable[[], object]) -> None:
-    try:
-        fn()
-    except redis.ResponseError as exc:
-        if "INVALID_AMOUNT" not in str(exc):
-            raise
 
 
 def getkeys_calls(cluster: LocalCluster) -> int:
@@ -240,6 +226,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--workers", default="1,8,32")
     parser.add_argument("--overhead-calls", type=int, default=2000)
+    parser.add_argument("--overhead-only", action="store_true", help="skip the transfer table")
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.workers.split(",")]
     patterns = {"hot": 2, "spread": 1000}
@@ -258,7 +245,7 @@ def main() -> int:
             "transaction": transaction_transfer(scripts),
         }
         for run in range(args.runs):
-            for pattern, count in patterns.items():
+            for pattern, count in ({} if args.overhead_only else patterns).items():
                 accounts = [f"{{ledger}}:acct:{pattern}-{i}" for i in range(count)]
                 for account in accounts:
                     node_client.set(account, START)
@@ -288,7 +275,7 @@ def main() -> int:
     print(f"\n## Transfers under contention ({args.runs} runs of {args.seconds:g} s per cell; ranges over runs)\n")
     print("| accounts | workers | method | transfers/s | retries/transfer | p99 ms |")
     print("|---|---:|---|---:|---:|---:|")
-    for pattern in patterns:
+    for pattern in {} if args.overhead_only else patterns:
         for workers in worker_counts:
             for method in methods:
                 runs = cells[(workers, pattern, method)]

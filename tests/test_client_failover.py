@@ -71,15 +71,18 @@ class Stack:
     shas: set[str]
 
     def node_of(self, key: str) -> LocalNode:
-        for node in self.cluster.primaries():
-            with node.client() as c:
-                c.execute_command("READONLY")
-                try:
-                    c.execute_command("EXISTS", key)
-                except redis.exceptions.MovedError:
-                    continue
-                return node
-        raise AssertionError(f"no primary serves {key}")
+        return primary_serving(self.cluster, key)
+
+
+def primary_serving(cluster: LocalCluster, key: str) -> LocalNode:
+    for node in cluster.primaries():
+        with node.client() as c:
+            try:
+                c.execute_command("EXISTS", key)
+            except redis.exceptions.MovedError:
+                continue
+            return node
+    raise AssertionError(f"no primary serves {key}")
 
 
 @pytest.fixture
@@ -525,3 +528,54 @@ def test_locks_across_kill_9_of_their_primary_lost_and_fenced(stack: Stack) -> N
     assert taken_over == len(witnesses) and refused == len(witnesses)
     no_script_fallbacks(stack)
     assert stack.daemon.alive()
+
+
+# ---------------------------------------------------------------------------------------------- MOVED
+
+
+def test_a_coordinated_failover_is_followed_through_moved(fresh_cluster: LocalCluster) -> None:
+    """CLUSTER FAILOVER (no kill): the old primary answers MOVED; every kind of call follows it with
+    nothing raised to the application. One client per kind, each with the slot table from before."""
+    cluster = fresh_cluster
+    host, port = cluster.seeds[0].split(":")
+    clients = [RedisCluster(host=host, port=int(port), decode_responses=True) for _ in range(3)]
+    config = Path(__file__).resolve().parent.parent / "config.yaml"
+    runner, piper, transactor = (Scripts.from_config(config, c) for c in clients)
+    source, target = "{ledger}:acct:moved-a", "{ledger}:acct:moved-b"
+    clients[0].set(source, 100)
+    clients[0].set(target, 0)
+    for scripts in (runner, piper, transactor):  # every client learns the slot table, and the scripts land
+        scripts.run("balances", keys=[source, target])
+        scripts.run("transfer", keys=[source, target], args=[1])
+    primary = primary_serving(cluster, source)
+    replica = cluster.replicas_of(primary)[0]
+    with replica.client() as c:
+        c.execute_command("SCRIPT", "LOAD", runner.manifest.resolve("transfer").version.source)
+        c.execute_command("SCRIPT", "LOAD", runner.manifest.resolve("balances").version.source)
+    cluster.failover(replica)
+
+    assert runner.run("transfer", keys=[source, target], args=[1])[2] == 1
+    with piper.pipeline() as pipe:
+        assert pipe.run("transfer", keys=[source, target], args=[1]).execute()[0][2] == 1
+
+    def move(tx: Tx) -> None:
+        tx.multi()
+        tx.run("transfer", keys=[source, target], args=[1])
+
+    assert transactor.transaction([source, target], move).replies[0][2] == 1
+
+    async def from_asyncio() -> list[int]:
+        client = AsyncRedisCluster(host=host, port=int(port), decode_responses=True)
+        try:
+            scripts = AsyncScripts.from_config(config, client)
+            return list(await scripts.run("balances", keys=[source, target]))
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(from_asyncio()) == [100, 0, 94, 6]
+    for scripts in (runner, piper, transactor):
+        assert scripts.counters.redirects >= 1, "the stale slot table was not followed through MOVED"
+    # Loaded once each on the old primary before the failover (the first client), never after it.
+    assert [s.counters.fallbacks for s in (runner, piper, transactor)] == [2, 0, 0]
+    for client in clients:
+        client.close()

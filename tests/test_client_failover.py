@@ -38,7 +38,7 @@ import redis.exceptions
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.client import AsyncScripts, NotReplicated, ScriptError, Scripts
+from redis_orchestrator.client import AsyncScripts, NotReplicated, ScriptError, Scripts, Tx
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, command_calls, present, wait_for, write_config
 from tests.proofs import FAILOVERS, SCALE, FencedResource

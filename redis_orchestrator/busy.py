@@ -21,7 +21,6 @@ function is named by FUNCTION STATS:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,58 +28,38 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from redis_orchestrator.batch import encode, send_encoded
+from redis_orchestrator.batch import call
+from redis_orchestrator.catalog import Kind
 from redis_orchestrator.config import KillPolicy
-from redis_orchestrator.replies import as_map, text
-
-KIND_SCRIPT = "script"
-KIND_FUNCTION = "function"
+from redis_orchestrator.features import refused
+from redis_orchestrator.replies import as_map, error_code, text
 
 KILLED = "killed"
 UNKILLABLE = "unkillable"
 NOTBUSY = "notbusy"
+REFUSED = "refused"  # the kill command itself is renamed away, not offered, or not granted (NOPERM)
 ERROR = "error"
-
-
-async def call(client: redis.asyncio.Redis, *args: str | int) -> Any:
-    """One raw command on one node, reply unparsed by redis-py's callbacks.
-
-    Sent through batch.send_encoded: the watcher polls every node every second, and redis-py's
-    execute_command path (retry wrapper, callbacks, per-reply timeouts) was most of its CPU.
-    """
-    (reply,) = await send_encoded(client, _encoded(args), 1)
-    if isinstance(reply, Exception):
-        raise reply
-    return reply
-
-
-@functools.lru_cache(maxsize=64)
-def _encoded(args: tuple[str | int, ...]) -> bytes:
-    return encode([args])
 
 
 def is_busy_error(exc: BaseException) -> bool:
     """True for the BUSY reply; not for BUSYKEY (RESTORE) or BUSYGROUP (XGROUP CREATE)."""
-    if not isinstance(exc, redis.ResponseError):
-        return False
-    text = str(exc)
-    return text == "BUSY" or text.startswith("BUSY ")
+    return isinstance(exc, redis.ResponseError) and error_code(exc) == "BUSY"
 
 
-def busy_kind(text: str) -> str:
-    """Which of the two kill commands the BUSY text asks for."""
-    return KIND_FUNCTION if "FUNCTION KILL" in text else KIND_SCRIPT
+def busy_kind(text: str) -> Kind:
+    """What runs (an EVAL script or a function), as the BUSY text tells: the kill must match it."""
+    return Kind.FUNCTION if "FUNCTION KILL" in text else Kind.SCRIPT
 
 
-def kill_command(kind: str) -> tuple[str, str]:
-    return ("FUNCTION", "KILL") if kind == KIND_FUNCTION else ("SCRIPT", "KILL")
+def kill_command(kind: Kind) -> tuple[str, str]:
+    return ("FUNCTION", "KILL") if kind == Kind.FUNCTION else ("SCRIPT", "KILL")
 
 
 @dataclass
 class BusyEpisode:
     """One node answering BUSY, from the first BUSY reply we saw until it answers normally."""
 
-    kind: str
+    kind: Kind
     first_seen: float  # monotonic seconds of the first BUSY reply
     function: str | None = None  # from FUNCTION STATS, when a function runs
     kill_result: str | None = None  # last kill attempt's result, if any
@@ -110,19 +89,17 @@ def kill_due(policy: KillPolicy, episode: BusyEpisode, now: float, is_leader: Ca
 
 
 def classify_kill_reply(exc: BaseException | None) -> str:
-    """OK -> killed; NOTBUSY/UNKILLABLE by their prefix; anything else -> error."""
+    """OK -> killed; UNKILLABLE, NOTBUSY by their code; a command the node refuses -> refused;
+    anything else -> error."""
     if exc is None:
         return KILLED
-    text = str(exc)
-    if isinstance(exc, redis.ResponseError):
-        if text.startswith("UNKILLABLE"):
-            return UNKILLABLE
-        if text.startswith("NOTBUSY"):
-            return NOTBUSY
-    return ERROR
+    code = error_code(exc)
+    if code in ("UNKILLABLE", "NOTBUSY"):
+        return UNKILLABLE if code == "UNKILLABLE" else NOTBUSY
+    return REFUSED if refused(exc) else ERROR
 
 
-async def send_kill(client: redis.asyncio.Redis, kind: str) -> tuple[str, str, str]:
+async def send_kill(client: redis.asyncio.Redis, kind: Kind) -> tuple[str, str, str]:
     """SCRIPT KILL or FUNCTION KILL as `kind` says -> (result, command sent, server's text).
 
     If the node answers with the *other* BUSY text (a function started after an EVAL ended, or the

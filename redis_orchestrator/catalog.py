@@ -1,7 +1,9 @@
 """The catalog: which scripts and function libraries must be on every node, as immutable values.
 
-A script's identity on the wire is the SHA1 of its file's bytes exactly as they are on disk (what
-`SCRIPT LOAD` answers and what `sha1sum` prints), so the bytes are read once here and never altered.
+The config reads a *spec* of the catalog (names, versions, files, key patterns: config.py); this
+module reads and hashes the files it names (`load_catalog`). A script's identity on the wire is the
+SHA1 of its file's bytes exactly as they are on disk (what `SCRIPT LOAD` answers and what `sha1sum`
+prints), so the bytes are read once here and never altered.
 
 Versioned rollouts: the same name may appear with several versions. Every *live* version is kept on
 every node, so clients still holding an old SHA keep working through a rolling deploy. A name's
@@ -16,12 +18,20 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 
 from redis_orchestrator.analysis.shebang import parse_shebang
+from redis_orchestrator.errors import Problem, Where
 
-KIND_SCRIPT = "script"
-KIND_FUNCTION = "function"
+
+class Kind(StrEnum):
+    """What runs: an EVAL script (SCRIPT LOAD / EVALSHA) or a function library (FUNCTION LOAD / FCALL)."""
+
+    SCRIPT = "script"
+    FUNCTION = "function"
+
 
 # redis.register_function('name', cb) and redis.register_function{function_name='name', ...}
 _REGISTERED = re.compile(
@@ -74,12 +84,13 @@ class Script:
 
     name: str
     version: str
-    kind: str  # KIND_SCRIPT or KIND_FUNCTION
+    kind: Kind
     file: str  # as written in the config, for messages
     source: bytes = field(repr=False)
     sha: str
     description: str = ""
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # declared KEYS patterns, `<name>` placeholders
+    argv: tuple[str, ...] = ()  # declared ARGV patterns, same syntax (a hash-tagged prefix passed in ARGV)
     current: bool = True
     live: bool = True
     library: str | None = None  # functions: the library name from `#!lua name=`
@@ -112,15 +123,15 @@ class Catalog:
             # A retired version is still attributable (slowlog) though no longer loaded.
             if entry.sha not in by_sha or entry.live:
                 by_sha[entry.sha] = entry
-            if entry.kind == KIND_FUNCTION and entry.live:
+            if entry.kind == Kind.FUNCTION and entry.live:
                 for fn in entry.functions:
                     by_function[fn] = entry
-        scripts = tuple(e for e in self.entries if e.kind == KIND_SCRIPT and e.live)
+        scripts = tuple(e for e in self.entries if e.kind == Kind.SCRIPT and e.live)
         # Computed once: the daemon reads these for every node every interval.
         object.__setattr__(self, "_by_sha", MappingProxyType(by_sha))
         object.__setattr__(self, "_by_function", MappingProxyType(by_function))
         object.__setattr__(self, "_scripts", scripts)
-        object.__setattr__(self, "_functions", tuple(e for e in self.entries if e.kind == KIND_FUNCTION and e.live))
+        object.__setattr__(self, "_functions", tuple(e for e in self.entries if e.kind == Kind.FUNCTION and e.live))
         object.__setattr__(self, "_shas", tuple(dict.fromkeys(s.sha for s in scripts)))
         object.__setattr__(self, "_sha_set", frozenset(s.sha for s in scripts))
 
@@ -147,6 +158,10 @@ class Catalog:
     def retired(self) -> tuple[Script, ...]:
         return tuple(e for e in self.entries if not e.live)
 
+    def counts(self) -> dict[str, int]:
+        """Live entries by kind, for the catalog_scripts gauge."""
+        return {Kind.SCRIPT: len(self._scripts), Kind.FUNCTION: len(self._functions)}
+
     def by_sha(self, sha: str) -> Script | None:
         return self._by_sha.get(sha.lower())
 
@@ -159,12 +174,13 @@ class Catalog:
                 return entry
         return None
 
-    def manifest(self) -> dict[str, object]:
+    def manifest(self, include_sources: bool = True) -> dict[str, object]:
         """name -> versions -> sha (and function names), for clients in any language.
 
         Each version also carries what a client needs to call it without the catalog's files:
         `flags` (the `#!lua` flags: `no-writes` means EVALSHA_RO), `keys` (its key patterns),
-        `source` (the exact text to SCRIPT LOAD after a NOSCRIPT; its SHA1 is `sha`) and, for a
+        `source` (the exact text to SCRIPT LOAD after a NOSCRIPT; its SHA1 is `sha`; left out with
+        `include_sources=False`, for catalogs so big the key would weigh megabytes) and, for a
         library, `function_flags` (function -> flags: `no-writes` means FCALL_RO)."""
         names: dict[str, dict[str, object]] = {}
         for entry in self.entries:
@@ -172,7 +188,7 @@ class Catalog:
                 continue
             item = names.setdefault(entry.name, {"kind": entry.kind, "current": None, "versions": {}})
             version: dict[str, object] = {"file": entry.file}
-            if entry.kind == KIND_SCRIPT:
+            if entry.kind == Kind.SCRIPT:
                 version["sha"] = entry.sha
             else:
                 version["library"] = entry.library
@@ -183,7 +199,8 @@ class Catalog:
                 }
             version["flags"] = sorted(parse_shebang(entry.source).flags)
             version["keys"] = list(entry.keys)
-            version["source"] = entry.text
+            if include_sources:
+                version["source"] = entry.text
             versions = item["versions"]
             assert isinstance(versions, dict)
             versions[entry.version] = version
@@ -210,7 +227,7 @@ def mark_live(entries: Iterable[Script], keep: Mapping[str, int], current: Mappi
         current_version = current.get(name, versions[-1].version)
         index = next(i for i, v in enumerate(versions) if v.version == current_version)
         older = versions[:index] + versions[index + 1 :]
-        if versions[0].kind == KIND_FUNCTION:
+        if versions[0].kind == Kind.FUNCTION:
             kept: list[Script] = []  # FUNCTION LOAD REPLACE holds one version of a library at a time
         elif name in keep:
             kept = older[-keep[name] :] if keep[name] > 0 else []
@@ -221,3 +238,95 @@ def mark_live(entries: Iterable[Script], keep: Mapping[str, int], current: Mappi
             live = is_current or version in kept
             result.append(replace(version, current=is_current, live=live))
     return result
+
+
+# ---------------------------------------------------------------------- the spec, and reading it
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    """One version of one entry as the config declares it; `where` is its place in the config."""
+
+    name: str
+    version: str
+    kind: Kind
+    file: str  # as written
+    path: Path  # resolved against the config's directory
+    where: Where
+    description: str = ""
+    keys: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    version: str
+    entries: tuple[ScriptSpec, ...] = ()
+    keep: Mapping[str, int] = field(default_factory=dict)  # name -> older versions kept live
+    current: Mapping[str, str] = field(default_factory=dict)  # name -> its current version
+
+
+def load_catalog(spec: CatalogSpec) -> tuple[Catalog, list[Problem]]:
+    """Read and hash every file the spec names. Every problem comes back with its place; entries
+    with a problem are left out of the catalog (the caller refuses it when there are problems)."""
+    problems: list[Problem] = []
+    entries: list[Script] = []
+    for entry in spec.entries:
+        script = _read_script(entry, problems)
+        if script is not None:
+            entries.append(script)
+    libraries: dict[str, str] = {}
+    for script in entries:
+        if script.library and libraries.setdefault(script.library, script.name) != script.name:
+            problems.append(
+                Problem(
+                    ("catalog", "scripts"),
+                    f"function library {script.library} is declared by both {libraries[script.library]} "
+                    f"and {script.name}",
+                )
+            )
+    # A current version whose file failed is reported above; don't let it hide the rest.
+    loaded = {(e.name, e.version) for e in entries}
+    current = {name: version for name, version in spec.current.items() if (name, version) in loaded}
+    return Catalog(version=spec.version, entries=tuple(mark_live(entries, spec.keep, current))), problems
+
+
+def _read_script(spec: ScriptSpec, problems: list[Problem]) -> Script | None:
+    where = (*spec.where, "file")
+    try:
+        source = spec.path.read_bytes()
+    except FileNotFoundError:
+        problems.append(Problem(where, f"{spec.file} does not exist (looked at {spec.path})"))
+        return None
+    except OSError as exc:
+        problems.append(Problem(where, f"cannot read {spec.file}: {exc.strerror}"))
+        return None
+    if not source.strip():
+        problems.append(Problem(where, f"{spec.file} is empty"))
+        return None
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(where, f"{spec.file} is not UTF-8 (byte {exc.start})"))
+        return None
+    library = None
+    functions: tuple[str, ...] = ()
+    if spec.kind == Kind.FUNCTION:
+        library = parse_shebang(source).library
+        if library is None:
+            problems.append(Problem(where, f"{spec.file}: a function library must start with `#!lua name=<library>`"))
+            return None
+        functions = registered_functions(source)
+    return Script(
+        name=spec.name,
+        version=spec.version,
+        kind=spec.kind,
+        file=spec.file,
+        source=source,
+        sha=sha1_hex(source),
+        description=spec.description,
+        keys=spec.keys,
+        argv=spec.argv,
+        library=library,
+        functions=functions,
+    )

@@ -21,7 +21,7 @@ from redis_orchestrator.errors import (
     EXIT_FINDINGS,
     OrchestratorError,
 )
-from redis_orchestrator.sync import NodeReport, reconcile_all
+from redis_orchestrator.sync import NodeReport, NodeState, reconcile_all
 from redis_orchestrator.topology import discover
 
 
@@ -42,7 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text")
         return p
 
-    with_format(verbs.add_parser("check", help="offline: validate the config and analyse every script"))
+    check = with_format(verbs.add_parser("check", help="offline: validate the config and analyse every script"))
+    check.add_argument(
+        "--same-slot",
+        choices=("info", "warning", "error"),
+        default="info",
+        help="severity of an undeclared key that carries a declared key's hash tag (default: info)",
+    )
+    check.add_argument(
+        "--write-keys",
+        action="store_true",
+        help="write the suggested keys:/argv: patterns into the config for entries that declare none",
+    )
     with_format(verbs.add_parser("plan", help="what each node needs; writes nothing"))
     verbs.add_parser("sync", help="one pass: load what is missing on every reachable node")
     with_format(verbs.add_parser("status", help="per node: reachable, scripts present / missing"))
@@ -53,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a throwaway 3+3 cluster from redis-server on free loopback ports and run against it",
     )
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics, /healthz, /readyz")
-    verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
+    manifest = verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
+    manifest.add_argument("--no-sources", action="store_true", help="leave each script's source out")
     keyslot = with_format(verbs.add_parser("keyslot", help="each key's hash slot and tag; whether they share one slot"))
     keyslot.add_argument("keys", nargs="+", metavar="KEY")
     prune = verbs.add_parser(
@@ -84,37 +96,47 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_daemon(args)
     config = load_config(args.config, args.seed)
     if args.verb == "check":
-        return _check(config, args.format)
+        return _check(config, args.format, args.same_slot, args.write_keys)
     if args.verb == "manifest":
-        print(json.dumps(config.catalog.manifest(), indent=2, sort_keys=True))
+        print(json.dumps(config.catalog.manifest(include_sources=not args.no_sources), indent=2, sort_keys=True))
         return EXIT_CLEAN
     if args.verb == "prune":
-        from redis_orchestrator.prune import run_prune
-
-        return asyncio.run(run_prune(config, really=args.yes))
+        return _prune(config, really=args.yes)
     return asyncio.run(_online(args, config))
 
 
 # ---------------------------------------------------------------------- check / keyslot
 
 
-def _check(config: Config, fmt: str) -> int:
-    from redis_orchestrator.analysis import format_json, format_text
+def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool = False) -> int:
+    from redis_orchestrator.analysis import Analyzer, format_json, format_text
+    from redis_orchestrator.analysis.findings import Severity
     from redis_orchestrator.checks import CatalogAnalysis
+    from redis_orchestrator.key_suggestions import suggestions_yaml, write_key_patterns
 
-    result = CatalogAnalysis().run(config.catalog)
+    analysis = CatalogAnalysis(Analyzer(same_slot_severity=Severity(same_slot)))
+    result = analysis.run(config.catalog)
+    if write_keys:
+        # Write the suggestions, then check the config as it now reads.
+        for line in write_key_patterns(config.path, result.suggestions) or ["no entry needs suggested keys:"]:
+            print(f"write-keys: {line}", file=sys.stderr)
+        config = load_config(config.path, list(config.start.redis.seeds))
+        result = analysis.run(config.catalog)
     findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
     if fmt == "json":
         print(format_json(findings))
     else:
         if findings:
             print(format_text(findings))
+        if result.suggestions:
+            print(suggestions_yaml(result.suggestions))
         live = [e for e in config.catalog.entries if e.live]
         print(
             f"{config.path}: catalog {config.catalog.version}: {len(live)} live entries, "
-            f"{result.count('error')} error(s), {result.count('warning')} warning(s), {result.count('info')} note(s)"
+            f"{result.count(Severity.ERROR)} error(s), {result.count(Severity.WARNING)} warning(s), "
+            f"{result.count(Severity.INFO)} note(s)"
         )
-    return EXIT_FINDINGS if result.count("error") else EXIT_CLEAN
+    return EXIT_FINDINGS if result.count(Severity.ERROR) else EXIT_CLEAN
 
 
 def _keyslot(args: argparse.Namespace) -> int:
@@ -132,12 +154,15 @@ def _keyslot(args: argparse.Namespace) -> int:
 
 
 async def _online(args: argparse.Namespace, config: Config) -> int:
-    connector = Connector(config.redis)
+    redis_settings = config.start.redis
+    connector = Connector(redis_settings)
     try:
-        topology = await discover(connector, config.redis.seeds, config.redis.mode, timeout=config.redis.timeout * 2)
+        topology = await discover(
+            connector, redis_settings.seeds, redis_settings.mode, timeout=redis_settings.timeout * 2
+        )
         write = args.verb == "sync"
         reports = await reconcile_all(
-            connector, topology, config.catalog, write=write, delete_unlisted=config.functions.delete_unlisted
+            connector, topology, config.catalog, write=write, delete_unlisted=config.desired.functions.delete_unlisted
         )
     finally:
         await connector.aclose()
@@ -149,7 +174,14 @@ async def _online(args: argparse.Namespace, config: Config) -> int:
 
 
 def _node_dict(report: NodeReport) -> dict[str, Any]:
-    return {"node": report.node.address, "role": report.node.role, "reachable": report.reachable, "error": report.error}
+    return {
+        "node": report.node.address,
+        "role": report.node.role,
+        "reachable": report.reachable,
+        "answered": report.state.answered,
+        "state": report.state,
+        "error": report.error,
+    }
 
 
 def _print_plan(reports: list[NodeReport], fmt: str) -> int:
@@ -161,7 +193,7 @@ def _print_plan(reports: list[NodeReport], fmt: str) -> int:
         row["load_scripts"] = [s.label for s in plan.load_scripts] if plan else []
         row["load_functions"] = [s.label for s in plan.load_functions] if plan else []
         row["delete_libraries"] = list(plan.delete_libraries) if plan else []
-        row["in_sync"] = bool(report.reachable and report.error is None and plan and plan.in_sync)
+        row["in_sync"] = bool(report.state == NodeState.OK and plan and plan.in_sync)
         pending = pending or not row["in_sync"]
         rows.append(row)
     if fmt == "json":
@@ -169,7 +201,7 @@ def _print_plan(reports: list[NodeReport], fmt: str) -> int:
     else:
         for row in rows:
             head = f"{row['node']:<22} {row['role']:<8}"
-            if not row["reachable"] or row["error"]:
+            if not row["answered"]:
                 print(f"{head} cannot plan: {row['error']}")
             elif row["in_sync"]:
                 print(f"{head} in sync")
@@ -203,7 +235,7 @@ def _print_status(reports: list[NodeReport], config: Config, fmt: str) -> int:
         )
         print(f"{'NODE':<22} {'ROLE':<8} {'REACHABLE':<9} {'SCRIPTS':<9} MISSING")
         for row in rows:
-            reach = "yes" if row["reachable"] and not row["error"] else "no"
+            reach = "yes" if row["answered"] else "no"
             scripts = f"{row['scripts_present']}/{wanted}" if reach == "yes" else "-"
             detail = ", ".join(row["missing"]) or "-" if reach == "yes" else row["error"]
             print(f"{row['node']:<22} {row['role']:<8} {reach:<9} {scripts:<9} {detail}")
@@ -215,24 +247,69 @@ def _print_sync(reports: list[NodeReport]) -> int:
     unreachable = []
     loads = 0
     for report in reports:
-        loads += len(report.loaded) + len(report.functions_loaded)
-        if not report.reachable or report.error:
+        loads += len(report.loads)
+        if not report.state.answered:
             unreachable.append(f"{report.node}: {report.error}")
         for failure in report.failures:
             refused.setdefault(f"{failure.script.label} ({failure.script.file})", failure.message)
-        if report.loaded or report.functions_loaded:
-            labels = ", ".join(s.label for s in (*report.loaded, *report.functions_loaded))
+        if report.loads:
+            labels = ", ".join(s.label for s in report.loads)
             print(f"{report.node.address:<22} {report.node.role:<8} loaded {labels}")
     for node in unreachable:
         print(f"warning: not synced, {node}", file=sys.stderr)
     for script, message in refused.items():
         print(f"error: Redis refused {script}: {message}", file=sys.stderr)
-    reachable = [r for r in reports if r.reachable and not r.error]
+    reachable = [r for r in reports if r.state.answered]
     in_sync = [r for r in reachable if r.in_sync]
     print(f"{len(in_sync)} of {len(reports)} node(s) hold the catalog; {loads} load(s) this pass")
     if refused or not reachable or len(in_sync) < len(reachable):
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+# ---------------------------------------------------------------------- prune
+
+
+def _prune(config: Config, really: bool) -> int:
+    from redis_orchestrator.prune import describe_survey, live_count, prune_cluster
+
+    outcomes = asyncio.run(prune_cluster(config, really))
+    pending = failed = 0
+    for outcome in outcomes:
+        head = f"{outcome.node.address:<22} {outcome.node.role:<8}"
+        survey = outcome.survey
+        if survey is None:
+            failed += 1
+            print(f"{head} cannot prune: {outcome.error}", file=sys.stderr)
+            continue
+        if not survey.needs_prune:
+            print(f"{head} nothing to prune ({survey.cached} cached script(s))")
+            continue
+        result = outcome.result
+        if result is None:
+            pending += 1
+            print(
+                f"{head} would flush {survey.cached} cached script(s): {describe_survey(survey)}; "
+                f"then reload {live_count(config.catalog)} live script(s) in the same MULTI/EXEC"
+            )
+            continue
+        failed += bool(result.errors)
+        print(
+            f"{head} pruned {describe_survey(survey)}: {survey.cached} -> {result.cached_after} cached; "
+            f"node busy {result.blocked_ms:.1f} ms; NOSCRIPT window {result.window_ms:.1f} ms "
+            f"({result.probes_missing} of {result.probes} probe(s) saw a live script missing)"
+            + (f"; errors: {'; '.join(result.errors)}" if result.errors else "")
+        )
+    if not really:
+        if pending:
+            print(
+                f"{pending} of {len(outcomes)} node(s) have scripts to prune; "
+                "run `prune --yes` to flush and reload them one at a time"
+            )
+        else:
+            print(f"nothing to prune on {len(outcomes) - failed} node(s)")
+        return EXIT_FINDINGS if pending or failed else EXIT_CLEAN
+    return EXIT_FINDINGS if failed else EXIT_CLEAN
 
 
 if __name__ == "__main__":

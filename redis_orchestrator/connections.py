@@ -26,6 +26,11 @@ def client_kwargs(settings: RedisSettings) -> dict[str, Any]:
         "socket_connect_timeout": settings.timeout,
         "protocol": 3,
         "client_name": "redis-orchestrator",
+        # No CLIENT SETINFO on connect (redis-py's default since 5.0): servers >= 7.2 know it and an
+        # ACL user without `client|setinfo` gets an ACL LOG entry per connection, but Redis 7.0
+        # refuses that ACL rule ("Unknown command"), so one ACL line cannot grant it everywhere.
+        # The client name already says who we are; this also saves a command per connection.
+        "driver_info": None,
     }
     if settings.username:
         kwargs["username"] = settings.username

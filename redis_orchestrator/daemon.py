@@ -1,33 +1,82 @@
-"""The daemon: sequences the others. It owns the current config, catalog and topology (each
-replaced whole), one NodeWorker per node, and the loops that refresh topology and catalog.
+"""The daemon: sequences the others. Everything that runs is visible in `run()`:
 
-Loops: topology refresh every `topology_interval`; config/catalog watch every
-`config_poll_interval` and on SIGHUP; per node a reconcile worker (node_worker.py) and a slowlog
-watcher (slowlog.py). Nothing here talks Redis protocol itself.
+- daemon-wide loops, in one task group with one shutdown path: topology (discovery, then a refresh
+  every `topology_interval`, every second for a while after a node went down), catalog watch (file
+  edits and SIGHUP), readiness (/readyz and systemd's READY/STATUS), and when configured the
+  metrics endpoint, the leader lease, the manifest key and the systemd watchdog;
+- per node, a `NodeSupervisor` (supervisor.py: reconcile worker, liveness watch, slowlog watcher),
+  created through the `NodeFactory` given to the constructor, started when the node appears and
+  retired when it goes.
+
+`converge()` runs the same code once, to convergence, with nothing left running (arq's burst mode):
+what tests drive in-process, with their own registry and clock.
+
+State it owns, each replaced whole: the desired state (catalog + live settings; a reload swaps it),
+the topology, and the readiness snapshot that the HTTP thread reads. Nothing here talks the Redis
+protocol itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
+import dataclasses
+import enum
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Self
 
 from redis_orchestrator import logs
-from redis_orchestrator.catalog import Catalog
+from redis_orchestrator.catalog import Catalog, Script
 from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
-from redis_orchestrator.config import Config
+from redis_orchestrator.config import Config, DesiredState, restart_needed
 from redis_orchestrator.connections import Connector
 from redis_orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
+from redis_orchestrator.http import MetricsServer, Readiness
+from redis_orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
 from redis_orchestrator.metrics import Metrics
-from redis_orchestrator.node_worker import NodeWorker
 from redis_orchestrator.reload import FileWatch, load_candidate
-from redis_orchestrator.topology import Topology, discover
-from redis_orchestrator.waiting import cancel_and_wait, wait_event
+from redis_orchestrator.supervisor import NodeEnv, NodeFactory, NodeSupervisor, standard_node
+from redis_orchestrator.sync import NodeReport, NodeState
+from redis_orchestrator.systemd import LoopHealth, Notifier, watchdog_loop
+from redis_orchestrator.topology import Node, Topology, discover
+from redis_orchestrator.waiting import wait_event
 
-Hook = Callable[[str], None]
+# After a node goes down: a failover takes about twice cluster-node-timeout; watch the topology
+# every second for long enough to see it through.
+_FAST_TOPOLOGY_INTERVAL = 1.0
+_FAST_TOPOLOGY_WINDOW = 30.0
+
+
+class ReloadResult(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Every pass `converge()` made, each one report per node address."""
+
+    passes: tuple[Mapping[str, NodeReport], ...]
+
+    @property
+    def reports(self) -> Mapping[str, NodeReport]:
+        """Where each node ended: the last pass."""
+        return self.passes[-1]
+
+    @property
+    def converged(self) -> bool:
+        """The last pass had nothing to load (within max_passes)."""
+        return not any(report.loads for report in self.reports.values())
+
+    def loaded(self, address: str) -> tuple[Script, ...]:
+        """Everything loaded on one node, over all passes."""
+        return tuple(script for done in self.passes if address in done for script in done[address].loads)
+
+
+class _Stopping(Exception):
+    """Raised inside the task group to end it: every loop is cancelled and awaited."""
 
 
 class Daemon:
@@ -35,84 +84,164 @@ class Daemon:
         self,
         config: Config,
         *,
-        seeds_override: Sequence[str] | None = None,
         metrics: Metrics | None = None,
+        nodes: NodeFactory = standard_node,
         analysis: CatalogAnalysis | None = None,
-        notify: Hook | None = None,
+        notifier: Notifier | None = None,
+        watchdog_interval: float | None = None,
+        serve_metrics: bool = True,
+        seeds_override: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
+        """Raises ConfigError when a start-time setting cannot be honoured (the lease's scripts)."""
+        self.config = config  # as read at start: `start` is fixed for the life of the process
+        self.desired = config.desired  # replaced whole by each accepted reload
         self.seeds_override = list(seeds_override) if seeds_override else None
         self.metrics = metrics if metrics is not None else Metrics()
         self.analysis = analysis if analysis is not None else CatalogAnalysis()
-        self.connector = Connector(config.redis)
+        self.notifier = notifier if notifier is not None else Notifier({})
+        self.clock = clock
+        self.connector = Connector(config.start.redis)
         self.topology: Topology | None = None
-        self.workers: dict[str, NodeWorker] = {}
-        self.reload_requested = asyncio.Event()
+        self.supervisors: dict[str, NodeSupervisor] = {}
+        self.readiness = Readiness(False, "topology not discovered yet")
+        self.heartbeat = clock()  # the loops touch it; the watchdog reads it
         self.stopping = asyncio.Event()
+        self.discovered = asyncio.Event()  # set once the first topology is known
+        self.reload_requested = asyncio.Event()
+        self._nodes = nodes
         self._files = FileWatch(config.path, config.catalog)
-        self._notify = notify or (lambda _msg: None)
-        self._extra_tasks: list[Callable[[], Any]] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._slowlog: dict[str, Any] = {}
         self._topology_failed = False
-        self._seed_turn = -1
         self._topology_wake = asyncio.Event()
         self._fast_topology_until = 0.0
-        self._retiring: set[asyncio.Task[None]] = set()  # removed nodes' workers being stopped
-        self.heartbeat = time.monotonic()  # loops touch it; the watchdog reads it
+        self._seed_turn = -1
+        self._restart_pending: list[str] = []
+        self._running = False  # inside run(): new nodes' tasks start at once (converge() starts none)
+        self._retiring: set[asyncio.Task[None]] = set()  # removed nodes' supervisors being stopped
+
+        start = config.start
+        self.leader = self._lease() if start.leader.enabled else None
+        router = self.leader.router if self.leader is not None else KeyRouter(self.connector, lambda: self.topology)
+        self.manifest = (
+            ManifestPublisher(start.manifest.key, router, lambda: self.catalog, start.manifest.sources)
+            if start.manifest.key
+            else None
+        )
+        self.http = (
+            MetricsServer(start.metrics.listen, self.metrics.registry, lambda: self.readiness)
+            if serve_metrics and start.metrics.enabled
+            else None
+        )
+        self.watchdog = (
+            LoopHealth(
+                heartbeat=lambda: self.heartbeat,
+                passes=lambda: sum(s.worker.status.reconciles for s in self.supervisors.values()),
+                # A pass may take up to the command timeout on a frozen node; allow three of either
+                # before declaring the loops stuck.
+                stale_after=max(
+                    3 * config.desired.daemon.reconcile_interval, 3 * start.redis.timeout, 2 * watchdog_interval
+                ),
+                clock=clock,
+            )
+            if watchdog_interval is not None and self.notifier.enabled
+            else None
+        )
+        self.watchdog_interval = watchdog_interval or 0.0
+        if self.leader is None:
+            self.metrics.leader.set(1)  # the only instance: always the leader
+
+    def _lease(self) -> LeaderLease:
+        try:
+            scripts = load_lock_scripts()
+        except LeaderError as exc:
+            raise ConfigError(str(self.config.path), [f"leader.enabled: {exc}"]) from exc
+        start = self.config.start
+        return LeaderLease(start.leader, start.redis, lambda: self.topology, self.metrics, scripts=scripts)
 
     # ------------------------------------------------------------------ accessors
 
     @property
     def catalog(self) -> Catalog:
-        return self.config.catalog
+        return self.desired.catalog
 
-    def ready(self) -> tuple[bool, str]:
-        """Catalog loaded and the last reconcile reached every reachable node."""
-        if self.topology is None:
-            return False, "topology not discovered yet"
-        waiting = [a for a, w in self.workers.items() if w.status.state == "unknown"]
-        if waiting:
-            return False, f"first reconcile pending on {', '.join(sorted(waiting))}"
-        behind = [a for a, w in self.workers.items() if w.status.state in ("failing", "refused")]
-        behind += [a for a, w in self.workers.items() if w.status.state == "ok" and w.status.missing]
-        if behind:
-            return False, f"not in sync: {', '.join(sorted(behind))}"
-        return True, "ok"
+    def is_leader(self) -> bool:
+        return self.leader.is_leader() if self.leader is not None else True
+
+    def node_env(self) -> NodeEnv:
+        return NodeEnv(
+            connector=self.connector,
+            desired=lambda: self.desired,
+            metrics=self.metrics,
+            is_leader=self.is_leader,
+            on_moved=self._look_at_topology,
+            clock=self.clock,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
-        """Until `stopping` is set. Raises CatalogRejected if the first catalog is refused."""
+        """Until `stop()`. Raises CatalogRejected if the first catalog is refused."""
         self._first_analysis()
-        self.metrics.catalog_loaded(self.catalog.version, _counts(self.catalog))
-        self.metrics.catalog_reload("accepted")
-        self._notify("STATUS=discovering topology")
-        await self._first_topology()
-        if self.stopping.is_set():
-            return
-        self._tasks = [
-            asyncio.create_task(self._topology_loop(), name="topology"),
-            asyncio.create_task(self._config_loop(), name="config"),
-            asyncio.create_task(self._ready_watch(), name="ready"),
-        ]
-        for factory in self._extra_tasks:
-            self._tasks.append(asyncio.create_task(factory()))
+        self._running = True
         try:
-            await self.stopping.wait()
+            async with asyncio.TaskGroup() as loops:
+                loops.create_task(self._topology_loop(), name="topology")
+                loops.create_task(self._catalog_watch(), name="catalog watch")
+                loops.create_task(self._readiness_loop(), name="readiness")
+                if self.http is not None:
+                    loops.create_task(self.http.serve(), name="metrics endpoint")
+                if self.leader is not None:  # both route by slot: they start once a topology is known
+                    loops.create_task(self._after_discovery(self.leader.run), name="leader lease")
+                if self.manifest is not None:
+                    loops.create_task(self._after_discovery(self._publish_manifest), name="manifest key")
+                if self.watchdog is not None:
+                    loops.create_task(
+                        watchdog_loop(self.notifier, self.watchdog_interval, self.watchdog), name="watchdog"
+                    )
+                await self.stopping.wait()
+                raise _Stopping
+        except* _Stopping:
+            pass
         finally:
             await self.close()
 
-    def add_task(self, factory: Callable[[], Any]) -> None:
-        """Run another loop beside ours (slowlog watch, leader lease, watchdog...)."""
-        self._extra_tasks.append(factory)
+    async def _after_discovery(self, loop: Callable[[], Coroutine[object, object, None]]) -> None:
+        await self.discovered.wait()
+        await loop()
+
+    async def _publish_manifest(self) -> None:
+        assert self.manifest is not None
+        await self.manifest.run(self.is_leader, self.leader.changed if self.leader is not None else None)
+
+    async def converge(self, max_passes: int = 5) -> Convergence:
+        """The real loop once, to convergence: the first analysis, a topology, then a reconcile pass
+        on every node, repeated until a pass loads nothing (at most `max_passes`). Nothing keeps
+        running in the background; `close()` (or `async with`) releases the connections."""
+        if self.topology is None:
+            self._first_analysis()
+        await self.refresh_topology(raise_errors=True)
+        passes: list[dict[str, NodeReport]] = []
+        while len(passes) < max_passes:
+            supervisors = list(self.supervisors.values())
+            done = await asyncio.gather(*(s.worker.reconcile_once() for s in supervisors))
+            passes.append({s.address: report for s, report in zip(supervisors, done, strict=True)})
+            self.readiness = self._readiness()
+            if not any(report.loads for report in done):
+                break
+        return Convergence(tuple(passes))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
-        await cancel_and_wait(self._tasks)
-        self._tasks = []
-        await asyncio.gather(*(w.stop() for w in self.workers.values()))
+        """Stop every node's tasks, hand the lease over, close every connection."""
+        await asyncio.gather(*(s.stop() for s in self.supervisors.values()))
         await asyncio.gather(*self._retiring, return_exceptions=True)
-        await asyncio.gather(*(s.stop() for s in self._slowlog.values() if hasattr(s, "stop")))
+        if self.leader is not None:
+            await self.leader.aclose()  # released now rather than when it expires
         await self.connector.aclose()
 
     def stop(self) -> None:
@@ -124,86 +253,101 @@ class Daemon:
     # ------------------------------------------------------------------ catalog
 
     def _first_analysis(self) -> None:
-        result = self.analysis.for_config(self.config)
+        self.metrics.catalog_loaded(self.catalog.version, self.catalog.counts())
+        self.metrics.catalog_reload(ReloadResult.ACCEPTED)
+        result = self.analysis.for_desired(self.desired)
         self._report_findings(result)  # every finding is logged, even when they refuse the catalog
-        result.raise_if_blocking(self.config.analysis.block_on)
+        result.raise_if_blocking(self.desired.analysis.block_on)
 
     def _report_findings(self, result: AnalysisResult, only_scripts: set[str] | None = None) -> None:
         """Export the counts; log each finding (on a reload, only those of new or changed entries:
         the rest were logged when they arrived)."""
         self.metrics.findings(f.severity for f in result.findings)
         for finding in result.findings:
-            if only_scripts is not None and finding.script not in only_scripts:
+            if only_scripts is not None and finding.label not in only_scripts:
                 continue
             logs.event(
                 "finding",
-                level=_LEVELS.get(finding.severity, 20),
+                level=finding.severity.log_level,
                 file=f"{finding.file}:{finding.line}:{finding.column}",
-                script=finding.script,
+                script=finding.label,
                 code=finding.code,
                 severity=finding.severity,
                 message=finding.message,
             )
 
-    async def reload_catalog(self) -> bool:
-        """Validate the config file as it is now; swap it in if it passes. True when swapped."""
+    async def reload(self) -> ReloadResult:
+        """Read the config file as it is now. The desired state is swapped in whole when it passes
+        every check; start-time settings that changed are named (they need a restart) and not applied."""
         path = self.config.path
         try:
             candidate, result = await load_candidate(
-                path, self.seeds_override, self.connector, self.topology, self.config, self.analysis
+                path, self.seeds_override, self.connector, self.topology, self.catalog, self.analysis
             )
         except (ConfigError, CatalogRejected) as exc:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
             logs.error(
-                "catalog_rejected",
-                f"keeping catalog {self.catalog.version}; " + " | ".join(problems),
-                file=str(path),
+                "catalog_rejected", f"keeping catalog {self.catalog.version}; " + " | ".join(problems), file=str(path)
             )
-            self.metrics.catalog_reload("rejected")
-            return False
+            self.metrics.catalog_reload(ReloadResult.REJECTED)
+            return ReloadResult.REJECTED
         finally:
-            self._files.reset(path, self.config.catalog)
-        if candidate == self.config:
-            self.metrics.catalog_reload("unchanged")
-            return False
-        old = self.catalog
-        self.config = candidate
-        self._files.reset(path, candidate.catalog)
-        self.metrics.catalog_reload("accepted")
-        self.metrics.catalog_loaded(candidate.catalog.version, _counts(candidate.catalog))
-        before = {(e.label, e.sha) for e in old.entries}
-        changed = {e.label for e in candidate.catalog.entries if (e.label, e.sha) not in before}
+            self._files.reset(path, self.catalog)
+        self._note_restart_needed(restart_needed(self.config.start, candidate.start))
+        if candidate.desired == self.desired:
+            self.metrics.catalog_reload(ReloadResult.UNCHANGED)
+            return ReloadResult.UNCHANGED
+        old = self.desired
+        self.desired = candidate.desired
+        self._files.reset(path, self.catalog)
+        self.metrics.catalog_reload(ReloadResult.ACCEPTED)
+        self.metrics.catalog_loaded(self.catalog.version, self.catalog.counts())
+        before = {(e.label, e.sha) for e in old.catalog.entries}
+        changed = {e.label for e in self.catalog.entries if (e.label, e.sha) not in before}
         self._report_findings(result, only_scripts=changed)
-        was_live = {e.label for e in old.entries if e.live}
-        added = sorted({e.label for e in candidate.catalog.entries if e.live} - was_live)
+        was_live = {e.label for e in old.catalog.entries if e.live}
+        added = sorted({e.label for e in self.catalog.entries if e.live} - was_live)
+        settings = [
+            f.name
+            for f in dataclasses.fields(DesiredState)
+            if f.name != "catalog" and getattr(old, f.name) != getattr(self.desired, f.name)
+        ]
         logs.event(
             "catalog_reloaded",
-            version=candidate.catalog.version,
-            previous=old.version,
+            version=self.catalog.version,
+            previous=old.catalog.version,
             added=",".join(added) or None,
+            settings=",".join(settings) or None,
             findings=len(result.findings) or None,
         )
-        for worker in self.workers.values():
-            worker.wake.set()
-        return True
+        for supervisor in self.supervisors.values():
+            supervisor.worker.wake.set()
+        return ReloadResult.ACCEPTED
 
-    async def _config_loop(self) -> None:
+    def _note_restart_needed(self, keys: list[str]) -> None:
+        self.metrics.restart_pending.set(len(keys))
+        if keys and keys != self._restart_pending:
+            logs.warning(
+                "config_restart_needed",
+                "start-time settings changed in the file; they apply after a restart (the running values stay)",
+                keys=",".join(keys),
+            )
+        self._restart_pending = keys
+
+    async def _catalog_watch(self) -> None:
         while True:
-            interval = self.config.daemon.config_poll_interval
-            await wait_event(self.reload_requested, interval)
-            self.heartbeat = time.monotonic()
+            await wait_event(self.reload_requested, self.desired.daemon.config_poll_interval)
+            self.heartbeat = self.clock()
             requested = self.reload_requested.is_set()
             self.reload_requested.clear()
-            watch = self.config.daemon.watch_config
-            changed = watch and self._files.changed()
-            if requested or changed:
+            if requested or (self.desired.daemon.watch_config and self._files.changed()):
                 logs.event("catalog_reload", reason="SIGHUP" if requested else "file changed")
-                await self.reload_catalog()
+                await self.reload()
 
     # ------------------------------------------------------------------ topology
 
     def _seeds(self) -> list[str]:
-        configured = self.seeds_override or list(self.config.redis.seeds)
+        configured = self.seeds_override or list(self.config.start.redis.seeds)
         known = list(self.topology.addresses) if self.topology else []
         if known:
             # Ask a different node each refresh: no node pays for every CLUSTER SHARDS.
@@ -211,25 +355,33 @@ class Daemon:
             known = known[self._seed_turn :] + known[: self._seed_turn]
         return list(dict.fromkeys([*known, *configured]))
 
-    async def _first_topology(self) -> None:
+    async def _topology_loop(self) -> None:
+        """The first topology (waiting for a seed, with backoff), then a refresh every interval."""
+        self.notifier.notify("STATUS=discovering topology")
         backoff = 0.2
-        while not self.stopping.is_set():
+        while self.topology is None:
             try:
                 await self.refresh_topology(raise_errors=True)
-                return
             except SeedsUnreachableError as exc:
                 if not self._topology_failed:
                     logs.error("no_seed_reachable", str(exc))
                     self._topology_failed = True
-                self._notify(f"STATUS=waiting for a seed: {exc}")
-            await wait_event(self.stopping, backoff)
-            backoff = min(backoff * 2, 5.0)
+                self.notifier.notify(f"STATUS=waiting for a seed: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        while True:
+            interval = self.desired.daemon.topology_interval
+            if self.clock() < self._fast_topology_until:
+                interval = min(interval, _FAST_TOPOLOGY_INTERVAL)
+            await wait_event(self._topology_wake, interval)
+            self._topology_wake.clear()
+            self.heartbeat = self.clock()
+            await self.refresh_topology()
 
     async def refresh_topology(self, raise_errors: bool = False) -> None:
+        redis = self.config.start.redis
         try:
-            topology = await discover(
-                self.connector, self._seeds(), self.config.redis.mode, timeout=self.config.redis.timeout * 2
-            )
+            topology = await discover(self.connector, self._seeds(), redis.mode, timeout=redis.timeout * 2)
         except SeedsUnreachableError as exc:
             if raise_errors:
                 raise
@@ -245,104 +397,85 @@ class Daemon:
     def _apply_topology(self, topology: Topology) -> None:
         old = self.topology
         self.topology = topology
+        self.discovered.set()
         for node in topology.nodes:
-            worker = self.workers.get(node.address)
-            if worker is None:
-                if old is not None:
-                    logs.event("node_added", node=node.address, role=node.role)
-                worker = NodeWorker(
-                    node,
-                    self.connector,
-                    lambda: self.config,
-                    lambda: self.catalog,
-                    self.metrics,
-                    on_down=self._node_went_down,
-                )
-                self.workers[node.address] = worker
-                worker.start()
-                self._start_node_watchers(node.address)
-            else:
-                worker.update_node(node)
-        for address in list(self.workers):
+            supervisor = self.supervisors.get(node.address)
+            if supervisor is not None:
+                supervisor.update_node(node)
+                continue
+            if old is not None:
+                logs.event("node_added", node=node.address, role=node.role)
+            supervisor = self.supervisors[node.address] = self._nodes(node, self.node_env())
+            if self._running:
+                supervisor.start()
+        for address in list(self.supervisors):
             if topology.get(address) is None:
                 logs.event("node_removed", node=address)
-                worker = self.workers.pop(address)
-                watcher = self._slowlog.pop(address, None)
-                task = asyncio.get_running_loop().create_task(self._retire(worker, watcher))
-                self._retiring.add(task)  # the loop holds tasks weakly: keep it until it is done
-                task.add_done_callback(self._retiring.discard)
+                self._retire(self.supervisors.pop(address))
                 self.metrics.node_forgotten(address)
 
-    async def _retire(self, worker: NodeWorker, watcher: Any) -> None:
-        """Stop a removed node's worker and watcher, then close its connections."""
-        await worker.stop()
-        if watcher is not None and hasattr(watcher, "stop"):
-            with contextlib.suppress(Exception):
-                await watcher.stop()
-        if worker.address not in self.workers:  # not re-added meanwhile
-            await self.connector.drop(worker.node.host, worker.node.port)
+    def _retire(self, supervisor: NodeSupervisor) -> None:
+        """Stop a removed node's tasks, then close its connections (unless it came back meanwhile)."""
 
-    def _node_went_down(self, worker: NodeWorker) -> None:
-        """A node stopped answering: it may be failing over (or gone). Look at the topology now and
-        every second for a while, so a promotion or removal is seen in about a second instead of
-        up to a topology interval later. Nothing else changes: the steady state stays one
-        CLUSTER SHARDS per topology interval."""
-        self._fast_topology_until = time.monotonic() + _FAST_TOPOLOGY_WINDOW
+        async def retire() -> None:
+            await supervisor.stop()
+            if supervisor.address not in self.supervisors:
+                await self.connector.drop(supervisor.node.host, supervisor.node.port)
+
+        task = asyncio.get_running_loop().create_task(retire(), name=f"retire {supervisor.address}")
+        self._retiring.add(task)  # the loop holds tasks weakly: keep it until it is done
+        task.add_done_callback(self._retiring.discard)
+
+    def _look_at_topology(self, node: Node) -> None:
+        """A node stopped answering (it may be failing over, or gone), or says another role than the
+        topology, or answered READONLY/LOADING: look at the topology now and every second for a
+        while, so a promotion or removal is seen in about a second instead of up to a topology
+        interval later. Nothing else changes: the steady state stays one CLUSTER SHARDS per
+        topology interval."""
+        self._fast_topology_until = self.clock() + _FAST_TOPOLOGY_WINDOW
         self._topology_wake.set()
-
-    def _start_node_watchers(self, address: str) -> None:
-        """Hook for per-node watchers beside the reconcile worker (see slow-script watch)."""
-        factory = getattr(self, "node_watcher_factory", None)
-        if factory is not None:
-            self._slowlog[address] = factory(address)
-
-    async def _topology_loop(self) -> None:
-        while True:
-            interval = self.config.daemon.topology_interval
-            if time.monotonic() < self._fast_topology_until:
-                interval = min(interval, _FAST_TOPOLOGY_INTERVAL)
-            await wait_event(self._topology_wake, interval)
-            self._topology_wake.clear()
-            self.heartbeat = time.monotonic()
-            await self.refresh_topology()
 
     # ------------------------------------------------------------------ readiness
 
-    async def _ready_watch(self) -> None:
+    def _readiness(self) -> Readiness:
+        """Catalog loaded and the last reconcile reached every reachable node."""
+        if self.topology is None:
+            return Readiness(False, "topology not discovered yet")
+        statuses = {address: s.worker.status for address, s in self.supervisors.items()}
+        waiting = sorted(a for a, st in statuses.items() if st.state == NodeState.UNKNOWN)
+        if waiting:
+            return Readiness(False, f"first reconcile pending on {', '.join(waiting)}")
+        behind = sorted(
+            a
+            for a, st in statuses.items()
+            if st.state in (NodeState.FAILING, NodeState.REFUSED) or (st.state == NodeState.OK and st.missing)
+        )
+        if behind:
+            return Readiness(False, f"not in sync: {', '.join(behind)}")
+        return Readiness(True, "ok")
+
+    async def _readiness_loop(self) -> None:
         announced = False
         while True:
-            ok, _reason = self.ready()
-            self.metrics.ready.set(1 if ok else 0)
-            if ok and not announced:
+            self.readiness = self._readiness()
+            self.metrics.ready.set(1 if self.readiness.ready else 0)
+            if self.readiness.ready and not announced:
                 logs.event(
                     "ready",
                     catalog=self.catalog.version,
-                    nodes=len(self.workers),
+                    nodes=len(self.supervisors),
                     scripts=len(self.catalog.scripts),
                     functions=len(self.catalog.functions) or None,
                 )
-                self._notify("READY=1")
+                self.notifier.notify("READY=1")
                 announced = True
-            self._notify(f"STATUS={self.status_line()}")
+            self.notifier.notify(f"STATUS={self.status_line()}")
             await asyncio.sleep(0.2 if not announced else 1.0)
 
     def status_line(self) -> str:
         states: dict[str, int] = {}
-        for worker in self.workers.values():
-            states[worker.status.state] = states.get(worker.status.state, 0) + 1
+        for supervisor in self.supervisors.values():
+            state = supervisor.worker.status.state
+            states[state] = states.get(state, 0) + 1
         parts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        return f"catalog {self.catalog.version}: {len(self.workers)} nodes ({parts})"
-
-    def manifest_json(self) -> str:
-        return json.dumps(self.catalog.manifest(), sort_keys=True)
-
-
-_LEVELS = {"error": 40, "warning": 30, "info": 20}
-# After a node goes down: a failover takes about twice cluster-node-timeout; watch the topology
-# every second for long enough to see it through.
-_FAST_TOPOLOGY_INTERVAL = 1.0
-_FAST_TOPOLOGY_WINDOW = 30.0
-
-
-def _counts(catalog: Catalog) -> dict[str, int]:
-    return {"script": len(catalog.scripts), "function": len(catalog.functions)}
+        return f"catalog {self.catalog.version}: {len(self.supervisors)} nodes ({parts})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -39,3 +40,25 @@ class SeedsUnreachableError(OrchestratorError):
 
 class CatalogRejected(OrchestratorError):
     """A new catalog was refused (a script did not compile, analysis found errors)."""
+
+
+# ---------------------------------------------------------------------- places in the config
+
+Where = tuple[str | int, ...]  # ("catalog", "scripts", 3, "file") is catalog.scripts[3].file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the config, at its place. `at_key`: point at the key itself (an unknown
+    key) rather than at its value."""
+
+    where: Where
+    message: str
+    at_key: bool = False
+
+
+def render_where(where: Where) -> str:
+    out = ""
+    for part in where:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out

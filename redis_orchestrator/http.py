@@ -7,24 +7,34 @@ answers /healthz (the process is up) while /readyz tells whether the daemon is d
     GET /readyz   -> 200 ready | 503 catalog not loaded yet
     GET /metrics  -> Prometheus text format (OpenMetrics when the scraper asks for it)
 
-`ready` is called on the server thread: it must only read state (a bool and a reason).
+`ready` is called on the server thread: it must only read a value the event loop publishes (the
+daemon's `Readiness` snapshot), never walk the loop's own structures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from redis_orchestrator import logs
-from redis_orchestrator.config import parse_address
+from redis_orchestrator.addresses import parse_address
 
-Ready = Callable[[], tuple[bool, str]]
+
+class Readiness(NamedTuple):
+    """Whether the daemon is doing its job, and why not: published whole by the event loop."""
+
+    ready: bool
+    reason: str
+
+
+Ready = Callable[[], Readiness]
 
 
 class _Server(ThreadingHTTPServer):
@@ -103,6 +113,19 @@ class MetricsServer:
         )
         self._thread.start()
         logs.event("metrics_listening", listen=f"{host}:{self.port}")
+
+    async def serve(self) -> None:
+        """Serve until cancelled (the daemon's task group); a port that cannot be bound is logged
+        once and the daemon goes on without metrics."""
+        try:
+            self.start()
+        except (OSError, ValueError) as exc:
+            logs.error("metrics_unavailable", str(exc))
+            return
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.to_thread(self.close)  # shutdown() waits for the serving thread's poll
 
     def close(self) -> None:
         server, self._server = self._server, None

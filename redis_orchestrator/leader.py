@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -32,11 +33,12 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from redis_orchestrator import logs
-from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.catalog import Catalog, sha1_hex
 from redis_orchestrator.config import LeaderSettings, RedisSettings
 from redis_orchestrator.connections import Connector, describe_error
 from redis_orchestrator.metrics import Metrics
-from redis_orchestrator.topology import PRIMARY, Node, Topology
+from redis_orchestrator.topology import Health, Node, Role, Topology
+from redis_orchestrator.waiting import wait_event
 
 
 class LeaderError(Exception):
@@ -75,7 +77,7 @@ def primary_for(topology: Topology | None, key: str) -> Node | None:
     if topology is None:
         return None
     slot = key_slot(key.encode())
-    primaries = [n for n in topology.primaries if n.health != "failed"]
+    primaries = [n for n in topology.primaries if n.health != Health.FAILED]
     for node in primaries:
         if any(start <= slot <= end for start, end in node.slots):
             return node
@@ -95,7 +97,7 @@ def _moved_to(exc: redis.ResponseError) -> Node | None:
             exc = redis.exceptions.MovedError(redirect)
         except ValueError:
             return None
-    return Node(host=exc.host, port=exc.port, role=PRIMARY)
+    return Node(host=exc.host, port=exc.port, role=Role.PRIMARY)
 
 
 async def _call(client: redis.asyncio.Redis, *args: str | int | bytes) -> Any:
@@ -168,6 +170,7 @@ class LeaderLease:
         self.router = KeyRouter(self.connector, topology)
         self._valid_until = 0.0
         self._held = False  # what we last logged and exported
+        self.changed = asyncio.Event()  # set on each change of leadership (the manifest writer waits on it)
         self._error: str | None = None
         metrics.leader.set(0)
 
@@ -207,13 +210,10 @@ class LeaderLease:
         # Every L/3, and never past the point where we would have to step down.
         return max(min(lease / 3, self._valid_until - self.clock() - self.drift), 0.01)
 
-    async def run(self, after_tick: Callable[[bool], Awaitable[object]] | None = None) -> None:
-        """Tick forever: every L/3 while leading, every L/10 while following; `after_tick(leading)`
-        runs after each round (the manifest publisher)."""
+    async def run(self) -> None:
+        """Tick until cancelled: every L/3 while leading, every L/10 while following."""
         while True:
-            leading = await self.tick()
-            if after_tick is not None:
-                await after_tick(leading)
+            await self.tick()
             await asyncio.sleep(self.next_delay())
 
     async def release(self) -> None:
@@ -236,6 +236,7 @@ class LeaderLease:
         if held == self._held:
             return
         self._held = held
+        self.changed.set()
         if held:
             logs.event("leader_acquired", key=self.settings.key, owner=self.token, lease_s=self.settings.lease)
         else:
@@ -259,24 +260,39 @@ class LeaderLease:
 
 
 class ManifestPublisher:
-    """The leader keeps `manifest.key` equal to the catalog's JSON manifest (written when it changes
-    or when this instance becomes leader)."""
+    """The leader keeps `manifest.key` equal to the catalog's JSON manifest (written when the catalog
+    changes or when this instance becomes leader)."""
 
-    def __init__(self, key: str, router: KeyRouter, manifest_json: Callable[[], str]) -> None:
+    def __init__(
+        self, key: str, router: KeyRouter, catalog: Callable[[], Catalog], include_sources: bool = True
+    ) -> None:
         self.key = key
         self.router = router
-        self.manifest_json = manifest_json
-        self._written: str | None = None
+        self.catalog = catalog
+        self.include_sources = include_sources
+        self._written_for: Catalog | None = None  # the catalog whose manifest the key holds
         self._error: str | None = None
 
+    async def run(self, is_leader: Callable[[], bool], leadership: asyncio.Event | None, interval: float = 1.0) -> None:
+        """Publish at once when `leadership` changes, else every `interval`, until cancelled."""
+        while True:
+            if leadership is not None:
+                leadership.clear()
+            await self.publish(is_leader())
+            if leadership is None:
+                await asyncio.sleep(interval)
+            else:
+                await wait_event(leadership, interval)
+
     async def publish(self, leading: bool) -> bool:
-        """SET the key if leading and the text changed since our last write. True when written."""
+        """SET the key if leading and the catalog changed since our last write. True when written."""
         if not leading:
-            self._written = None  # on becoming leader again, write once: another leader may have
+            self._written_for = None  # on becoming leader again, write once: another leader may have
             return False
-        text = self.manifest_json()
-        if text == self._written:
+        catalog = self.catalog()
+        if catalog is self._written_for:  # the catalog is replaced whole on reload: identity says it all
             return False
+        text = json.dumps(catalog.manifest(self.include_sources), sort_keys=True)
         try:
             await self.router.command(self.key, "SET", self.key, text)
         except (redis.RedisError, OSError, TimeoutError) as exc:
@@ -286,6 +302,6 @@ class ManifestPublisher:
                 self._error = error
             return False
         self._error = None
-        self._written = text
+        self._written_for = catalog
         logs.event("manifest_written", key=self.key, bytes=len(text))
         return True

@@ -39,18 +39,38 @@ _live_clusters: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
 
 class LocalClusterError(RuntimeError):
-    """The local cluster could not be started or did not reach the state asked for."""
+    """The local cluster could not be started or did not reach the state asked for. `server_says`:
+    the last warning the server logged before it exited (`Failed finding TLS support.`), if any."""
+
+    def __init__(self, message: str, server_says: str | None = None) -> None:
+        super().__init__(message)
+        self.server_says = server_says
 
 
-def redis_server_binary() -> str:
-    """Path of `redis-server`, or a LocalClusterError saying how to get it."""
-    found = shutil.which("redis-server")
+SERVER_ENV = "REDIS_SERVER"
+
+
+def redis_server_binary(explicit: str | None = None) -> str:
+    """The server binary to run: `explicit`, else $REDIS_SERVER (any redis-server or valkey-server:
+    the test suite runs on whichever it names), else `redis-server` on PATH. LocalClusterError says
+    how to get one."""
+    wanted = explicit or os.environ.get(SERVER_ENV) or "redis-server"
+    found = shutil.which(wanted)
     if found is None:
         raise LocalClusterError(
-            "redis-server is not installed or not on PATH: install it with "
-            "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+            f"{wanted} is not installed, not executable or not on PATH: install Redis with "
+            "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), or point "
+            f"{SERVER_ENV} at a redis-server / valkey-server binary"
         )
     return found
+
+
+def server_version(binary: str) -> str:
+    """`Redis server v=7.0.15 ...` / `Valkey server v=9.1.2 ...` -> "Redis 7.0.15" / "Valkey 9.1.2"."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    words = out.split()
+    version = next((w[2:] for w in words if w.startswith("v=")), "?")
+    return f"{words[0] if words else binary} {version}"
 
 
 def _port_free(port: int) -> bool:
@@ -85,7 +105,8 @@ def _die_with_parent() -> None:
 @dataclass(frozen=True)
 class LocalTLS:
     """Certificates for a TLS cluster: the server's certificate and key, the CA that signed them and
-    that clients are checked against; client_auth is redis' `tls-auth-clients` (yes|no|optional)."""
+    that clients are checked against; client_auth is redis' `tls-auth-clients` (yes|no|optional).
+    (tests/certs.py makes throwaway ones.)"""
 
     ca_file: Path
     cert_file: Path
@@ -111,67 +132,6 @@ class LocalTLS:
             kwargs["ssl_certfile"] = str(self.client_cert_file)
             kwargs["ssl_keyfile"] = str(self.client_key_file)
         return kwargs
-
-
-def make_test_certificates(directory: str | os.PathLike[str], client_auth: str = "optional") -> LocalTLS:
-    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate, made
-    with the `openssl` command. For tests and `--local-cluster` only: the keys are not protected."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise LocalClusterError("openssl is not installed or not on PATH (needed to make test certificates)")
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        done = subprocess.run([openssl, *args], cwd=out, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise LocalClusterError(f"openssl {' '.join(args[:2])} failed: {done.stderr.strip()[-500:]}")
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=redis-orchestrator test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    )
-    server_ext = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
-    (out / "server.ext").write_text(server_ext)
-    (out / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=redis-orchestrator")):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        run(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            f"{name}.ext",
-            "-out",
-            f"{name}.crt",
-        )
-    return LocalTLS(
-        ca_file=out / "ca.crt",
-        cert_file=out / "server.crt",
-        key_file=out / "server.key",
-        client_cert_file=out / "client.crt",
-        client_key_file=out / "client.key",
-        client_auth=client_auth,
-    )
 
 
 @dataclass(eq=False)
@@ -234,6 +194,7 @@ class LocalCluster:
         log: Callable[[str], None] | None = None,
         launcher: Callable[[LocalNode, Path], Any] | None = None,
         tls: LocalTLS | None = None,
+        server: str | None = None,
     ) -> None:
         if primaries < 1:
             raise ValueError("a cluster needs at least one primary")
@@ -252,7 +213,8 @@ class LocalCluster:
         # A launcher runs the node some other way (tests/docker_backend.py: a container on the host
         # network); it returns an object with Popen's poll/send_signal/kill/wait/pid.
         self._launcher = launcher
-        self._binary = redis_server_binary() if launcher is None else "redis-server"
+        # `server`: the binary (redis-server, valkey-server...); default $REDIS_SERVER or redis-server.
+        self.binary = redis_server_binary(server) if launcher is None else "redis-server"
         _live_clusters.add(self)
 
     # ----------------------------------------------------------------- lifecycle
@@ -287,6 +249,48 @@ class LocalCluster:
             raise
         self._log(f"local cluster up: {', '.join(self.seeds)} (data in {self.base_dir})")
         return self
+
+    def start_with_redis_cli(self, timeout: float = 30.0) -> LocalCluster:
+        """Form the cluster the way operators do, with `redis-cli --cluster create`, and return as
+        soon as it exits: the roles are still settling then (a node may still think it is a primary
+        for a moment), which is what a `sync` run right after cluster creation meets."""
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise LocalClusterError("redis-cli is not installed (apt-get install redis-tools)")
+        try:
+            total = self.primaries_count * (1 + self.replicas_per_primary)
+            self.nodes = [self._spawn_new_node() for _ in range(total)]
+            for node in self.nodes:
+                self._wait_ping(node, timeout)
+                node.node_id = self._myid(node)
+            create = [cli, "--cluster", "create", *self.seeds, "--cluster-replicas", str(self.replicas_per_primary)]
+            done = subprocess.run(
+                [*create, "--cluster-yes"], capture_output=True, text=True, timeout=timeout, check=False
+            )
+            if done.returncode != 0:
+                raise LocalClusterError(f"redis-cli --cluster create failed: {(done.stdout + done.stderr)[-1500:]}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def move_slot(self, slot: int, target: LocalNode, timeout: float = 30.0) -> None:
+        """Migrate one slot, keys and all, to `target` (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT
+        NODE on both ends, as redis-cli --cluster reshard does it)."""
+        source = next(n for n in self.primaries() if _serves(n, slot))
+        with target.client() as dst, source.client() as src:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+            for node in (target, source):
+                with node.client() as c:
+                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+        self._wait(
+            lambda: all(_serves_in_view(n, slot, target) for n in self.nodes if n.running()),
+            timeout,
+            f"slot {slot} to move",
+        )
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -465,7 +469,7 @@ class LocalCluster:
         if self._launcher is not None:
             return self._launcher(node, conf)  # type: ignore[no-any-return]
         return subprocess.Popen(
-            [self._binary, str(conf)],
+            [self.binary, str(conf)],
             cwd=node.directory,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -488,7 +492,11 @@ class LocalCluster:
             if not node.running():
                 log = node.directory / "redis.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise LocalClusterError(f"redis-server on port {node.port} exited early:\n{tail}")
+                # Log lines are `pid:role dd Mon yyyy hh:mm:ss.mmm <level> text`; `#` marks a warning.
+                warnings = [line.split(" # ", 1)[1] for line in tail.splitlines() if " # " in line]
+                raise LocalClusterError(
+                    f"{self.binary} on port {node.port} exited early:\n{tail}", warnings[-1] if warnings else None
+                )
             try:
                 with node.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
                     return bool(c.ping())
@@ -535,6 +543,27 @@ class LocalCluster:
             return True
 
         self._wait(replicated, timeout, f"{replica.address} to replicate {primary.address}")
+
+
+def _serves(node: LocalNode, slot: int) -> bool:
+    """Whether `node` itself says it serves `slot` (its `myself` line in CLUSTER NODES)."""
+    with node.client() as c:
+        mine = next(line for line in _nodes_lines(c) if "myself" in line.split()[2])
+    return any(_in_range(token, slot) for token in mine.split()[8:])
+
+
+def _serves_in_view(viewer: LocalNode, slot: int, owner: LocalNode) -> bool:
+    """Whether `viewer` sees `owner` serving `slot`."""
+    with viewer.client() as c:
+        line = next((ln for ln in _nodes_lines(c) if ln.split()[0] == owner.node_id), "")
+    return any(_in_range(token, slot) for token in line.split()[8:])
+
+
+def _in_range(token: str, slot: int) -> bool:
+    if token.startswith("["):
+        return False
+    start, _, end = token.partition("-")
+    return int(start) <= slot <= int(end or start)
 
 
 def _nodes_lines(client: redis.Redis) -> list[str]:

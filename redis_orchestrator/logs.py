@@ -26,7 +26,10 @@ class _TextFormatter(logging.Formatter):
         message = record.getMessage()
         if message:
             parts.append(f"- {message}")
-        return " ".join(parts)
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class _JSONFormatter(logging.Formatter):
@@ -42,6 +45,8 @@ class _JSONFormatter(logging.Formatter):
         message = record.getMessage()
         if message:
             payload["message"] = message
+        if record.exc_info:
+            payload["traceback"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
@@ -70,3 +75,8 @@ def warning(name: str, message: str = "", **fields: Any) -> None:
 
 def error(name: str, message: str = "", **fields: Any) -> None:
     event(name, message, level=logging.ERROR, **fields)
+
+
+def failure(name: str, message: str = "", **fields: Any) -> None:
+    """An error with the traceback of the exception being handled (call it from an except block)."""
+    LOGGER.log(logging.ERROR, message, exc_info=True, extra={"event": name, "fields": fields})

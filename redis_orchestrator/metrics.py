@@ -22,11 +22,13 @@ import contextlib
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+
+from redis_orchestrator.analysis.findings import Severity
 
 PREFIX = "redis_orchestrator"
-SEVERITIES = ("error", "warning", "info")
 RELOAD_RESULTS = ("accepted", "rejected", "unchanged")
-KILL_RESULTS = ("killed", "unkillable", "notbusy", "error")
+KILL_RESULTS = ("killed", "unkillable", "notbusy", "refused", "error")
 
 
 class Metrics:
@@ -103,11 +105,42 @@ class Metrics:
         self.check_findings = Gauge(
             f"{PREFIX}_check_findings", "Static analysis findings in the enforced catalog", ["severity"], registry=r
         )
+        self.restart_pending = Gauge(
+            f"{PREFIX}_config_restart_pending",
+            "Start-time settings (redis, metrics, leader, manifest) changed in the config file since the "
+            "daemon started: they apply only after a restart",
+            registry=r,
+        )
+        self.feature_unavailable = Gauge(
+            f"{PREFIX}_feature_unavailable",
+            "1 when the node refuses a command a feature needs (renamed, not offered, NOPERM): the feature "
+            "is off there",
+            ["node", "feature"],
+            registry=r,
+        )
+        self.node_cached_scripts = Gauge(
+            f"{PREFIX}_node_cached_scripts",
+            "Scripts in the node's script cache (INFO memory number_of_cached_scripts): the catalog's, "
+            "our cache marker, and whatever clients added with EVAL",
+            ["node"],
+            registry=r,
+        )
+        self.node_scripts_eval_memory = Gauge(
+            f"{PREFIX}_node_scripts_eval_memory_bytes",
+            "Memory of the node's script cache (INFO memory used_memory_scripts_eval)",
+            ["node"],
+            registry=r,
+        )
+        self._evicted = _ServerCounter(
+            f"{PREFIX}_node_evicted_scripts",
+            "Scripts the node evicted from its cache (INFO stats evicted_scripts; Redis >= 7.4, Valkey >= 8)",
+            registry=r,
+        )
         self.leader = Gauge(f"{PREFIX}_leader", "1 if this instance holds the leader lease", registry=r)
         self.ready = Gauge(
             f"{PREFIX}_ready", "1 when the catalog is loaded and every reachable node holds it", registry=r
         )
-        for severity in SEVERITIES:
+        for severity in Severity:
             self.check_findings.labels(severity)
         for result in RELOAD_RESULTS:
             self.catalog_reloads.labels(result)
@@ -120,7 +153,10 @@ class Metrics:
             self.slowlog_missed,
             self.slowlog_errors,
         )
+        # set once read, not before: forgotten with the node, never pre-created
+        self._read_by_node = (self.script_time_limit, self.node_cached_scripts, self.node_scripts_eval_memory)
         self._roles: dict[str, str] = {}
+        self._features: dict[str, set[str]] = {}  # node -> features with a series, to forget them
         self._slow_scripts: dict[str, set[str]] = {}  # node -> script labels seen, to forget them
 
     # ------------------------------------------------------------------ nodes
@@ -146,8 +182,11 @@ class Metrics:
         if role is not None:
             for gauge in self._by_node_role:
                 _remove(gauge, node, role)
-        for metric in (*self._by_node, self.script_time_limit):  # the limit is set once read, not before
+        for metric in (*self._by_node, *self._read_by_node):
             _remove(metric, node)
+        for feature in self._features.pop(node, set()):
+            _remove(self.feature_unavailable, node, feature)
+        self._evicted.forget(node)
         for result in KILL_RESULTS:
             _remove(self.script_kills, node, result)
         for script in self._slow_scripts.pop(node, set()):
@@ -166,6 +205,21 @@ class Metrics:
             self.reconcile_errors.labels(node).inc()
         if seconds is not None:
             self.reconcile_duration.observe(seconds)
+
+    def feature_changed(self, node: str, feature: str, unavailable: bool) -> None:
+        self._features.setdefault(node, set()).add(feature)
+        self.feature_unavailable.labels(node, feature).set(1 if unavailable else 0)
+
+    def script_cache_read(
+        self, node: str, cached: int | None, eval_memory_bytes: int | None, evicted: int | None
+    ) -> None:
+        """What INFO said of the node's script cache (None: not asked this pass, or not reported)."""
+        if cached is not None:
+            self.node_cached_scripts.labels(node).set(cached)
+        if eval_memory_bytes is not None:
+            self.node_scripts_eval_memory.labels(node).set(eval_memory_bytes)
+        if evicted is not None:
+            self._evicted.set(node, evicted)
 
     # ------------------------------------------------------------------ slow scripts
 
@@ -207,12 +261,42 @@ class Metrics:
     def catalog_reload(self, result: str) -> None:
         self.catalog_reloads.labels(result).inc()
 
-    def findings(self, severities: Iterable[str]) -> None:
-        counts = dict.fromkeys(SEVERITIES, 0)
+    def findings(self, severities: Iterable[Severity]) -> None:
+        counts = dict.fromkeys(Severity, 0)
         for severity in severities:
-            counts[severity] = counts.get(severity, 0) + 1
+            counts[severity] += 1
         for severity, count in counts.items():
             self.check_findings.labels(severity).set(count)
+
+
+class _ServerCounter:
+    """A counter the server keeps (INFO stats): exported as a Prometheus counter with the server's
+    own value, so rate() works and a node restart reads as a counter reset.
+
+        # TYPE redis_orchestrator_node_evicted_scripts counter
+        redis_orchestrator_node_evicted_scripts_total{node="127.0.0.1:7000"} 200.0
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._values: dict[str, float] = {}
+        registry.register(self)
+
+    def set(self, node: str, value: float) -> None:
+        self._values[node] = value
+
+    def forget(self, node: str) -> None:
+        self._values.pop(node, None)
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=["node"])
+        for node, value in sorted(self._values.items()):
+            family.add_metric([node], value)
+        yield family
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=["node"])
 
 
 def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:

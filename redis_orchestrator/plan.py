@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redis_orchestrator.catalog import Catalog, Script
-from redis_orchestrator.topology import PRIMARY, Node
+from redis_orchestrator.topology import Node, Role
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class NodePlan:
 
 def wants_functions(node: Node, catalog: Catalog, delete_unlisted: bool = False) -> bool:
     """Libraries are loaded on primaries only: replicas receive them by replication."""
-    return node.role == PRIMARY and (bool(catalog.functions) or delete_unlisted)
+    return node.role == Role.PRIMARY and (bool(catalog.functions) or delete_unlisted)
 
 
 def plan_node(observation: Observation, catalog: Catalog, delete_unlisted: bool = False) -> NodePlan:
@@ -47,7 +47,7 @@ def plan_node(observation: Observation, catalog: Catalog, delete_unlisted: bool 
                 missing[script.sha] = script
     load_functions: list[Script] = []
     delete: list[str] = []
-    if observation.libraries is not None and observation.node.role == PRIMARY:
+    if observation.libraries is not None and observation.node.role == Role.PRIMARY:
         declared = set()
         for library in catalog.functions:
             assert library.library is not None

@@ -22,15 +22,14 @@ milliseconds for a catalog of tens of scripts), during which clients wait instea
 The NOSCRIPT window is measured, not assumed: while a node's transaction runs, a second connection
 asks `SCRIPT EXISTS <live shas>` in a tight loop; the window is the time between the first probe
 that saw a live script missing and the first one that saw them all again (0 when none did).
-Without `--yes` nothing is written: the verb prints what it would do and exits 1 when there is
-something to prune.
+Without `--yes` nothing is written: the verb (cli.py prints the outcomes) says what it would do
+and exits 1 when there is something to prune.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,10 +37,9 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio
 
-from redis_orchestrator.catalog import Catalog, Script
+from redis_orchestrator.catalog import Catalog, Kind, Script
 from redis_orchestrator.config import Config
 from redis_orchestrator.connections import Connector, describe_error
-from redis_orchestrator.errors import EXIT_CLEAN, EXIT_FINDINGS
 from redis_orchestrator.sync import MARKER_SHA, MARKER_SOURCE
 from redis_orchestrator.topology import Node, discover
 
@@ -95,7 +93,7 @@ async def survey_node(client: redis.asyncio.Redis, node: Node, catalog: Catalog)
     """One round trip: SCRIPT EXISTS of every live and retired SHA, and the cache size."""
     live = _distinct(catalog.scripts)
     live_shas = {s.sha for s in live}
-    retired = [s for s in _distinct([r for r in catalog.retired if r.kind == "script"]) if s.sha not in live_shas]
+    retired = [s for s in _distinct([r for r in catalog.retired if r.kind == Kind.SCRIPT]) if s.sha not in live_shas]
     pipe = client.pipeline(transaction=False)
     everything = [*live, *retired]
     pipe.execute_command("SCRIPT", "EXISTS", MARKER_SHA, *(s.sha for s in everything))
@@ -199,10 +197,13 @@ async def prune_node(client: redis.asyncio.Redis, survey: CacheSurvey, catalog: 
 
 async def prune_cluster(config: Config, really: bool) -> list[NodeOutcome]:
     """Survey every node; when `really`, prune those that need it, strictly one after the other."""
-    connector = Connector(config.redis)
+    connector = Connector(config.start.redis)
     outcomes: list[NodeOutcome] = []
     try:
-        topology = await discover(connector, config.redis.seeds, config.redis.mode, timeout=config.redis.timeout * 2)
+        redis_settings = config.start.redis
+        topology = await discover(
+            connector, redis_settings.seeds, redis_settings.mode, timeout=redis_settings.timeout * 2
+        )
         for node in topology.nodes:
             client = connector.client(node.host, node.port)
             try:
@@ -218,7 +219,8 @@ async def prune_cluster(config: Config, really: bool) -> list[NodeOutcome]:
     return outcomes
 
 
-def _describe_survey(survey: CacheSurvey) -> str:
+def describe_survey(survey: CacheSurvey) -> str:
+    """What a node holds beyond the live catalog: `1 retired (counter_get@1), 2 not in the catalog`."""
     parts = []
     if survey.retired_present:
         parts.append(f"{len(survey.retired_present)} retired ({', '.join(s.label for s in survey.retired_present)})")
@@ -227,44 +229,5 @@ def _describe_survey(survey: CacheSurvey) -> str:
     return ", ".join(parts)
 
 
-async def run_prune(config: Config, really: bool) -> int:
-    outcomes = await prune_cluster(config, really)
-    pending = 0
-    failed = 0
-    for outcome in outcomes:
-        head = f"{outcome.node.address:<22} {outcome.node.role:<8}"
-        survey = outcome.survey
-        if survey is None:
-            failed += 1
-            print(f"{head} cannot prune: {outcome.error}", file=sys.stderr)
-            continue
-        if not survey.needs_prune:
-            print(f"{head} nothing to prune ({survey.cached} cached script(s))")
-            continue
-        live = len(_distinct(config.catalog.scripts))
-        if outcome.result is None:
-            pending += 1
-            print(
-                f"{head} would flush {survey.cached} cached script(s): {_describe_survey(survey)}; "
-                f"then reload {live} live script(s) in the same MULTI/EXEC"
-            )
-            continue
-        result = outcome.result
-        if result.errors:
-            failed += 1
-        print(
-            f"{head} pruned {_describe_survey(survey)}: {survey.cached} -> {result.cached_after} cached; "
-            f"node busy {result.blocked_ms:.1f} ms; NOSCRIPT window {result.window_ms:.1f} ms "
-            f"({result.probes_missing} of {result.probes} probe(s) saw a live script missing)"
-            + (f"; errors: {'; '.join(result.errors)}" if result.errors else "")
-        )
-    if not really:
-        if pending:
-            print(
-                f"{pending} of {len(outcomes)} node(s) have scripts to prune; "
-                "run `prune --yes` to flush and reload them one at a time"
-            )
-        else:
-            print(f"nothing to prune on {len(outcomes) - failed} node(s)")
-        return EXIT_FINDINGS if pending or failed else EXIT_CLEAN
-    return EXIT_FINDINGS if failed else EXIT_CLEAN
+def live_count(catalog: Catalog) -> int:
+    return len(_distinct(catalog.scripts))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import redis
 
-from redis_orchestrator import logs
 from redis_orchestrator.catalog import Catalog
 from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
 from redis_orchestrator.config import Config, load_config
@@ -91,11 +90,12 @@ async def compile_on_one_node(connector: Connector, topology: Topology, new: Cat
     for node in topology.primaries or topology.nodes:
         plan = NodePlan(node=node, load_scripts=scripts, load_functions=functions)
         try:
-            _, _, _, failures, _ = await apply(connector.client(node.host, node.port), plan)
+            done = await apply(connector.client(node.host, node.port), plan)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             continue  # try the next primary
         return [
-            f"{f.script.label} ({f.script.file}): Redis refused it on {node.address}: {f.message}" for f in failures
+            f"{f.script.label} ({f.script.file}): Redis refused it on {node.address}: {f.message}"
+            for f in done.failures
         ]
     return []
 
@@ -105,19 +105,16 @@ async def load_candidate(
     seeds: Sequence[str] | None,
     connector: Connector,
     topology: Topology | None,
-    running: Config | None,
+    running: Catalog | None,
     analysis: CatalogAnalysis,
 ) -> tuple[Config, AnalysisResult]:
     """A fully validated new config and its analysis, or CatalogRejected / ConfigError saying
-    every problem."""
+    every problem. `running` is the catalog enforced now: only what the candidate adds is compiled."""
     config = load_config(path, seeds)
-    if running is not None and config.redis != running.redis:
-        # Connections are built once; say so instead of half-applying new credentials.
-        logs.warning("config_restart_needed", "redis: settings changed; restart the daemon to apply them")
-    result = analysis.for_config(config)
-    result.raise_if_blocking(config.analysis.block_on)
+    result = analysis.for_desired(config.desired)
+    result.raise_if_blocking(config.desired.analysis.block_on)
     if topology is not None:
-        problems = await compile_on_one_node(connector, topology, config.catalog, running.catalog if running else None)
+        problems = await compile_on_one_node(connector, topology, config.catalog, running)
         if problems:
             raise CatalogRejected("; ".join(problems))
     return config, result

@@ -23,3 +23,23 @@ def as_map(value: object) -> dict[str, Any]:
 
 def as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
+
+
+def error_code(exc: BaseException) -> str:
+    """The error code of an error reply (`READONLY`, `BUSY`, `NOPERM`, `ERR`...): what we match on,
+    never the prose after it, which differs between servers ("Redis is busy" / "Valkey is busy").
+
+    redis-py strips the code from the text of the errors it has a class for and keeps it in
+    `status_code`; errors read by our raw batch path (batch.py) keep it as their first word."""
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, str) and code:
+        return code
+    first = str(exc).split(" ", 1)[0]
+    return first if first.isupper() and first.isalpha() else ""
+
+
+def is_unknown_command(exc: BaseException) -> bool:
+    """ERR unknown command / unknown subcommand: renamed away (rename-command) or not offered (hosted
+    services). Both servers say it in these words; there is no code of its own beyond ERR."""
+    text = str(exc).lower()
+    return error_code(exc) == "ERR" and ("unknown command" in text or "unknown subcommand" in text)

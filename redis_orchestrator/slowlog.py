@@ -30,7 +30,6 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -40,10 +39,11 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from redis_orchestrator import busy, logs
-from redis_orchestrator.catalog import KIND_SCRIPT, Catalog, Script, sha1_hex
-from redis_orchestrator.config import SlowScriptSettings
+from redis_orchestrator import batch, busy, logs
+from redis_orchestrator.catalog import Catalog, Kind, Script, sha1_hex
+from redis_orchestrator.config import DesiredState, SlowScriptSettings
 from redis_orchestrator.connections import describe_error
+from redis_orchestrator.features import Feature, NodeFeatures, refused
 from redis_orchestrator.metrics import Metrics
 from redis_orchestrator.replies import as_map, text
 
@@ -174,7 +174,7 @@ def match(entry: SlowlogEntry, catalog: Catalog) -> Match | None:
         return _one(catalog.by_sha(sha), f"EVAL body sha {sha}")
     prefix, length = cut.group(1), SLOWLOG_MAX_STRING + int(cut.group(2))
     candidates = [
-        s for s in catalog.entries if s.kind == KIND_SCRIPT and len(s.source) == length and s.source.startswith(prefix)
+        s for s in catalog.entries if s.kind == Kind.SCRIPT and len(s.source) == length and s.source.startswith(prefix)
     ]
     names = sorted({s.name for s in candidates})
     if len(names) == 1:
@@ -246,25 +246,29 @@ def parse_config_value(reply: Any, name: str) -> str | None:
 
 
 class SlowlogWatcher:
-    """Polls one node: slow scripts by name, ratio to the time limit, BUSY and the kill policy."""
+    """Polls one node: slow scripts by name, ratio to the time limit, BUSY and the kill policy. The
+    catalog and `slow_scripts` settings are read from the desired state at every poll, so a reload
+    applies to every node at once."""
+
+    name = "slowlog"
 
     def __init__(
         self,
         node: str,
         client: redis.asyncio.Redis,
-        catalog: Callable[[], Catalog],
+        desired: Callable[[], DesiredState],
         metrics: Metrics,
-        settings: SlowScriptSettings,
         is_leader: Callable[[], bool] = lambda: True,
         *,
+        features: NodeFeatures | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
         self.client = client
-        self.catalog = catalog
+        self._desired = desired
         self.metrics = metrics
-        self.settings = settings
         self.is_leader = is_leader
+        self.features = features if features is not None else NodeFeatures(node, metrics)
         self.clock = clock
         self.cursor: int | None = None
         self.limit_seconds: float | None = None  # None: not read yet or unknown; 0: no limit
@@ -274,23 +278,38 @@ class SlowlogWatcher:
         self._error: str | None = None
         self._failures = 0
 
+    def catalog(self) -> Catalog:
+        return self._desired().catalog
+
+    @property
+    def settings(self) -> SlowScriptSettings:
+        return self._desired().slow_scripts
+
     # ------------------------------------------------------------------ one poll
 
     async def poll_once(self) -> None:
         """SLOWLOG GET (+ CONFIG GET when due). On BUSY: flag the node, maybe kill. Redis errors
-        other than BUSY propagate (run() logs and counts them)."""
+        other than BUSY propagate (run() logs and counts them). A node that refuses SLOWLOG (renamed,
+        hosted, NOPERM) is still watched for BUSY, with PING."""
         now = self.clock()
         try:
-            if now >= self._threshold_due:
+            if now >= self._threshold_due and self.features.available(Feature.TIME_LIMIT):
                 await self._refresh_limit(now)
+            if not self.features.available(Feature.SLOWLOG):
+                await batch.call(self.client, "PING")  # answers BUSY like any command would
+                self._busy_over(now)
+                return
             if self.cursor is not None and self.episode is None and await self._nothing_new():
                 return
-            reply = await busy.call(self.client, "SLOWLOG", "GET", FETCH_COUNT)
+            reply = await batch.call(self.client, "SLOWLOG", "GET", FETCH_COUNT)
         except redis.ResponseError as exc:
-            if not busy.is_busy_error(exc):
-                raise
-            await self._on_busy(str(exc), now)
-            return
+            if busy.is_busy_error(exc):
+                await self._on_busy(str(exc), now)
+                return
+            if refused(exc):
+                self.features.refuse(Feature.SLOWLOG, "SLOWLOG GET", exc)
+                return
+            raise
         self._busy_over(now)
         self._record(parse_slowlog(reply, after=self.cursor))
 
@@ -298,18 +317,23 @@ class SlowlogWatcher:
         """`SLOWLOG GET 1`: is the newest entry still the one counted last? A full ring is up to
         128 entries (hundreds of KB with long arguments) re-sent every second otherwise; with this
         probe a quiet node costs one small reply, and a poll with news one extra round trip."""
-        newest = parse_slowlog(await busy.call(self.client, "SLOWLOG", "GET", 1))
+        newest = parse_slowlog(await batch.call(self.client, "SLOWLOG", "GET", 1))
         if not newest:
             return self.cursor == -1  # still empty; an emptied log (RESET, restart) is read in full
         return newest[0].id == self.cursor
 
     async def _refresh_limit(self, now: float) -> None:
-        value = parse_config_value(
-            await busy.call(self.client, "CONFIG", "GET", "busy-reply-threshold"), "busy-reply-threshold"
-        )
+        try:
+            reply = await batch.call(self.client, "CONFIG", "GET", "busy-reply-threshold")
+        except redis.ResponseError as exc:
+            if not refused(exc):
+                raise
+            self.features.refuse(Feature.TIME_LIMIT, "CONFIG GET", exc)
+            return
+        value = parse_config_value(reply, "busy-reply-threshold")
         if value is None:  # before 7.0 only the old name exists
             value = parse_config_value(
-                await busy.call(self.client, "CONFIG", "GET", "lua-time-limit"), "lua-time-limit"
+                await batch.call(self.client, "CONFIG", "GET", "lua-time-limit"), "lua-time-limit"
             )
         self._threshold_due = now + self.settings.threshold_refresh_interval
         limit = max(0, int(value)) / 1000 if value is not None and value.lstrip("-").isdigit() else None
@@ -379,7 +403,7 @@ class SlowlogWatcher:
         if episode is None or episode.kind != kind:
             episode = self.episode = busy.BusyEpisode(kind=kind, first_seen=now)
             self.metrics.node_busy_changed(self.node, True)
-            if kind == busy.KIND_FUNCTION:
+            if kind == Kind.FUNCTION:
                 episode.function = await busy.running_function(self.client)
             logs.warning(
                 "node_busy",
@@ -389,8 +413,10 @@ class SlowlogWatcher:
                 script=self._function_detail(episode),
                 kill_policy=f"after {self.settings.kill.after}s" if self.settings.kill.enabled else "off",
             )
-        if busy.kill_due(self.settings.kill, episode, now, self.is_leader):
+        if self.features.available(Feature.KILL) and busy.kill_due(self.settings.kill, episode, now, self.is_leader):
             result, command, reply = await busy.send_kill(self.client, kind)
+            if result == busy.REFUSED:
+                self.features.refuse(Feature.KILL, command, redis.ResponseError(reply))
             episode.kill_result = result
             episode.next_kill_at = now + self.settings.kill.after if result == busy.ERROR else None
             self.metrics.script_kill(self.node, result)
@@ -440,27 +466,27 @@ class SlowlogWatcher:
 
     # ------------------------------------------------------------------ cadence
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """poll_once every `poll_interval` (drift-corrected) until `stop` is set. Redis errors are
-        counted, logged once per change of error, and retried with backoff; never raised."""
-        if not self.settings.enabled:
-            return
-        interval = self.settings.poll_interval
+    async def run(self) -> None:
+        """poll_once every `poll_interval` (drift-corrected) until cancelled; idle while
+        `slow_scripts.enabled` is false. Redis errors are counted, logged once per change of error,
+        and retried with backoff; never raised."""
         next_at = self.clock()
-        while not stop.is_set():
-            try:
-                await self.poll_once()
-            except (redis.RedisError, OSError) as exc:
-                self._failed(exc)
-            else:
-                self._recovered()
+        while True:
+            settings = self.settings
+            interval = settings.poll_interval
+            if settings.enabled:
+                try:
+                    await self.poll_once()
+                except (redis.RedisError, OSError) as exc:
+                    self._failed(exc)
+                else:
+                    self._recovered()
             delay = interval if not self._failures else min(interval * 2 ** (self._failures - 1), MAX_ERROR_BACKOFF)
             next_at += delay
             now = self.clock()
             if next_at < now:  # fell behind (a slow node): skip the lost ticks, keep the cadence
                 next_at = now + delay
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=next_at - now)
+            await asyncio.sleep(next_at - now)
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1

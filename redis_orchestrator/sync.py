@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 import redis
 import redis.asyncio
@@ -19,9 +21,11 @@ import redis.asyncio
 from redis_orchestrator.batch import encode, send_batch, send_encoded
 from redis_orchestrator.catalog import Catalog, Script, sha1_hex
 from redis_orchestrator.connections import Connector, describe_error
+from redis_orchestrator.features import Feature, NodeFeatures, refused
 from redis_orchestrator.plan import NodePlan, Observation, plan_node, wants_functions
-from redis_orchestrator.replies import as_list, as_map, text
-from redis_orchestrator.topology import Node, Topology
+from redis_orchestrator.replies import as_list, as_map, error_code, text
+from redis_orchestrator.servers import evicted_scripts, info_fields
+from redis_orchestrator.topology import Node, Role, Topology
 
 # The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
 # catalog. Redis 7 drops cached scripts only all at once (SCRIPT FLUSH, restart: there is no way to
@@ -36,13 +40,40 @@ MARKER_SOURCE = (
 MARKER_SHA = sha1_hex(MARKER_SOURCE)
 
 
+class NodeState(StrEnum):
+    """One pass's outcome on one node, decided once (in `reconcile_node`) and read everywhere else."""
+
+    UNKNOWN = "unknown"  # no pass yet
+    OK = "ok"  # answered; everything the plan asked was loaded (or nothing was missing)
+    DOWN = "down"  # did not answer (connection refused, reset, timeout)
+    REFUSED = "refused"  # answered with an error (NOAUTH, NOPERM, BUSY, ...)
+    FAILING = "failing"  # answered, but refused some loads (a script that does not compile)
+    MOVING = "moving"  # the topology moved under the pass (READONLY, LOADING, MOVED...): re-plan it
+
+    @property
+    def answered(self) -> bool:
+        return self in (NodeState.OK, NodeState.FAILING)
+
+
 @dataclass(frozen=True)
 class LoadFailure:
     script: Script
     message: str
+    code: str = ""  # the error code the node answered with, if it answered with one
 
     def describe(self, node: Node) -> str:
         return f"{self.script.label} ({self.script.file}) refused by {node.address}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one batch did on one node."""
+
+    loaded: tuple[Script, ...] = ()
+    functions_loaded: tuple[Script, ...] = ()
+    deleted_libraries: tuple[str, ...] = ()
+    failures: tuple[LoadFailure, ...] = ()
+    commands: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,7 +81,7 @@ class NodeReport:
     """The outcome of one pass on one node."""
 
     node: Node
-    reachable: bool
+    state: NodeState
     error: str | None = None
     plan: NodePlan | None = None
     loaded: tuple[Script, ...] = ()
@@ -61,6 +92,8 @@ class NodeReport:
     round_trips: int = 0
     present: frozenset[str] = field(default_factory=frozenset)
     quick: bool = False  # True when the pass trusted the cache marker instead of asking every SHA
+    role: Role | None = None  # what the node itself said (ROLE), when it was asked
+    cache: CacheStats = field(default_factory=lambda: CacheStats())
 
     @property
     def missing_after(self) -> tuple[Script, ...]:
@@ -71,8 +104,23 @@ class NodeReport:
         return tuple(s for s in pending if s.sha not in done)
 
     @property
+    def reachable(self) -> bool:
+        return self.state != NodeState.DOWN
+
+    @property
     def in_sync(self) -> bool:
-        return self.reachable and self.error is None and not self.missing_after and not self.failures
+        return self.state == NodeState.OK and not self.missing_after
+
+    @property
+    def problem(self) -> str | None:
+        """Why the node is not OK: the error it answered, or the loads it refused."""
+        if self.failures:
+            return "; ".join(f.describe(self.node) for f in self.failures)
+        return self.error
+
+    @property
+    def loads(self) -> tuple[Script, ...]:
+        return (*self.loaded, *self.functions_loaded)
 
 
 def parse_function_list(reply: object) -> dict[str, bytes]:
@@ -90,17 +138,89 @@ def parse_function_list(reply: object) -> dict[str, bytes]:
     return libraries
 
 
-@functools.lru_cache(maxsize=16)
-def _observe_packet(shas: tuple[str, ...], with_functions: bool) -> tuple[bytes, int]:
-    commands: list[tuple[str, ...]] = [("SCRIPT", "EXISTS", MARKER_SHA, *shas)]
-    if with_functions:
-        commands.append(("FUNCTION", "LIST", "WITHCODE"))
+@dataclass(frozen=True)
+class Asks:
+    """What one observation asks, beyond SCRIPT EXISTS of the marker (and of `shas`)."""
+
+    shas: tuple[str, ...] = ()
+    functions: bool = False  # FUNCTION LIST WITHCODE: the libraries and their code
+    role: bool = False  # ROLE: what the node itself says it is (decides FUNCTION LOAD)
+    stats: bool = False  # INFO stats: evicted_scripts
+    memory: bool = False  # INFO memory: number_of_cached_scripts, used_memory_scripts_eval
+
+    def commands(self) -> list[tuple[str, ...]]:
+        commands: list[tuple[str, ...]] = [("SCRIPT", "EXISTS", MARKER_SHA, *self.shas)]
+        commands += [("FUNCTION", "LIST", "WITHCODE")] if self.functions else []
+        commands += [("ROLE",)] if self.role else []
+        commands += [("INFO", "stats")] if self.stats else []
+        commands += [("INFO", "memory")] if self.memory else []
+        return commands
+
+
+# Which feature each optional ask serves, for a node that refuses the command (features.py).
+_FEATURE_OF = {
+    "functions": Feature.FUNCTIONS,
+    "role": Feature.ROLE,
+    "stats": Feature.EVICTION_WATCH,
+    "memory": Feature.CACHE_STATS,
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _packet(asks: Asks) -> tuple[bytes, int]:
+    commands = asks.commands()
     return encode(commands), len(commands)
 
 
 @functools.lru_cache(maxsize=16)
 def _all_present(shas: tuple[str, ...]) -> frozenset[str]:
     return frozenset(shas)
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """The node's script cache as INFO reports it (None where the server does not say)."""
+
+    cached_scripts: int | None = None
+    eval_memory_bytes: int | None = None
+    evicted_scripts: int | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    observation: Observation
+    marker: bool  # the cache marker was there
+    commands: int
+    role: Role | None = None  # what the node said with ROLE, when asked
+    cache: CacheStats = field(default_factory=CacheStats)
+
+
+class TopologyMoved(Exception):
+    """The node answered with an error that means its place changed under the pass (it became a
+    replica, its slots moved, it is loading or its cluster is down): re-plan, don't count a failure."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{error_code(exc)} {exc}".strip())
+
+
+# READONLY: FUNCTION LOAD on a node that just became a replica. LOADING: restarting. The others come
+# with slots moving or a cluster failing over.
+TOPOLOGY_MOVED_CODES = frozenset({"READONLY", "MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN"})
+
+
+def _raise_unless_refused(exc: Exception, feature: Feature, command: str, features: NodeFeatures | None) -> None:
+    if error_code(exc) in TOPOLOGY_MOVED_CODES:
+        raise TopologyMoved(exc) from exc
+    if features is not None and refused(exc):
+        features.refuse(feature, command, exc)
+        return
+    raise exc
+
+
+def parse_role(reply: object) -> Role | None:
+    """ROLE's first element: `master` / `slave` (`sentinel` and anything else: None)."""
+    first = text(as_list(reply)[0]) if as_list(reply) else ""
+    return {"master": Role.PRIMARY, "slave": Role.REPLICA}.get(first)
 
 
 async def observe(
@@ -110,21 +230,43 @@ async def observe(
     delete_unlisted: bool = False,
     *,
     quick: bool = False,
-) -> tuple[Observation, bool, int]:
-    """One round trip: `SCRIPT EXISTS marker [sha...]` (+ `FUNCTION LIST WITHCODE` on primaries).
+    features: NodeFeatures | None = None,
+    stats: bool = False,
+    memory: bool = False,
+) -> Observed:
+    """One round trip: `SCRIPT EXISTS marker [sha...]`, plus on primaries (when the catalog has
+    functions) `FUNCTION LIST WITHCODE` and `ROLE`, plus `INFO stats` / `INFO memory` when asked.
 
     With `quick`, only the marker is asked and, when present, every catalog script is taken as
-    present. Returns the observation, whether the marker was there, and the commands sent.
+    present. A command the node refuses (renamed, not offered, NOPERM) costs its feature, not the
+    pass. The node's own ROLE decides whether it is planned as a primary: the topology's view of a
+    node's role lags behind (a former primary rejoining, a node that just became a replica).
     """
-    shas = () if quick else catalog.shas
-    with_functions = wants_functions(node, catalog, delete_unlisted)
-    packet, count = _observe_packet(shas, with_functions)
-    replies = await send_encoded(client, packet, count)
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    flags = replies[0]
+    can = features.available if features is not None else (lambda _feature: True)
+    functions = wants_functions(node, catalog, delete_unlisted) and can(Feature.FUNCTIONS)
+    asks = Asks(
+        shas=() if quick else catalog.shas,
+        functions=functions,
+        role=functions and can(Feature.ROLE),
+        stats=stats and can(Feature.EVICTION_WATCH),
+        memory=memory and can(Feature.CACHE_STATS),
+    )
+    packet, count = _packet(asks)
+    replies = iter(await send_encoded(client, packet, count))
+    flags = next(replies)
+    if isinstance(flags, Exception):
+        if error_code(flags) in TOPOLOGY_MOVED_CODES:
+            raise TopologyMoved(flags) from flags
+        raise flags
     assert isinstance(flags, list)
+    answers: dict[str, object] = {}
+    for name in ("functions", "role", "stats", "memory"):
+        if getattr(asks, name):
+            reply = next(replies)
+            if isinstance(reply, Exception):
+                _raise_unless_refused(reply, _FEATURE_OF[name], _COMMAND_OF[name], features)
+            else:
+                answers[name] = reply
     marker = bool(flags[0])
     if quick:
         present = _all_present(catalog.shas) if marker else frozenset()
@@ -132,13 +274,32 @@ async def observe(
         present = _all_present(catalog.shas)
     else:
         present = frozenset(sha for sha, flag in zip(catalog.shas, flags[1:], strict=True) if int(flag))
-    libraries = parse_function_list(replies[1]) if with_functions else None
-    return Observation(node=node, present_shas=present, libraries=libraries), marker, len(replies)
+    role = parse_role(answers["role"]) if "role" in answers else None
+    libraries = parse_function_list(answers["functions"]) if "functions" in answers else None
+    if role == Role.REPLICA:
+        libraries = None  # it says it is a replica: it gets its libraries by replication, never FUNCTION LOAD
+    memory_fields = info_fields(text(answers["memory"])) if "memory" in answers else {}
+    cache = CacheStats(
+        cached_scripts=_int(memory_fields.get("number_of_cached_scripts")),
+        eval_memory_bytes=_int(memory_fields.get("used_memory_scripts_eval")),
+        evicted_scripts=evicted_scripts(_raw(answers["stats"])) if "stats" in answers else None,
+    )
+    observation = Observation(node=node, present_shas=present, libraries=libraries)
+    return Observed(observation, marker, count, role, cache)
 
 
-async def apply(
-    client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False
-) -> tuple[list[Script], list[Script], list[str], list[LoadFailure], int]:
+_COMMAND_OF = {"functions": "FUNCTION LIST", "role": "ROLE", "stats": "INFO stats", "memory": "INFO memory"}
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _raw(value: object) -> bytes | str:
+    return value if isinstance(value, bytes | str) else str(value)
+
+
+async def apply(client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False) -> ApplyResult:
     """One pipelined round trip for everything the plan asks. Failures are per script, never fatal.
 
     With `with_marker`, the cache marker is loaded last: the node runs a connection's commands in
@@ -146,7 +307,7 @@ async def apply(
     the caller sees in the failures and answers with full observations until it is fixed).
     """
     if plan.in_sync and not with_marker:
-        return [], [], [], [], 0
+        return ApplyResult()
     commands: list[tuple[str | bytes, ...]] = [("SCRIPT", "LOAD", s.source) for s in plan.load_scripts]
     commands += [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
     commands += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
@@ -174,13 +335,13 @@ async def apply(
     for name, reply in zip(plan.delete_libraries, replies[functions_end:], strict=False):
         if not isinstance(reply, Exception):
             deleted.append(name)
-    return loaded, functions_loaded, deleted, failures, len(replies)
+    return ApplyResult(tuple(loaded), tuple(functions_loaded), tuple(deleted), tuple(failures), len(replies))
 
 
 def _load_failure(entry: Script, reply: object, expect: str | None) -> LoadFailure | None:
     """SCRIPT LOAD answers the SHA it computed, FUNCTION LOAD the library name: check it."""
     if isinstance(reply, Exception):
-        return LoadFailure(entry, _server_message(reply))
+        return LoadFailure(entry, _server_message(reply), error_code(reply))
     if expect is not None and text(reply) != expect and text(reply).lower() != expect:
         return LoadFailure(entry, f"server answered {text(reply)!r}, expected {expect!r}")
     return None
@@ -199,50 +360,91 @@ async def reconcile_node(
     write: bool = True,
     delete_unlisted: bool = False,
     quick: bool = False,
+    features: NodeFeatures | None = None,
+    evictions_seen: int | None = None,
+    cache_stats: bool = False,
 ) -> NodeReport:
     """Observe, plan and (when `write`) apply on one node. Never raises for Redis trouble.
 
     `quick` trusts the cache marker (see MARKER_SOURCE); when the marker is gone the same pass
-    falls back to a full observation at once.
+    falls back to a full observation at once. On a server where scripts can leave the cache one at
+    a time (servers.py: Redis >= 7.4), `evictions_seen` is the node's evicted_scripts at the last
+    pass: INFO stats comes with the marker, and any eviction since is a full observation at once.
+    `cache_stats` also reads INFO memory for the cache gauges.
     """
     commands = 0
     round_trips = 0
     plan: NodePlan | None = None
     try:
-        observation, marker, commands = await observe(client, node, catalog, delete_unlisted, quick=quick)
-        round_trips = 1
-        if quick and not marker:
-            observation, marker, sent = await observe(client, node, catalog, delete_unlisted)
-            commands, round_trips, quick = commands + sent, 2, False
+        watch = evictions_seen is not None
+        seen = await observe(
+            client,
+            node,
+            catalog,
+            delete_unlisted,
+            quick=quick,
+            features=features,
+            stats=watch or cache_stats,
+            memory=cache_stats,
+        )
+        commands, round_trips = seen.commands, 1
+        evicted = seen.cache.evicted_scripts
+        if quick and watch and features is not None and not features.available(Feature.EVICTION_WATCH):
+            evicted = None  # INFO stats refused: the marker alone proves nothing on this server
+        vanished = watch and (evicted is None or evicted_count_grew(evictions_seen, evicted))
+        if quick and (not seen.marker or vanished):
+            seen = await observe(client, node, catalog, delete_unlisted, features=features)
+            seen = replace(seen, cache=CacheStats(seen.cache.cached_scripts, seen.cache.eval_memory_bytes, evicted))
+            commands, round_trips, quick = commands + seen.commands, 2, False
+        observation = seen.observation
         plan = plan_node(observation, catalog, delete_unlisted)
-        if not write or (plan.in_sync and marker):
+        if not write or (plan.in_sync and seen.marker):
             return NodeReport(
                 node=node,
-                reachable=True,
+                state=NodeState.OK,
                 plan=plan,
                 commands=commands,
                 round_trips=round_trips,
                 present=observation.present_shas,
                 quick=quick,
+                role=seen.role,
+                cache=seen.cache,
             )
-        loaded, functions_loaded, deleted, failures, sent = await apply(client, plan, with_marker=True)
+        done = await apply(client, plan, with_marker=True)
+        moved = [f for f in done.failures if f.code in TOPOLOGY_MOVED_CODES]
+        failures = tuple(f for f in done.failures if f not in moved)
+        state = NodeState.MOVING if moved else NodeState.FAILING if failures else NodeState.OK
         return NodeReport(
             node=node,
-            reachable=True,
+            state=state,
+            error=f"{moved[0].code} during the batch: the node's place changed; re-planning" if moved else None,
             plan=plan,
-            loaded=tuple(loaded),
-            functions_loaded=tuple(functions_loaded),
-            deleted_libraries=tuple(deleted),
-            failures=tuple(failures),
-            commands=commands + sent,
+            loaded=done.loaded,
+            functions_loaded=done.functions_loaded,
+            deleted_libraries=done.deleted_libraries,
+            failures=failures,
+            commands=commands + done.commands,
             round_trips=round_trips + 1,
-            present=observation.present_shas | {s.sha for s in loaded},
+            present=observation.present_shas | {s.sha for s in done.loaded},
+            role=seen.role,
+            cache=seen.cache,
         )
+    except TopologyMoved as exc:
+        return NodeReport(node=node, state=NodeState.MOVING, error=str(exc), plan=plan, commands=commands)
     except (TimeoutError, redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        return NodeReport(node=node, reachable=False, error=describe_error(exc), plan=plan, commands=commands)
+        if error_code(exc) in TOPOLOGY_MOVED_CODES:  # redis-py's LOADING is a ConnectionError
+            return NodeReport(
+                node=node, state=NodeState.MOVING, error=describe_error(exc), plan=plan, commands=commands
+            )
+        return NodeReport(node=node, state=NodeState.DOWN, error=describe_error(exc), plan=plan, commands=commands)
     except redis.ResponseError as exc:
-        # NOPERM, LOADING, BUSY, ...: the node answered but refused; report it, retry later.
-        return NodeReport(node=node, reachable=True, error=describe_error(exc), plan=plan, commands=commands)
+        # NOPERM, BUSY, ...: the node answered but refused; report it, retry later.
+        return NodeReport(node=node, state=NodeState.REFUSED, error=describe_error(exc), plan=plan, commands=commands)
+
+
+def evicted_count_grew(before: int | None, now: int) -> bool:
+    """evicted_scripts went up since the last look (or went back: the node restarted, a full check too)."""
+    return before is None or now != before
 
 
 async def reconcile_all(
@@ -252,15 +454,30 @@ async def reconcile_all(
     *,
     write: bool = True,
     delete_unlisted: bool = False,
+    rediscover: Callable[[], Awaitable[Topology]] | None = None,
+    settle_attempts: int = 5,
 ) -> list[NodeReport]:
-    """Every node in parallel; the reports come back in topology order."""
-    return list(
-        await asyncio.gather(
-            *(
-                reconcile_node(
-                    connector.client(n.host, n.port), n, catalog, write=write, delete_unlisted=delete_unlisted
-                )
-                for n in topology.nodes
-            )
-        )
-    )
+    """Every node in parallel; the reports come back in topology order.
+
+    A node whose place moved under the pass (MOVING: READONLY, LOADING... right after a cluster is
+    created or fails over) is re-planned with a fresh topology from `rediscover`, up to
+    `settle_attempts` times, a moment apart: a one-shot verb ends on where the cluster settled."""
+
+    async def one(node: Node) -> NodeReport:
+        client = connector.client(node.host, node.port)
+        return await reconcile_node(client, node, catalog, write=write, delete_unlisted=delete_unlisted)
+
+    reports = {report.node.address: report for report in await asyncio.gather(*(one(n) for n in topology.nodes))}
+    for _ in range(settle_attempts if rediscover is not None else 0):
+        moving = [a for a, r in reports.items() if r.state == NodeState.MOVING]
+        if not moving:
+            break
+        await asyncio.sleep(_SETTLE_PAUSE)
+        assert rediscover is not None
+        fresh = await rediscover()
+        again = [fresh.get(a) or reports[a].node for a in moving]
+        reports.update({r.node.address: r for r in await asyncio.gather(*(one(n) for n in again))})
+    return [reports[n.address] for n in topology.nodes]
+
+
+_SETTLE_PAUSE = 0.2

@@ -9,26 +9,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import redis
 
-from redis_orchestrator.config import parse_address
+from redis_orchestrator.addresses import parse_address
 from redis_orchestrator.connections import Connector, describe_error
 from redis_orchestrator.errors import SeedsUnreachableError
 from redis_orchestrator.replies import as_list, as_map, text
 
-PRIMARY = "primary"
-REPLICA = "replica"
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    REPLICA = "replica"
+
+
+class Health(StrEnum):
+    """CLUSTER SHARDS' health of a node (CLUSTER NODES' `fail` flag reads as FAILED)."""
+
+    ONLINE = "online"
+    FAILED = "failed"
+    LOADING = "loading"
 
 
 @dataclass(frozen=True, order=True)
 class Node:
     host: str
     port: int
-    role: str = field(default=PRIMARY, compare=False)
+    role: Role = field(default=Role.PRIMARY, compare=False)
     node_id: str = field(default="", compare=False)
     primary_id: str | None = field(default=None, compare=False)
-    health: str = field(default="online", compare=False)  # online | failed | loading
+    health: Health = field(default=Health.ONLINE, compare=False)
     slots: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
     @property
@@ -49,11 +60,11 @@ class Topology:
 
     @property
     def primaries(self) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.role == PRIMARY)
+        return tuple(n for n in self.nodes if n.role == Role.PRIMARY)
 
     @property
     def replicas(self) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.role == REPLICA)
+        return tuple(n for n in self.nodes if n.role == Role.REPLICA)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -67,7 +78,7 @@ class Topology:
 
 
 def _order(node: Node) -> tuple[int, str, int]:
-    return (0 if node.role == PRIMARY else 1, node.host, node.port)
+    return (0 if node.role == Role.PRIMARY else 1, node.host, node.port)
 
 
 def parse_cluster_shards(reply: object) -> list[Node]:
@@ -86,22 +97,26 @@ def parse_cluster_shards(reply: object) -> list[Node]:
         bounds = [int(text(s)) for s in as_list(shard.get("slots"))]
         slots = tuple((bounds[i], bounds[i + 1]) for i in range(0, len(bounds) - 1, 2))
         members = [as_map(n) for n in as_list(shard.get("nodes"))]
-        primary_id = next((text(m.get("id", "")) for m in members if text(m.get("role")) == "master"), None)
+        live = [m for m in members if _health(text(m.get("health", "online"))) != Health.FAILED]
+        primary_id = next((text(m.get("id", "")) for m in live if text(m.get("role")) == "master"), None)
         for member in members:
             host = text(member.get("ip") or member.get("endpoint") or "")
             port_value = member.get("port") or member.get("tls-port")
             if not host or port_value is None:
                 continue
-            role = PRIMARY if text(member.get("role")) == "master" else REPLICA
+            role = Role.PRIMARY if text(member.get("role")) == "master" else Role.REPLICA
+            health = _health(text(member.get("health", "online")))
             nodes.append(
                 Node(
                     host=host,
                     port=int(text(port_value)),
                     role=role,
                     node_id=text(member.get("id", "")),
-                    primary_id=None if role == PRIMARY else primary_id,
-                    health=text(member.get("health", "online")),
-                    slots=slots if role == PRIMARY else (),
+                    primary_id=None if role == Role.PRIMARY else primary_id,
+                    health=health,
+                    # After a failover Valkey 9 keeps the dead old primary in its shard, still a
+                    # master but failed: the shard's slots are the live primary's, never its.
+                    slots=slots if role == Role.PRIMARY and health != Health.FAILED else (),
                 )
             )
     return nodes
@@ -136,7 +151,7 @@ def parse_cluster_nodes(reply: object) -> list[Node]:
             continue
         if port == 0:
             continue
-        role = PRIMARY if "master" in flags else REPLICA
+        role = Role.PRIMARY if "master" in flags else Role.REPLICA
         slots: list[tuple[int, int]] = []
         for token in parts[8:]:
             if token.startswith("["):
@@ -150,8 +165,8 @@ def parse_cluster_nodes(reply: object) -> list[Node]:
                 role=role,
                 node_id=parts[0],
                 primary_id=parts[3] if len(parts) > 3 and parts[3] != "-" else None,
-                health="failed" if "fail" in flags else "online",
-                slots=tuple(slots) if role == PRIMARY else (),
+                health=Health.FAILED if "fail" in flags else Health.ONLINE,
+                slots=tuple(slots) if role == Role.PRIMARY else (),
             )
         )
     return nodes
@@ -162,7 +177,7 @@ async def _ask(connector: Connector, seed: str, mode: str) -> list[Node]:
     client = connector.client(host, port)
     if mode == "standalone":
         info = await client.info("replication")
-        role = PRIMARY if info.get("role") == "master" else REPLICA
+        role = Role.PRIMARY if info.get("role") == "master" else Role.REPLICA
         return [Node(host=host, port=port, role=role)]
     try:
         reply = await client.execute_command("CLUSTER", "SHARDS")
@@ -190,6 +205,16 @@ async def discover(
             continue
         return Topology(nodes=tuple(_dedupe(nodes)), answered_by=seed)
     raise SeedsUnreachableError(attempts)
+
+
+def _health(value: str) -> Health:
+    """Redis says `failed`, Valkey 9 says `fail` (measured: tests/test_plan_topology.py)."""
+    if value in ("fail", "failed"):
+        return Health.FAILED
+    try:
+        return Health(value)
+    except ValueError:  # a state a newer server adds: treat as online, as before
+        return Health.ONLINE
 
 
 def _dedupe(nodes: Iterable[Node]) -> list[Node]:

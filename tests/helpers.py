@@ -4,19 +4,42 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import redis
 import yaml
 
 from redis_orchestrator.catalog import sha1_hex
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.metrics import Metrics
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def spin_lua(milliseconds: str = "tonumber(ARGV[1])") -> bytes:
+    """A script that burns `milliseconds` of server time, on every server of the matrix.
+
+    `TIME` inside a script returns the script's start time on Redis >= 7.4 and Valkey 9 (a loop on it
+    would spin until BUSY), while `os.clock()` (CPU time: the server's one thread is spinning) exists
+    there but not on 7.0.15 ("Script attempted to access nonexistent global variable 'os'"). So: find
+    os.clock with pcall, else read TIME."""
+    return (
+        "local ok, clock = pcall(function() return os.clock end)\n"
+        "local now\n"
+        "if ok and clock then now = function() return clock() * 1000 end\n"
+        "else now = function() local t = redis.call('TIME') return t[1] * 1000 + t[2] / 1000 end end\n"
+        f"local until_ms = now() + {milliseconds}\n"
+        "while now() < until_ms do end\n"
+        "return 1\n"
+    ).encode()
 
 
 def write_config(
@@ -58,6 +81,13 @@ def present(node: LocalNode, shas: Iterable[str]) -> set[str]:
     return {sha for sha, flag in zip(shas, flags, strict=True) if int(flag)}
 
 
+def libraries(node: LocalNode) -> dict[str, bytes]:
+    """Function library name -> code on one node (FUNCTION LIST WITHCODE)."""
+    with node.client(protocol=3) as c:
+        reply = c.execute_command("FUNCTION", "LIST", "WITHCODE")
+    return {lib[b"library_name"].decode(): lib[b"library_code"] for lib in reply}
+
+
 def all_hold(cluster: LocalCluster, shas: Iterable[str]) -> bool:
     shas = set(shas)
     return all(present(n, shas) == shas for n in cluster.nodes if n.running())
@@ -85,10 +115,6 @@ class DaemonProcess:
     """`redis-orchestrator run` as a real subprocess, its log in a file; always stopped."""
 
     def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        import os
-        import subprocess
-        import sys
-
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -111,9 +137,6 @@ class DaemonProcess:
         return self.process.poll() is None
 
     def stop(self, sig: int | None = None, timeout: float = 10) -> int:
-        import signal
-        import subprocess
-
         if self.process.poll() is None:
             self.process.send_signal(sig or signal.SIGTERM)
             try:
@@ -170,3 +193,90 @@ def acl_log_fields(entry: object) -> dict[str, object]:
         flat = list(entry)  # type: ignore[call-overload]
         items = list(zip(flat[::2], flat[1::2], strict=True))
     return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}
+
+
+# ---------------------------------------------------------------------- HTTP and metrics
+
+
+def http_get(url: str, accept: str | None = None, timeout: float = 5) -> tuple[int, str, str]:
+    """(status, content type, body) of a GET, error statuses included; OSError when nothing listens."""
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+NODE = "127.0.0.1:7000"
+
+
+def populated_metrics() -> Metrics:
+    """A registry with a value in every family the dashboards and alerts use, for one node (NODE)."""
+    metrics = Metrics()
+    metrics.node_known(NODE, "primary")
+    metrics.node_reconciled(NODE, "primary", up=True, missing=0, loaded=3, failed=False, seconds=0.004)
+    metrics.catalog_loaded("2026.11.22", {"script": 4, "function": 1})
+    metrics.catalog_reload("accepted")
+    metrics.findings(["warning", "error"])  # type: ignore[list-item]
+    metrics.slow_script_run("transfer", NODE, 0.25)
+    metrics.slow_script_ratio("transfer", NODE, 0.05)
+    metrics.slow_script_run("unknown", NODE, 0.02)
+    metrics.script_time_limit_read(NODE, 5.0)
+    metrics.slowlog_entries_missed(NODE, 2)
+    metrics.script_kill(NODE, "unkillable")
+    metrics.node_busy_changed(NODE, True)
+    metrics.script_cache_read(NODE, cached=9, eval_memory_bytes=4096, evicted=0)
+    metrics.feature_changed(NODE, "slowlog", False)
+    metrics.leader.set(1)
+    metrics.ready.set(1)
+    return metrics
+
+
+# ---------------------------------------------------------------------- a Valkey 9.1 quirk
+
+
+def scripts_poisoned(node: LocalNode, key: str) -> bool:
+    """Whether `node` refuses a script on `key` (a key it serves) with "non local key".
+
+    Seen on Valkey 9.1.2, never on Redis 7.0.15: once a script's multi-key call (DEL, MGET, MSET...)
+    mixing a local and a non-local key has failed with "non local key", every later script with keys
+    on that node fails the same way, even on its own slots; SCRIPT FLUSH does not clear it, a restart
+    does (tests/test_server_differences.py)."""
+    with node.client() as c:
+        try:
+            c.eval("return redis.call('EXISTS', KEYS[1])", 1, key)
+        except redis.ResponseError as exc:
+            return "non local key" in str(exc)
+    return False
+
+
+def heal_poisoned_scripts(cluster: LocalCluster) -> list[LocalNode]:
+    """Restart the primaries that `scripts_poisoned` finds refusing scripts (tests that provoke
+    "non local key" on purpose call this, so the shared cluster stays usable on every server)."""
+    healed = []
+    for node in cluster.primaries():
+        key = local_key_of(node)
+        if scripts_poisoned(node, key):
+            cluster.restart(node)
+            healed.append(node)
+    return healed
+
+
+def local_key_of(node: LocalNode, prefix: str = "probe") -> str:
+    """A key whose slot `node` serves (its `myself` line in CLUSTER NODES)."""
+    with node.client() as c:
+        raw = c.execute_command("CLUSTER", "NODES")
+    mine = next(
+        line for line in (raw.decode() if isinstance(raw, bytes) else str(raw)).splitlines() if "myself" in line
+    )
+    ranges = []
+    for token in mine.split()[8:]:
+        if not token.startswith("["):
+            start, _, end = token.partition("-")
+            ranges.append((int(start), int(end or start)))
+    for i in range(100_000):
+        slot = redis.crc.key_slot(f"{prefix}:{i}".encode())
+        if any(start <= slot <= end for start, end in ranges):
+            return f"{prefix}:{i}"
+    raise AssertionError(f"no key found for {node}")

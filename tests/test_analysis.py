@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from redis_orchestrator.analysis import (
     Analyzer,
@@ -19,8 +21,11 @@ from redis_orchestrator.analysis import (
     parse_shebang,
     suggest_hash_tags,
 )
+from redis_orchestrator.analysis.declared import read_declared, same_slot
 from redis_orchestrator.analysis.keyspecs import key_positions
 from redis_orchestrator.analysis.slots import patterns_share_slot
+from redis_orchestrator.analysis.suggest import documented_names, suggest_keys
+from redis_orchestrator.analysis.values import NIL, Hole, Lit, Pat, Tab, Val, join_tabs, slot_fact, union
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*.lua"))
@@ -42,30 +47,62 @@ def codes(findings: list[Finding]) -> list[tuple[int, str]]:
 # ---------------------------------------------------------------------------------------- corpus
 
 
+@dataclass(frozen=True)
+class Case:
+    """A corpus case: its declared patterns and expected findings (see analysis_corpus/README.md)."""
+
+    keys: tuple[str, ...]
+    argv: tuple[str, ...]
+    expected: list[tuple[int, str, str | None]]  # line, code, severity (None: any)
+
+
+def read_case(path: Path) -> Case:
+    keys: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+    expected: list[tuple[int, str, str | None]] = []
+    for line in path.with_suffix(".expect").read_text().splitlines():
+        if line.startswith(("keys:", "argv:")):
+            name, _, value = line.partition(":")
+            patterns = tuple(yaml.safe_load(value))
+            keys, argv = (patterns, argv) if name == "keys" else (keys, patterns)
+        elif line.strip():
+            parts = line.split()
+            expected.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else None))
+    return Case(keys, argv, sorted(expected, key=lambda e: (e[0], e[1])))
+
+
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.stem for p in CORPUS_FILES])
 def test_corpus(analyzer: Analyzer, path: Path) -> None:
     kind = "function" if path.name.startswith("fn_") else "script"
-    expected = sorted(
-        (int(line.split()[0]), line.split()[1])
-        for line in path.with_suffix(".expect").read_text().splitlines()
-        if line.strip()
+    case = read_case(path)
+    findings = analyzer.analyze(
+        path.read_bytes(),
+        script=path.stem,
+        file=str(path),
+        kind=kind,
+        key_patterns=case.keys,
+        argv_patterns=case.argv,
+        version="1",
     )
-    findings = analyzer.analyze(path.read_bytes(), script=path.stem, file=str(path), kind=kind)
-    assert codes(findings) == expected, format_text(findings)
+    assert codes(findings) == [(line, code) for line, code, _ in case.expected], format_text(findings)
+    for (_, _, severity), f in zip(case.expected, sorted(findings, key=lambda f: (f.line, f.code)), strict=True):
+        assert severity is None or f.severity == severity, format_text([f])
     for f in findings:
         assert f.severity in ("error", "warning", "info")
         assert f.message and f.suggestion
-        assert f.file == str(path) and f.script == path.stem
+        assert f.file == str(path) and f.script == path.stem and f.version == "1"
+        assert "not from KEYS, not from KEYS" not in f.message and "reply of KEYS" not in f.message
 
 
 def test_corpus_is_not_trivial() -> None:
-    assert len(CORPUS_FILES) >= 15
+    assert len(CORPUS_FILES) >= 40
 
 
 def test_line_and_column_point_at_the_key(analyzer: Analyzer) -> None:
     [f] = analyze(analyzer, "local x = 1\nredis.call('SET', 'user:' .. ARGV[1], x)\n")
     assert (f.line, f.column, f.code, f.severity) == (2, 19, "undeclared-key", "error")
-    assert "concatenation" in f.message and "non local key" in f.message
+    assert "'user:' .. ARGV[1]" in f.message and "non local key" in f.message
+    assert "whenever the key is served by another node" in f.message
     assert "KEYS" in f.suggestion
 
 
@@ -76,7 +113,7 @@ def test_shebang_line_keeps_line_numbers(analyzer: Analyzer) -> None:
 
 def test_reply_origin_is_named(analyzer: Analyzer) -> None:
     [f] = analyze(analyzer, "local m = redis.call('SMEMBERS', KEYS[1])\nredis.call('DEL', m[1])\n")
-    assert "reply of SMEMBERS" in f.message
+    assert "the reply of redis.call('SMEMBERS')" in f.message
 
 
 def test_syntax_error_has_line_and_column(analyzer: Analyzer) -> None:
@@ -90,8 +127,13 @@ def test_function_library_without_name_is_refused(analyzer: Analyzer) -> None:
     assert codes(findings) == [(1, "shebang")]
 
 
-def test_helper_with_unknown_parameter_is_a_warning(analyzer: Analyzer) -> None:
-    [f] = analyze(analyzer, "local M = {}\nfunction M.get(k)\n  return redis.call('GET', k)\nend\nreturn 1\n")
+def test_helper_never_called_is_not_reported(analyzer: Analyzer) -> None:
+    assert analyze(analyzer, "local M = {}\nfunction M.get(k)\n  return redis.call('GET', k)\nend\nreturn 1\n") == []
+
+
+def test_helper_handed_to_unknown_code_is_a_warning(analyzer: Analyzer) -> None:
+    src = "local M = {}\nfunction M.get(k)\n  return redis.call('GET', k)\nend\ntable.sort({}, M.get)\n"
+    [f] = analyze(analyzer, src)
     assert (f.code, f.severity, f.line) == ("undeclared-key", "warning", 3)
 
 
@@ -251,6 +293,7 @@ def test_format_text_and_json() -> None:
     assert obj == {
         "file": "lua/ledger/transfer.lua",
         "script": "transfer",
+        "version": "",
         "line": 12,
         "column": 5,
         "severity": "error",
@@ -299,3 +342,103 @@ def test_parser_agrees_with_lua51(source: str) -> None:
     except LuaSyntaxError:
         ours = False
     assert ours == lua_ok == (source in VALID_SNIPPETS)
+
+
+# ---------------------------------------------------------------------------------------- slot facts
+
+
+@pytest.mark.parametrize(
+    ("shape", "hashed", "keys_index", "blocker"),
+    [
+        ((Pat("{<q>}:wait", "KEYS[1]"), Lit(":"), Hole("ARGV[2]")), "<q>", -1, ""),
+        ((Hole("KEYS[1]", key_index=1), Lit(":job")), None, 1, ""),
+        ((Lit("copy:"), Hole("KEYS[2]", key_index=2)), None, 2, ""),  # a brace-free prefix keeps KEYS[2]'s tag
+        ((Lit("{x"), Hole("KEYS[2]", key_index=2)), None, -1, "KEYS[2]"),  # it may close the tag: unknown
+        ((Lit("user:"), Hole("ARGV[1]")), None, -1, "ARGV[1]"),
+        ((Lit("foo{}{bar}"),), "foo{}{bar}", -1, ""),  # empty tag: the whole key
+        ((Lit("n:"), Hole("a number", brace_free=True)), "n:\x00", -1, ""),
+        ((Lit("{"), Hole("a number", brace_free=True), Lit("}:x")), "\x00", -1, ""),
+    ],
+)
+def test_slot_fact(shape: tuple[object, ...], hashed: str | None, keys_index: int, blocker: str) -> None:
+    fact = slot_fact(shape)  # type: ignore[arg-type]
+    assert (fact.hashed, fact.keys_index, fact.blocker) == (hashed, keys_index, blocker)
+
+
+def test_declared_patterns() -> None:
+    declared = read_declared(["{<q>}:wait", "{<q>}:active"], ["{<q>}:job:", "ARGV[3][2]['parent'] = {<q>}:p"])
+    assert declared.argv_pattern("ARGV[1]") == "{<q>}:job:"
+    assert declared.argv_pattern("ARGV[3][2].parent") == "{<q>}:p"
+    assert declared.slot_owner("<q>") == 1 and declared.slot_owner("<other>") is None
+    assert declared.shared_tag() == "<q>"
+    assert read_declared(["a:{x}", "b:{y}"], []).shared_tag() is None
+    assert same_slot("foo", "{foo}") and not same_slot("<a>", "<b>") and same_slot("bar", "bar")
+    bad = read_declared([], ["ARGV[x] = y", "ARGV[0] = z"])
+    assert len(bad.problems) == 2 and bad.argv == ()
+
+
+def test_union_drops_nil_and_empty_sentinels() -> None:
+    key = Val("key", "KEYS[1]")
+    assert union([NIL, key]) == key
+    assert union([Val("literal", literal=""), key]) == key
+    either = union([key, Val("argv", "ARGV[1]")])
+    assert either.kind == "either" and len(either.alts) == 2
+
+
+def test_loop_appends_make_a_cycle() -> None:
+    before = Tab()
+    after = Tab(items=(Val("key", "KEYS[i]"), Val("argv", "ARGV[i]")))
+    joined = join_tabs(before, after)
+    assert joined.items == () and joined.cycle == after.items and joined.more is None
+
+
+# ---------------------------------------------------------------------------------------- suggestions
+
+
+def test_documented_names_from_header_comments() -> None:
+    text = (
+        "--[[\n  KEYS[1] 'wait',\n  KEYS[2] -> lock key\n  KEYS[3]: the journal stream (xadd)\n]]\n"
+        "-- ARGV[1] key prefix\nlocal x = 1 -- KEYS[4] is not a header\n"
+    )
+    names = documented_names(text)
+    assert names["KEYS[1]"] == "wait" and names["KEYS[2]"] == "lock" and names["KEYS[3]"] == "journal-stream"
+    assert names["ARGV[1]"] == "prefix"
+
+
+def test_suggest_keys_from_comments_locals_and_fallbacks(analyzer: Analyzer) -> None:
+    source = b"-- KEYS[1] 'jobs'\nlocal activeKey = KEYS[2]\nredis.call('DEL', KEYS[3] .. ':x', KEYS[1], activeKey)\n"
+    usage = analyzer.examine(source).usage
+    suggestion = suggest_keys(source, usage)
+    assert suggestion is not None
+    assert suggestion.keys == ("{<tag>}:jobs", "{<tag>}:active", "{<tag>}:k3")
+    assert suggestion.yaml_lines("  ") == ['  keys: ["{<tag>}:jobs", "{<tag>}:active", "{<tag>}:k3"]']
+    one_key = b"return redis.call('GET', KEYS[1])\n"
+    assert suggest_keys(one_key, analyzer.examine(one_key).usage) is None  # nothing to verify
+    prefixed = b"return redis.call('GET', ARGV[1] .. ':x', KEYS[1])\n"
+    [argv] = suggest_keys(prefixed, analyzer.examine(prefixed).usage).argv  # type: ignore[union-attr]
+    assert argv == "ARGV[1] = {<tag>}:<prefix>"
+
+
+def test_same_slot_severity_is_configurable(analyzer: Analyzer) -> None:
+    src = b"redis.call('SET', KEYS[1] .. ':copy', 1)\n"
+    [note] = analyzer.analyze(src, script="s", file="s.lua", key_patterns=["{<a>}:x"])
+    assert (note.code, note.severity) == ("same-slot-undeclared", "info")
+    loud = Analyzer(analyzer.keyspecs, same_slot_severity="warning")
+    [warning] = loud.analyze(src, script="s", file="s.lua", key_patterns=["{<a>}:x"])
+    assert warning.severity == "warning"
+    with pytest.raises(ValueError, match="same_slot_severity"):
+        Analyzer(analyzer.keyspecs, same_slot_severity="loud")
+
+
+def test_helper_finding_is_reported_once_with_its_call_chains(analyzer: Analyzer) -> None:
+    src = (
+        "local function del(k) return redis.call('DEL', k) end\n"
+        "local function twice(a, b) del(a) del(b) end\n"
+        "twice(KEYS[1], 'x:' .. ARGV[1])\n"
+        "twice('y:' .. ARGV[2], KEYS[2])\n"
+        "del(KEYS[3])\n"
+    )
+    [f] = analyze(analyzer, src)
+    assert f.line == 1 and f.severity == "error"
+    assert "twice() called at line 3 → del() called at line 2" in f.message
+    assert "twice() called at line 4 → del() called at line 2" in f.message

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import yaml
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
 from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs, refresh_keyspecs
 from redis_orchestrator.local_cluster import LocalCluster
+from tests.helpers import heal_poisoned_scripts
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 
@@ -25,14 +27,6 @@ CORPUS = Path(__file__).parent / "analysis_corpus"
 @pytest.fixture(scope="module")
 def analyzer() -> Analyzer:
     return Analyzer()
-
-
-@pytest.fixture
-def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
-    host, port = cluster.seeds[0].split(":")
-    client = RedisCluster(host=host, port=int(port), socket_timeout=5)
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -128,7 +122,7 @@ def test_the_same_script_passes_when_the_built_key_happens_to_be_local(rc: Redis
     value = next(str(i) for i in itertools.count() if _owner(rc, f"{prefix}:user:{i}") == home)
     source = f"redis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', '{prefix}:user:' .. ARGV[1], 1)\n"
     try:
-        assert rc.eval(source, 1, declared, value) == b"OK"
+        assert rc.eval(source, 1, declared, value) == "OK"
     finally:
         _delete(rc, declared, f"{prefix}:user:{value}")
 
@@ -248,12 +242,281 @@ def test_key_slot_agrees_with_cluster_keyslot(cluster: LocalCluster) -> None:
             assert key_slot(key) == node.execute_command("CLUSTER", "KEYSLOT", key), key
 
 
-def test_refresh_keyspecs_matches_the_shipped_table(cluster: LocalCluster, rc: RedisCluster) -> None:
+def test_the_shipped_table_covers_this_server_and_agrees_on_every_command(
+    cluster: LocalCluster, rc: RedisCluster
+) -> None:
+    """One table for the whole server matrix: every command this server has is in it, and for each
+    the key positions and the write flag are this server's own (tools/gen_keyspecs.py merges them)."""
     shipped = load_keyspecs()
     with cluster.nodes[0].client() as node:
         live = refresh_keyspecs(node)
     from_cluster_client = refresh_keyspecs(rc)
-    assert live.source == shipped.source == from_cluster_client.source
-    for name in ("get", "set", "zunionstore", "xread", "mset", "eval", "xinfo"):
-        assert live.lookup(name) == shipped.lookup(name), name
+    assert live.source in shipped.source.split(" + "), f"regenerate with tools/gen_keyspecs.py for {live.source}"
+    assert live.source == from_cluster_client.source
     assert set(live.commands) == set(from_cluster_client.commands)
+    live_all, shipped_all = live.every(), shipped.every()
+    assert set(live_all) <= set(shipped_all)  # subcommands too (SCRIPT SHOW, CLIENT SETINFO...)
+    assert [n for n, spec in live_all.items() if spec.positions() != shipped_all[n].positions()] == []
+
+
+# ------------------------------------------------------------------ issue 11: slot reasoning on a real cluster
+
+
+def corpus_case(name: str) -> tuple[bytes, list[str], list[str]]:
+    """A corpus script with the keys:/argv: patterns its .expect file declares."""
+    keys: list[str] = []
+    argv: list[str] = []
+    for line in (CORPUS / f"{name}.expect").read_text().splitlines():
+        if line.startswith("keys:"):
+            keys = yaml.safe_load(line[5:])
+        elif line.startswith("argv:"):
+            argv = yaml.safe_load(line[5:])
+    return (CORPUS / f"{name}.lua").read_bytes(), keys, argv
+
+
+def analysed(analyzer: Analyzer, name: str) -> tuple[bytes, list[Finding]]:
+    source, keys, argv = corpus_case(name)
+    return source, analyzer.analyze(source, script=name, file=f"{name}.lua", key_patterns=keys, argv_patterns=argv)
+
+
+def severities(findings: list[Finding]) -> set[str]:
+    return {f.severity for f in findings if f.code in ("undeclared-key", "same-slot-undeclared", "enumeration")}
+
+
+def msgpack_array(*items: str) -> bytes:
+    """A msgpack array of short strings (fixarray of fixstr), as a client packs ARGV for cmsgpack."""
+    out = bytes([0x90 | len(items)])
+    for item in items:
+        raw = item.encode()
+        assert len(raw) < 32
+        out += bytes([0xA0 | len(raw)]) + raw
+    return out
+
+
+def scoped_keys(rc: RedisCluster, tag: str) -> list[str]:
+    """Every key with this hash tag, read on the node that serves it."""
+    node = rc.get_node_from_key("{" + tag + "}")
+    return [str(k) for k in rc.scan_iter(match="{" + tag + "}*", target_nodes=node)]
+
+
+# Scripts the check passes (no error): how to call each, for a hash tag t. They must run on every shard.
+CLEAN_RUNS: dict[str, Any] = {
+    "slot_keys_prefix_tagged": lambda t: ([f"{{{t}}}:meta", f"{{{t}}}:jobs"], ["payload"]),
+    "slot_argv_prefix_declared": lambda t: ([f"{{{t}}}:paid"], [f"{{{t}}}:", "o-17"]),
+    "slot_argv_packed": lambda t: ([f"{{{t}}}:items"], [msgpack_array(f"{{{t}}}:", "i-3")]),
+    "slot_sub_keeps_tag": lambda t: ([f"{{{t}}}:posts:list"], []),
+    "join_if_else_keys": lambda t: ([f"{{{t}}}:n", f"{{{t}}}:urgent", f"{{{t}}}:normal"], ["urgent", "x"]),
+    "join_empty_sentinel": lambda t: ([f"{{{t}}}:in", f"{{{t}}}:archive"], ["keep"]),
+    "helper_optional_param": lambda t: ([f"{{{t}}}:a", f"{{{t}}}:b", f"{{{t}}}:c"], []),
+    "table_msetnx_pairs": lambda t: ([f"{{{t}}}:a", f"{{{t}}}:b", f"{{{t}}}:c"], ["1", "2", "3"]),
+    "enum_scan_tagged": lambda t: ([f"{{{t}}}:files"], []),
+    "reply_names_tagged": lambda t: ([f"{{{t}}}:members"], []),
+    "slot_keys_prefix_undeclared": lambda t: ([f"{{{t}}}:meta"], ["payload"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLEAN_RUNS))
+def test_not_errors_really_run_on_every_shard(analyzer: Analyzer, rc: RedisCluster, prefix: str, name: str) -> None:
+    source, findings = analysed(analyzer, name)
+    assert "error" not in {f.severity for f in findings}, findings
+    for tag in tag_per_shard(rc, prefix):
+        keys, argv = CLEAN_RUNS[name](tag)
+        if name == "join_empty_sentinel":
+            rc.rpush(keys[0], "item")
+        if name == "enum_scan_tagged":
+            for i in range(5):
+                rc.set(f"{keys[0]}:{i}", i)
+        if name == "reply_names_tagged":
+            rc.sadd(keys[0], f"{{{tag}}}:m1", f"{{{tag}}}:m2")
+        try:
+            result = rc.eval(source, len(keys), *keys, *argv)
+            if name == "enum_scan_tagged":
+                assert result == 5  # every name the tagged pattern matches lives in this slot
+        finally:
+            _delete(rc, *scoped_keys(rc, tag))
+
+
+def test_if_else_join_runs_both_branches(rc: RedisCluster, prefix: str) -> None:
+    source, _, _ = corpus_case("join_if_else_keys")
+    for tag in tag_per_shard(rc, prefix):
+        keys = [f"{{{tag}}}:n", f"{{{tag}}}:urgent", f"{{{tag}}}:normal"]
+        try:
+            assert rc.eval(source, 3, *keys, "urgent", "a") == 1
+            assert rc.eval(source, 3, *keys, "normal", "b") == 1
+        finally:
+            _delete(rc, *keys)
+
+
+def _another_node_value(rc: RedisCluster, home: str, make: str) -> str:
+    return key_on_another_node(rc, home, make)
+
+
+# Scripts the check flags as errors: values that make them fail, found on the live topology.
+def test_untagged_keys_prefix_fails(analyzer: Analyzer, rc: RedisCluster, prefix: str) -> None:
+    source, findings = analysed(analyzer, "slot_keys_prefix_untagged")
+    assert severities(findings) == {"error"}
+    session = next(
+        f"{prefix}:session:{i}"
+        for i in itertools.count()
+        if _owner(rc, f"{prefix}:session:{i}") != _owner(rc, f"{prefix}:session:{i}:touch")
+    )
+    try:
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            rc.eval(source, 1, session, "now")
+    finally:
+        _delete(rc, session, session + ":touch")
+
+
+def test_undeclared_argv_prefix_fails_and_tagged_one_runs(analyzer: Analyzer, rc: RedisCluster, prefix: str) -> None:
+    source, findings = analysed(analyzer, "slot_argv_prefix_undeclared")
+    assert severities(findings) == {"error"}
+    assert 'argv: ["ARGV[1] = {<shop>}:' in findings[0].suggestion
+    paid = f"{{{prefix}}}:paid"
+    untagged = f"{prefix}:shop:"
+    order = _another_node_value(rc, paid, untagged + "order:{}")
+    try:
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            rc.eval(source, 1, paid, untagged, order)
+        # The same script with a prefix that carries the key's tag: what argv: declares.
+        assert rc.eval(source, 1, paid, f"{{{prefix}}}:", order) == 1
+    finally:
+        _delete(rc, paid, untagged + f"order:{order}", f"{{{prefix}}}:order:{order}")
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "call"),
+    [
+        ("join_if_else_bad", "stats:global", lambda k, v: ([k], ["global"])),
+        ("helper_shared_once", "tmp:{}", lambda k, v: ([k, k, k, k, k], [v])),
+        ("table_msetnx_swapped", "{}", lambda k, v: ([k], [v])),
+        ("table_fixed_items", "audit:{}", lambda k, v: ([k, k, k], ["1", "2", v])),
+        ("dispatch_table", "mirror:{}", lambda k, v: ([k], ["put", "x", v])),
+        ("metatable_methods", "account:{}", lambda k, v: ([k], [v])),
+    ],
+)
+def test_errors_really_fail(
+    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str, name: str, make: str, call: Any
+) -> None:
+    source, findings = analysed(analyzer, name)
+    assert severities(findings) == {"error"}
+    declared = f"{prefix}:{name}"
+    if "{}" in make:
+        # The script builds make.format(ARGV value): pass a value whose built name is on another node.
+        template = make.format(prefix + ":{}")
+        value = prefix + ":" + _another_node_value(rc, declared, template)
+        built = make.format(value)
+    else:
+        built = make  # a fixed name: pick a declared key on another node than it
+        candidates = (f"{prefix}:{name}:{i}" for i in itertools.count())
+        declared = next(k for k in candidates if _owner(rc, k) != _owner(rc, built))
+        value = ""
+    keys, argv = call(declared, value)
+    try:
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            rc.eval(source, len(keys), *keys, *argv)
+    finally:
+        # Valkey 9.1.2 refuses every later script on a node where a multi-key call failed this way
+        # (tests/test_server_differences.py): restart such a node, the cluster is shared.
+        if heal_poisoned_scripts(cluster):
+            cluster.wait_healthy()
+            rc.nodes_manager.initialize()
+        _delete(rc, declared, built)
+
+
+def test_shebang_fails_on_another_slot_of_the_same_node_where_no_shebang_works(
+    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+) -> None:
+    """Seen on 7.0.15: without a shebang an undeclared key only has to be on this node."""
+    with_shebang, findings = analysed(analyzer, "mode_shebang")
+    [finding] = findings
+    assert "hashes to another slot" in finding.message
+    without = with_shebang.split(b"\n", 1)[1]
+    [plain] = analyzer.analyze(without, script="plain", file="plain.lua")
+    assert "served by another node" in plain.message
+    declared = f"{prefix}:declared"
+    home = _owner(rc, declared)
+    value = next(
+        str(i)
+        for i in itertools.count()
+        if _owner(rc, f"hits:{prefix}{i}") == home and key_slot(f"hits:{prefix}{i}") != key_slot(declared)
+    )
+    owner = cluster.node_at(home)
+    try:
+        with owner.client() as node:
+            assert node.eval(without, 1, declared, "v", f"{prefix}{value}") == 1
+            with pytest.raises(redis.ResponseError, match="do not hash to the same slot"):
+                node.eval(with_shebang, 1, declared, "v", f"{prefix}{value}")
+    finally:
+        _delete(rc, declared, f"hits:{prefix}{value}")
+
+
+def test_scan_in_a_script_sees_one_node(
+    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+) -> None:
+    """A reset script run on one node deletes only that node's share of the keys; nothing errors."""
+    source, findings = analysed(analyzer, "enum_scan_delete")
+    assert [(f.code, f.severity) for f in findings] == [("enumeration", "warning")]
+    names = [f"{prefix}:reset:{i}" for i in range(30)]
+    for name in names:
+        rc.set(name, 1)
+    try:
+        first = cluster.node_at(_owner(rc, names[0]))
+        with first.client() as node:
+            removed = node.eval(source, 0, f"{prefix}:reset:*")
+        here = sum(1 for n in names if _owner(rc, n) == first.address)
+        assert removed == here < len(names)
+        assert sum(rc.exists(n) for n in names) == len(names) - here
+    finally:
+        _delete(rc, *names)
+
+
+def test_names_from_keys_fail_with_a_shebang(
+    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+) -> None:
+    source, findings = analysed(analyzer, "enum_keys_shebang")
+    assert {(f.code, f.severity) for f in findings} == {("enumeration", "warning"), ("undeclared-key", "error")}
+    first = f"{prefix}:k:0"
+    home = _owner(rc, first)
+    second = next(
+        f"{prefix}:k:{i}"
+        for i in itertools.count(1)
+        if _owner(rc, f"{prefix}:k:{i}") == home and key_slot(f"{prefix}:k:{i}") != key_slot(first)
+    )
+    rc.set(first, 1)
+    rc.set(second, 1)
+    try:
+        with cluster.node_at(home).client() as node:
+            with pytest.raises(redis.ResponseError, match="do not hash to the same slot"):
+                node.eval(source, 0, f"{prefix}:k:*")
+            # Without the shebang the same listing and deletes work: the names are this node's.
+            node.set(first, 1)
+            node.set(second, 1)
+            assert node.eval(source.split(b"\n", 1)[1], 0, f"{prefix}:k:*") == 2
+    finally:
+        _delete(rc, first, second)
+
+
+def test_warnings_name_real_conditions(analyzer: Analyzer, rc: RedisCluster, prefix: str) -> None:
+    """A warning (not an error) says the slot hangs on what the check cannot see: both outcomes happen."""
+    source, findings = analysed(analyzer, "slot_keys_prefix_undeclared")
+    assert severities(findings) == {"warning"}
+    meta = next(
+        f"{prefix}:meta{i}"
+        for i in itertools.count()
+        if _owner(rc, f"{prefix}:meta{i}") != _owner(rc, f"{prefix}:meta{i}:job:1")
+    )
+    try:
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            rc.eval(source, 1, meta, "payload")  # untagged KEYS[1]: the built name lands elsewhere
+    finally:
+        _delete(rc, meta, meta + ":job:1")
+    reply_source, reply_findings = analysed(analyzer, "reply_names_tagged")
+    assert severities(reply_findings) == {"warning"}
+    members = f"{{{prefix}}}:members"
+    stray = f"{prefix}:stray:" + key_on_another_node(rc, members, f"{prefix}:stray:{{}}")
+    rc.sadd(members, stray)
+    try:
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            rc.eval(reply_source, 1, members)  # a stored name without the tag
+    finally:
+        _delete(rc, members, stray)

@@ -7,7 +7,7 @@ import asyncio
 import redis
 import redis.asyncio
 
-from redis_orchestrator.batch import encode, send_batch, send_encoded
+from redis_orchestrator.batch import encode, raw_stream, send_batch, send_encoded
 from redis_orchestrator.catalog import sha1_hex
 from redis_orchestrator.local_cluster import LocalCluster
 
@@ -36,3 +36,24 @@ def test_errors_in_place_and_connection_reusable(cluster: LocalCluster) -> None:
     assert shas == [sha1_hex(s) for s in good]
     assert exists == [[1] * 300]
     assert after is True
+
+
+def test_the_fast_path_still_finds_redis_pys_stream(cluster: LocalCluster) -> None:
+    """batch.raw_stream reads two private attributes of redis-py's asyncio Connection. A redis-py
+    release that moves them must fail here, loudly, not silently fall back to the slow path."""
+    node = cluster.nodes[0]
+
+    async def run() -> bool:
+        client = redis.asyncio.Redis(host=node.host, port=node.port, protocol=3)
+        try:
+            connection = await client.connection_pool.get_connection()
+            try:
+                await connection.send_command("PING")
+                await connection.read_response()
+                return raw_stream(connection) is not None
+            finally:
+                await client.connection_pool.release(connection)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()), f"redis-py {redis.__version__} moved Connection._reader or _parser._reader"

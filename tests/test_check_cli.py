@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from redis_orchestrator.cli import main
 from redis_orchestrator.local_cluster import LocalCluster
@@ -44,11 +45,11 @@ def test_check_reports_compiler_style_and_json_and_exits_1(tmp_path: Path, capsy
     assert "error[cross-slot]" in out and "{account:<id>}" in out
     assert main(["--config", str(config), "check", "--format", "json"]) == 1
     findings = json.loads(capsys.readouterr().out)
-    codes = {(f["script"], f["code"]) for f in findings}
-    assert ("unsafe@1", "undeclared-key") in codes
-    assert ("profile@1", "cross-slot") in codes
+    codes = {(f["script"], f["version"], f["code"]) for f in findings}
+    assert ("unsafe", "1", "undeclared-key") in codes
+    assert ("profile", "1", "cross-slot") in codes
     for finding in findings:
-        assert set(finding) >= {"file", "script", "line", "column", "severity", "code", "message", "suggestion"}
+        assert set(finding) >= {"file", "script", "version", "line", "column", "severity", "code", "message"}
 
 
 def test_keyslot_verb(capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,3 +111,62 @@ def test_daemon_logs_the_findings_of_a_new_script_on_reload(clean_cluster: Local
         findings = [line for line in daemon.log().splitlines() if " finding " in line]
         assert findings and all("unsafe@1" in line for line in findings)
         assert any("undeclared-key" in line and "unsafe.lua:3:" in line for line in findings)
+
+
+QUEUE = """\
+--[[
+  Moves a job to the done list.
+    KEYS[1] 'jobs' list
+    KEYS[2] -> done counter
+    ARGV[1] key prefix of job hashes
+]]
+local id = redis.call('RPOP', KEYS[1])
+redis.call('HSET', ARGV[1] .. id, 'state', 'done')
+redis.call('INCR', KEYS[2])
+return redis.call('EXPIRE', KEYS[1] .. ':seen', 60)
+"""
+
+
+def test_check_suggests_keys_and_write_keys_accepts_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "queue.lua").write_text(QUEUE)
+    config = write_config(tmp_path, ["127.0.0.1:1"], scripts=[{"name": "queue", "version": 2, "file": "queue.lua"}])
+    config.write_text("# the team's catalog\n" + config.read_text())
+    assert main(["--config", str(config), "check"]) == 1
+    out = capsys.readouterr().out
+    assert "error[undeclared-key] (queue@2)" in out and 'argv: ["ARGV[1] = {<tag>}:<prefix-job-hashes>"]' in out
+    assert "warning[undeclared-key]" in out  # KEYS[1] .. ':seen' hangs on KEYS[1]'s undeclared pattern
+    assert '  keys: ["{<tag>}:jobs", "{<tag>}:done-counter"]' in out
+    assert "names from the script's comments" in out
+
+    assert main(["--config", str(config), "check", "--write-keys"]) == 0
+    err = capsys.readouterr().err
+    assert "queue@2: wrote keys:" in err
+    text = config.read_text()
+    assert text.startswith("# the team's catalog\n")
+    entry = yaml.safe_load(text)["catalog"]["scripts"][0]
+    assert entry["keys"] == ["{<tag>}:jobs", "{<tag>}:done-counter"]
+    assert entry["argv"] == ["ARGV[1] = {<tag>}:<prefix-job-hashes>"]
+
+    assert main(["--config", str(config), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "0 error(s), 0 warning(s), 2 note(s)" in out and "info[same-slot-undeclared]" in out
+    assert "Suggested keys:" not in out
+    assert main(["--config", str(config), "check", "--same-slot", "warning"]) == 0
+    assert "0 error(s), 2 warning(s)" in capsys.readouterr().out
+    assert main(["--config", str(config), "check", "--write-keys"]) == 0
+    assert "no entry needs suggested keys:" in capsys.readouterr().err
+
+
+def test_argv_patterns_under_versions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "queue.lua").write_text(QUEUE)
+    entry = {
+        "name": "queue",
+        "keys": ["{<q>}:jobs", "{<q>}:done"],
+        "versions": [{"version": 1, "file": "queue.lua", "argv": ["{<q>}:job:"]}, {"version": 2, "file": "queue.lua"}],
+    }
+    config = write_config(tmp_path, ["127.0.0.1:1"], scripts=[entry])
+    assert main(["--config", str(config), "check", "--format", "json"]) == 1
+    findings = json.loads(capsys.readouterr().out)
+    by_version = {(f["version"], f["severity"], f["code"]) for f in findings}
+    assert ("1", "info", "same-slot-undeclared") in by_version and ("1", "error", "undeclared-key") not in by_version
+    assert ("2", "error", "undeclared-key") in by_version  # version 2 declares no argv: the prefix stays an error

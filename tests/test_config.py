@@ -81,6 +81,16 @@ catalog:
     assert "catalog.scripts[5].version: missing" in text
     assert "catalog.scripts[6].file: ok.lua: a function library must start with `#!lua name=<library>`" in text
     assert len(problems) == 10
+    # Every problem has its place in the file, not only syntax errors: the value, or the key itself
+    # when the key is what is wrong.
+    at = {p.split(": ", 1)[1].split(":", 1)[0]: p.split(": ", 1)[0] for p in problems}
+    config = str(tmp_path / "config.yaml")
+    assert at["redis.seeds[0]"] == f"{config}:2:17"
+    assert at["redis.colour"] == f"{config}:2:28"
+    assert at["daemon.reconcile_interval"] == f"{config}:3:30"
+    assert at["catalog.scripts[2].file"] == f"{config}:9:35"
+    assert at["catalog.scripts[5].extra"] == f"{config}:12:31"
+    assert at["catalog.scripts[5].version"] == f"{config}:12:7"  # missing: the entry that lacks it
 
 
 def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
@@ -103,9 +113,9 @@ def test_plain_password_is_refused_and_env_password_never_shows(tmp_path: Path) 
     assert any("never read from the config file" in p for p in problems)
     assert not any("hunter2" in p for p in problems)
     problems = _problems(tmp_path, "redis: {password_env: ORCH_PW}\n" + catalog)
-    assert problems == ["redis.password_env: environment variable ORCH_PW is not set"]
+    assert problems == [f"{tmp_path / 'config.yaml'}:1:23: redis.password_env: environment variable ORCH_PW is not set"]
     config = _parse(tmp_path, "redis: {password_env: ORCH_PW}\n" + catalog, environ={"ORCH_PW": "s3cret!"})
-    assert config.redis.password == Secret("s3cret!")
+    assert config.start.redis.password == Secret("s3cret!")
     assert "s3cret" not in repr(config)
 
 
@@ -118,7 +128,7 @@ def test_password_file_and_systemd_credentials(tmp_path: Path) -> None:
     config = _parse(
         tmp_path, "redis: {password_file: redis-password}\n" + catalog, environ={"CREDENTIALS_DIRECTORY": str(creds)}
     )
-    assert config.redis.password is not None and config.redis.password.reveal() == "from-credential"
+    assert config.start.redis.password is not None and config.start.redis.password.reveal() == "from-credential"
 
 
 def test_versions_current_and_keep(tmp_path: Path) -> None:
@@ -171,4 +181,6 @@ def test_unknown_current_version_is_reported(tmp_path: Path) -> None:
     problems = _problems(
         tmp_path, 'catalog: {version: "1", scripts: [{name: a, current: 9, versions: [{version: 1, file: a1.lua}]}]}'
     )
-    assert problems == ["catalog.scripts: a: current version 9 is not among its versions"]
+    assert problems == [
+        f"{tmp_path / 'config.yaml'}:1:34: catalog.scripts: a: current version 9 is not among its versions"
+    ]

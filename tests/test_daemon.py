@@ -1,4 +1,6 @@
-"""`redis-orchestrator run` as a process against real clusters: repair, live edits, signals."""
+"""`redis-orchestrator run` as a process against real clusters: what only a process shows (signals,
+stop time, exit codes). The loop's behaviour (repairs, reloads) is driven in-process in
+test_daemon_inprocess.py."""
 
 from __future__ import annotations
 
@@ -41,42 +43,6 @@ def test_sigint_stops_cleanly_too(clean_cluster: LocalCluster, tmp_path: Path) -
     with DaemonProcess(config) as daemon:
         daemon.wait_log(" ready ")
         assert daemon.stop(signal.SIGINT) == 0
-
-
-def test_broken_edit_is_rejected_and_the_fix_rolls_out(clean_cluster: LocalCluster, tmp_path: Path) -> None:
-    config = write_config(tmp_path, clean_cluster.seeds[:1])
-    shas = catalog_shas(config)
-    good_text = config.read_text()
-    with DaemonProcess(config) as daemon:
-        daemon.wait_log(" ready ")
-        # 1. YAML that does not parse
-        config.write_text(good_text + "\n  - {name: oops\n")
-        daemon.wait_log("catalog_rejected")
-        assert "YAML syntax error" in daemon.log()
-        # 2. a script Redis refuses to compile
-        (tmp_path / "bad.lua").write_text("return redis.call('GET', KEYS[1]\n")
-        data = yaml.safe_load(good_text)
-        data["catalog"]["scripts"].append({"name": "bad", "version": 1, "file": "bad.lua"})
-        config.write_text(yaml.safe_dump(data))
-        wait_for(lambda: daemon.log().count("catalog_rejected") >= 2, 10, "the second rejection")
-        assert "bad@1 (bad.lua): Redis refused it" in daemon.log()
-        # 3. a missing file
-        data["catalog"]["scripts"][-1] = {"name": "bad", "version": 1, "file": "nowhere.lua"}
-        config.write_text(yaml.safe_dump(data))
-        wait_for(lambda: daemon.log().count("catalog_rejected") >= 3, 10, "the third rejection")
-        assert "nowhere.lua does not exist" in daemon.log()
-        # Through all of it: daemon up, nothing unloaded anywhere.
-        assert daemon.alive()
-        assert all_hold(clean_cluster, shas)
-        # 4. the fix: a valid new script reaches every node
-        (tmp_path / "new.lua").write_text("return redis.call('INCR', KEYS[1])\n")
-        data["catalog"]["scripts"][-1] = {"name": "incr", "version": 1, "file": "new.lua"}
-        data["catalog"]["version"] = "test-2"
-        config.write_text(yaml.safe_dump(data))
-        new_sha = sha1_hex((tmp_path / "new.lua").read_bytes())
-        wait_for(lambda: all_hold(clean_cluster, shas | {new_sha}), 2.0 + 3.0, "the fixed catalog on every node")
-        daemon.wait_log("catalog_reloaded")
-        assert daemon.alive()
 
 
 def test_sighup_reloads(clean_cluster: LocalCluster, tmp_path: Path) -> None:

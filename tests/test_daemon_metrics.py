@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from redis_orchestrator.local_cluster import LocalCluster, free_port_pair
-from tests.helpers import DaemonProcess, wait_for, write_config
+from tests.helpers import DaemonProcess, http_get, spin_lua, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
 
-SLOW = """\
--- spins for ~30 ms of server time: a slow script by any slowlog threshold we set here
-local start = redis.call('TIME')
-local function now(t) return tonumber(t[1]) * 1000000 + tonumber(t[2]) end
-local began = now(start)
-while now(redis.call('TIME')) - began < 30000 do end
-return 1
-"""
+# Spins for ~30 ms of server time: a slow script by any slowlog threshold we set here.
+SLOW = spin_lua("30").decode()
 
 
 def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    status, _, body = http_get(url)
+    return status, body
 
 
 def _sample(text: str, name: str, **labels: str) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import urllib.request
+import time
 import uuid
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from redis_orchestrator.topology import Node, Topology, parse_cluster_shards
-from tests.helpers import DaemonProcess, free_port, wait_for, write_config
+from redis_orchestrator.topology import Node, Role, Topology, parse_cluster_shards
+from tests.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
@@ -23,8 +23,7 @@ LEASE = 2.0
 
 def leader_gauge(port: int) -> float | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
+        text = http_get(f"http://127.0.0.1:{port}/metrics", timeout=2)[2]
     except OSError:
         return None
     for line in text.splitlines():
@@ -42,18 +41,19 @@ def key_value(cluster: LocalCluster, key: str) -> str | None:
 
 
 class Instance:
-    def __init__(self, tmp_path: Path, name: str, cluster: LocalCluster, key: str, manifest: str) -> None:
+    def __init__(
+        self, tmp_path: Path, name: str, cluster: LocalCluster, key: str | None, manifest: str | None = None
+    ) -> None:
+        """`key` None: the leader section left out, as in the sample config (the lease is on by default)."""
         directory = tmp_path / name
         directory.mkdir()
         self.port = free_port()
-        config = write_config(
-            directory,
-            cluster.seeds[:1],
-            metrics={"enabled": True, "listen": f"127.0.0.1:{self.port}"},
-            leader={"enabled": True, "key": key, "lease": f"{LEASE}s"},
-            manifest={"key": manifest},
-        )
-        self.daemon = DaemonProcess(config)
+        sections: dict[str, object] = {"metrics": {"enabled": True, "listen": f"127.0.0.1:{self.port}"}}
+        if key is not None:
+            sections["leader"] = {"enabled": True, "key": key, "lease": f"{LEASE}s"}
+        if manifest is not None:
+            sections["manifest"] = {"key": manifest}
+        self.daemon = DaemonProcess(write_config(directory, cluster.seeds[:1], **sections))
 
     def leader(self) -> float | None:
         return leader_gauge(self.port)
@@ -103,6 +103,30 @@ def test_one_leader_and_a_takeover_after_sigkill(clean_cluster: LocalCluster, tm
         _delete(clean_cluster, key, manifest)
 
 
+def test_two_instances_with_the_default_config_elect_one_leader(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+    """The sample config has no leader section: the lease is on by default, so two instances never
+    both report redis_orchestrator_leader 1 (both would kill the same script)."""
+    instances = [Instance(tmp_path, name, clean_cluster, None) for name in ("a", "b")]
+    try:
+        for instance in instances:
+            instance.daemon.wait_log(" ready ", timeout=30)
+        wait_for(lambda: both_report(instances) and len(leaders(instances)) == 1, 15, "exactly one leader")
+        for _ in range(3):  # and it stays so, renewal after renewal
+            time.sleep(1)
+            assert len(leaders(instances)) == 1
+        assert all(" leader_disabled " not in i.daemon.log() for i in instances)
+    finally:
+        for instance in instances:
+            instance.daemon.stop()
+
+
+def test_leader_disabled_is_said_at_start(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+    config = write_config(tmp_path, clean_cluster.seeds[:1], leader={"enabled": False})
+    with DaemonProcess(config) as daemon:
+        daemon.wait_log(" ready ", timeout=30)
+        assert daemon.log().count(" leader_disabled ") == 1
+
+
 @pytest.mark.destructive
 def test_the_lease_survives_a_failover_of_its_shard(fresh_cluster: LocalCluster, tmp_path: Path) -> None:
     key = "{redis-orchestrator}:leader"
@@ -119,7 +143,13 @@ def test_the_lease_survives_a_failover_of_its_shard(fresh_cluster: LocalCluster,
         wait_for(lambda: replica.role() == "primary", 30, "the replica to be promoted")
         # Renewals fail while the shard has no primary; afterwards one instance leads again (the
         # key may have been lost with an unreplicated write: then it is simply taken anew).
-        wait_for(lambda: len(leaders(instances)) == 1, 30, "one leader after the failover")
+        try:
+            wait_for(lambda: len(leaders(instances)) == 1, 30, "one leader after the failover")
+        except AssertionError as exc:
+            lines = [ln for i in instances for ln in i.daemon.log().splitlines() if "lease" in ln or "leader" in ln]
+            raise AssertionError(
+                f"{exc}; gauges {[i.leader() for i in instances]}:\n" + "\n".join(lines[-40:])
+            ) from exc
         with replica.client() as c:
             assert c.get(key) is not None
     finally:
@@ -132,7 +162,7 @@ def test_primary_for_routes_by_slot_and_standalone() -> None:
 
     low = Node("10.0.0.1", 7000, slots=((0, 8191),))
     high = Node("10.0.0.2", 7000, slots=((8192, 16383),))
-    replica = Node("10.0.0.3", 7000, role="replica")
+    replica = Node("10.0.0.3", 7000, role=Role.REPLICA)
     topology = Topology(nodes=(low, high, replica))
     # "{redis-orchestrator}" hashes to one slot; whichever side, the owner is a primary serving it.
     owner = primary_for(topology, "{redis-orchestrator}:leader")

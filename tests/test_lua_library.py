@@ -43,16 +43,6 @@ def error_code(exc: BaseException) -> str:
     return str(exc).split()[0]
 
 
-@pytest.fixture(scope="module")
-def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
-    port = int(cluster.seeds[0].split(":")[1])
-    client = RedisCluster(host="127.0.0.1", port=port, decode_responses=True)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 class Keys:
     """Unique key names sharing one hash tag, deleted at teardown."""
 

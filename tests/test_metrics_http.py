@@ -5,57 +5,31 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from redis_orchestrator.http import MetricsServer
+from redis_orchestrator.http import Readiness as HttpReadiness
 from redis_orchestrator.metrics import Metrics
-
-NODE = "127.0.0.1:7000"
-
-
-def populated() -> Metrics:
-    metrics = Metrics()
-    metrics.node_known(NODE, "primary")
-    metrics.node_reconciled(NODE, "primary", up=True, missing=0, loaded=3, failed=False, seconds=0.004)
-    metrics.catalog_loaded("2026.11.22", {"script": 4, "function": 1})
-    metrics.catalog_reload("accepted")
-    metrics.findings(["warning", "error"])
-    metrics.slow_script_run("transfer", NODE, 0.25)
-    metrics.slow_script_ratio("transfer", NODE, 0.05)
-    metrics.slow_script_run("unknown", NODE, 0.02)
-    metrics.script_time_limit_read(NODE, 5.0)
-    metrics.slowlog_entries_missed(NODE, 2)
-    metrics.script_kill(NODE, "unkillable")
-    metrics.node_busy_changed(NODE, True)
-    return metrics
-
-
-def get(port: int, path: str, accept: str | None = None) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if accept:
-        request.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers["Content-Type"], exc.read()
+from tests.helpers import NODE, http_get, populated_metrics
 
 
 class Readiness:
     def __init__(self) -> None:
-        self.state = (False, "catalog not loaded yet")
+        self.state = HttpReadiness(False, "catalog not loaded yet")
 
-    def __call__(self) -> tuple[bool, str]:
+    def __call__(self) -> HttpReadiness:
         return self.state
+
+
+def get(port: int, path: str, accept: str | None = None) -> tuple[int, str, str]:
+    return http_get(f"http://127.0.0.1:{port}{path}", accept)
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[MetricsServer, Metrics, Readiness]]:
-    metrics, ready = populated(), Readiness()
+    metrics, ready = populated_metrics(), Readiness()
     server = MetricsServer("127.0.0.1:0", metrics.registry, ready)
     server.start()
     try:
@@ -68,12 +42,12 @@ def test_metrics_exposition(served: tuple[MetricsServer, Metrics, Readiness]) ->
     server, _, _ = served
     status, content_type, body = get(server.port, "/metrics")
     assert status == 200 and content_type.startswith("text/plain")
-    text = body.decode()
+    text = body
     assert 'redis_orchestrator_slow_script_runs_total{node="127.0.0.1:7000",script="transfer"} 1.0' in text
     assert 'redis_orchestrator_script_kills_total{node="127.0.0.1:7000",result="unkillable"} 1.0' in text
     assert 'redis_orchestrator_node_busy{node="127.0.0.1:7000"} 1.0' in text
     status, content_type, body = get(server.port, "/metrics", accept="application/openmetrics-text; version=1.0.0")
-    assert status == 200 and content_type.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+    assert status == 200 and content_type.startswith("application/openmetrics-text") and body.endswith("# EOF\n")
 
 
 def test_exposition_passes_promtool(served: tuple[MetricsServer, Metrics, Readiness]) -> None:
@@ -82,7 +56,7 @@ def test_exposition_passes_promtool(served: tuple[MetricsServer, Metrics, Readin
         pytest.skip("promtool is not installed (apt-get install -y prometheus)")
     server, _, _ = served
     _, _, body = get(server.port, "/metrics")
-    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    result = subprocess.run([promtool, "check", "metrics"], input=body.encode(), capture_output=True, timeout=30)
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
 
 
@@ -90,9 +64,9 @@ def test_healthz_and_readyz(served: tuple[MetricsServer, Metrics, Readiness]) ->
     server, _, ready = served
     assert get(server.port, "/healthz")[0] == 200
     status, _, body = get(server.port, "/readyz")
-    assert status == 503 and body == b"catalog not loaded yet\n"
-    ready.state = (True, "")
-    assert get(server.port, "/readyz")[:3:2] == (200, b"ready\n")
+    assert status == 503 and body == "catalog not loaded yet\n"
+    ready.state = HttpReadiness(True, "")
+    assert get(server.port, "/readyz")[:3:2] == (200, "ready\n")
     assert get(server.port, "/nope")[0] == 404
 
 
@@ -104,7 +78,7 @@ def test_broken_readiness_check_answers_503() -> None:
     server.start()
     try:
         status, _, body = get(server.port, "/readyz")
-        assert status == 503 and b"state not built" in body
+        assert status == 503 and "state not built" in body
         assert get(server.port, "/healthz")[0] == 200  # still up
     finally:
         server.close()
@@ -125,7 +99,7 @@ def test_close_releases_the_port_and_a_taken_port_is_named() -> None:
 
 
 def test_forgotten_node_loses_its_slow_script_series() -> None:
-    metrics = populated()
+    metrics = populated_metrics()
     assert (
         metrics.registry.get_sample_value(
             "redis_orchestrator_slow_script_runs_total", {"script": "transfer", "node": NODE}

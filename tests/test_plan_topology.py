@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from redis_orchestrator.catalog import KIND_FUNCTION, Catalog, Script, sha1_hex
+from redis.crc import key_slot
+
+from redis_orchestrator.catalog import Catalog, Kind, Script, sha1_hex
+from redis_orchestrator.leader import primary_for
 from redis_orchestrator.plan import Observation, plan_node
-from redis_orchestrator.topology import PRIMARY, REPLICA, Node, Topology, parse_cluster_nodes, parse_cluster_shards
+from redis_orchestrator.topology import Node, Role, Topology, parse_cluster_nodes, parse_cluster_shards
 
 
 def _script(name: str, body: bytes, kind: str = "script", library: str | None = None) -> Script:
@@ -18,11 +21,11 @@ CATALOG = Catalog(
     entries=(
         _script("a", b"return 1"),
         _script("b", b"return 2"),
-        _script("lib", b"#!lua name=lib\nredis.register_function('f', function() return 1 end)", KIND_FUNCTION, "lib"),
+        _script("lib", b"#!lua name=lib\nredis.register_function('f', function() return 1 end)", Kind.FUNCTION, "lib"),
     ),
 )
-PRIMARY_NODE = Node("127.0.0.1", 7000, PRIMARY)
-REPLICA_NODE = Node("127.0.0.1", 7001, REPLICA)
+PRIMARY_NODE = Node("127.0.0.1", 7000, Role.PRIMARY)
+REPLICA_NODE = Node("127.0.0.1", 7001, Role.REPLICA)
 
 
 def test_plan_loads_only_missing_scripts() -> None:
@@ -77,7 +80,12 @@ def test_cluster_shards_resp3_with_int_and_string_slots() -> None:
     topo = Topology(tuple(nodes))
     assert [n.address for n in topo.primaries] == ["127.0.0.1:7000", "127.0.0.1:7001"]
     replica = topo.get("127.0.0.1:7003")
-    assert replica is not None and replica.role == REPLICA and replica.health == "failed" and replica.primary_id == "p1"
+    assert (
+        replica is not None
+        and replica.role == Role.REPLICA
+        and replica.health == "failed"
+        and replica.primary_id == "p1"
+    )
     assert topo.get("127.0.0.1:7001").slots == ((5461, 10922),)  # type: ignore[union-attr]
 
 
@@ -91,9 +99,30 @@ def test_cluster_nodes_text() -> None:
     nodes = {n.address: n for n in parse_cluster_nodes(text)}
     assert set(nodes) == {"127.0.0.1:30004", "127.0.0.1:30001", "127.0.0.1:30009"}
     assert nodes["127.0.0.1:30001"].slots == ((0, 5460),)
-    assert nodes["127.0.0.1:30004"].role == REPLICA and nodes["127.0.0.1:30004"].primary_id == "e7d1"
+    assert nodes["127.0.0.1:30004"].role == Role.REPLICA and nodes["127.0.0.1:30004"].primary_id == "e7d1"
     assert nodes["127.0.0.1:30009"].health == "failed"
 
 
 def test_nodes_are_equal_by_address_whatever_their_role() -> None:
-    assert Node("h", 1, PRIMARY) == Node("h", 1, REPLICA, node_id="x")
+    assert Node("h", 1, Role.PRIMARY) == Node("h", 1, Role.REPLICA, node_id="x")
+
+
+def test_cluster_shards_after_a_valkey_failover_keeps_the_dead_primary_out_of_the_slots() -> None:
+    """Valkey 9.1 after a kill -9 of a primary and its replica's promotion (seen here): one shard
+    holds both masters, the dead one with health `fail` (Redis says `failed`). Its slots are the
+    live primary's."""
+    reply = [
+        {
+            b"slots": [0, 5460],
+            b"nodes": [
+                {b"id": b"old", b"port": 31939, b"ip": b"127.0.0.1", b"role": b"master", b"health": b"fail"},
+                {b"id": b"new", b"port": 23618, b"ip": b"127.0.0.1", b"role": b"master", b"health": b"online"},
+            ],
+        }
+    ]
+    nodes = {n.port: n for n in parse_cluster_shards(reply)}
+    assert nodes[31939].health == "failed" and nodes[31939].slots == ()
+    assert nodes[23618].slots == ((0, 5460),)
+    key = next(f"k{i}" for i in range(10_000) if key_slot(f"k{i}".encode()) <= 5460)
+    owner = primary_for(Topology(tuple(nodes.values())), key)
+    assert owner is not None and owner.port == 23618

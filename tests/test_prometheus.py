@@ -12,23 +12,20 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from redis_orchestrator.http import MetricsServer
+from redis_orchestrator.http import MetricsServer, Readiness
 from redis_orchestrator.metrics import Metrics
-from tests.helpers import free_port
+from tests.helpers import NODE, free_port, http_get, populated_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "redis-orchestrator.json"
-NODE = "127.0.0.1:7000"
 
 
 def tool(name: str) -> str:
@@ -50,7 +47,7 @@ def test_alert_rules_unit_tests_pass() -> None:
 def test_prometheus_config_and_rules_are_valid() -> None:
     result = run(tool("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "7 rules found" in result.stdout
+    assert "9 rules found" in result.stdout
 
 
 def dashboard_exprs() -> list[str]:
@@ -82,7 +79,7 @@ def test_dashboard_uses_only_exported_metrics() -> None:
     exprs = dashboard_exprs()
     assert len(exprs) >= 15
     used = {name for expr in exprs for name in re.findall(r"redis_orchestrator_[a-z_]+", expr)}
-    missing = used - exported_names(populated())
+    missing = used - exported_names(populated_metrics())
     assert not missing, f"dashboard queries metrics nobody exports: {sorted(missing)}"
     for metric in (
         "node_scripts_missing",
@@ -97,36 +94,16 @@ def test_dashboard_uses_only_exported_metrics() -> None:
         assert f"redis_orchestrator_{metric}" in used, metric
 
 
-def populated() -> Metrics:
-    metrics = Metrics()
-    metrics.node_known(NODE, "primary")
-    metrics.node_reconciled(NODE, "primary", up=True, missing=0, loaded=2, failed=False, seconds=0.003)
-    metrics.catalog_loaded("2026.11.22", {"script": 3, "function": 1})
-    metrics.catalog_reload("accepted")
-    metrics.findings([])
-    metrics.slow_script_run("transfer", NODE, 0.3)
-    metrics.slow_script_ratio("transfer", NODE, 0.06)
-    metrics.script_time_limit_read(NODE, 5.0)
-    metrics.node_busy_changed(NODE, False)
-    metrics.leader.set(1)
-    metrics.ready.set(1)
-    return metrics
-
-
 def api(port: int, path: str, **params: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return dict(json.load(response))
-    except urllib.error.HTTPError as exc:  # 400 on a bad query: the body says why
-        return dict(json.load(exc))
+    # A bad query answers 400 with a JSON body that says why: http_get returns it like a 200.
+    return dict(json.loads(http_get(f"http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(params)}")[2]))
 
 
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[int, MetricsServer]]:
     binary = tool("prometheus")
-    metrics = populated()
-    server = MetricsServer("127.0.0.1:0", metrics.registry, lambda: (True, "ready"))
+    metrics = populated_metrics()
+    server = MetricsServer("127.0.0.1:0", metrics.registry, lambda: Readiness(True, "ready"))
     server.start()
     port = free_port()
     config = tmp_path / "prometheus.yml"

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +10,16 @@ import pytest
 import yaml
 
 from redis_orchestrator.local_cluster import LocalCluster
-from tests.helpers import DaemonProcess, acl_log_fields, cli, free_port, password_cluster, wait_for, write_config
+from tests.helpers import (
+    DaemonProcess,
+    acl_log_fields,
+    cli,
+    free_port,
+    http_get,
+    password_cluster,
+    wait_for,
+    write_config,
+)
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
@@ -24,14 +31,6 @@ WRONG = "pw-wrong-7Hx2-never-print-me-either"
 def auth_cluster() -> Iterator[LocalCluster]:
     with password_cluster(PASSWORD) as cluster:
         yield cluster
-
-
-def fetch(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as reply:
-            return str(reply.read().decode())
-    except urllib.error.HTTPError as exc:
-        return str(exc.read().decode())
 
 
 def auth_failures(cluster: LocalCluster) -> int:
@@ -72,7 +71,7 @@ def test_nothing_prints_the_password(auth_cluster: LocalCluster, tmp_path: Path)
         with DaemonProcess(config, "--log-format", log_format, env=env) as daemon:
             daemon.wait_log("ready", timeout=30)
             for path in ("/metrics", "/readyz", "/healthz", "/", "/nope"):
-                seen.append(fetch(f"http://127.0.0.1:{port}{path}"))
+                seen.append(http_get(f"http://127.0.0.1:{port}{path}", timeout=3)[2])
             daemon.process.send_signal(1)  # SIGHUP: a reload logs the config it read
             daemon.wait_log("catalog_reload")
             assert daemon.stop() == 0

@@ -9,7 +9,6 @@ measured and printed (-s shows them); bench/bench_repair.py turns them into a ta
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,12 +17,10 @@ from pathlib import Path
 
 import pytest
 import redis
-import yaml
 
-from redis_orchestrator.catalog import sha1_hex
 from redis_orchestrator.cli import main
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
+from tests.helpers import DaemonProcess, all_hold, catalog_shas, libraries, present, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -144,12 +141,6 @@ def start_daemon(started: list[DaemonProcess], config: Path) -> DaemonProcess:
 
 def log_lines(daemon: DaemonProcess, event: str, address: str) -> list[str]:
     return [ln for ln in daemon.log().splitlines() if f" {event} " in f"{ln} " and f"node={address}" in ln]
-
-
-def libraries(node: LocalNode) -> dict[str, bytes]:
-    with node.client(protocol=3) as c:
-        reply = c.execute_command("FUNCTION", "LIST", "WITHCODE")
-    return {lib[b"library_name"].decode(): lib[b"library_code"] for lib in reply}
 
 
 def library_source(tmp_path: Path) -> bytes:
@@ -330,79 +321,3 @@ def test_a_frozen_node_does_not_stall_the_others(
     daemon.wait_log(f"node_recovered node={frozen.address}", timeout=15)
     assert all_hold(cluster, shas)
     assert daemon.alive()
-
-
-@pytest.mark.slow
-def test_a_library_replaced_by_hand_is_put_back(
-    clean_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
-) -> None:
-    cluster = clean_cluster
-    config = write_config(tmp_path, cluster.seeds[:1])
-    daemon = start_daemon(daemon_for, config)
-    source = library_source(tmp_path)
-    primary = cluster.primaries()[1]
-    replica = cluster.replicas_of(primary)[0]
-    rogue = b"#!lua name=orchestrator_lib\nredis.register_function('counter_get', function() return 'rogue' end)\n"
-    with primary.client() as c:
-        c.execute_command("FUNCTION", "LOAD", "REPLACE", rogue)
-    wait_for(lambda: libraries(primary).get("orchestrator_lib") == source, RECONCILE + 5, "the library put back")
-    wait_for(lambda: libraries(replica).get("orchestrator_lib") == source, 5, "the replica to follow")
-    assert all(libraries(p).get("orchestrator_lib") == source for p in cluster.primaries())
-    assert log_lines(daemon, "repaired", primary.address)
-    assert daemon.alive()
-
-
-@pytest.mark.slow
-def test_versioned_rollout_keeps_the_old_sha_while_kept(
-    clean_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess], capsys: pytest.CaptureFixture[str]
-) -> None:
-    cluster = clean_cluster
-    config = write_config(tmp_path, cluster.seeds[:1])
-    data = yaml.safe_load(config.read_text())
-    v1_file = tmp_path / "lua/counters/get.lua"
-    v2_file = tmp_path / "lua/counters/get_v2.lua"
-    v2_file.write_bytes(v1_file.read_bytes() + b"-- v2: same behaviour, new bytes, new sha\n")
-    v1, v2 = sha1_hex(v1_file.read_bytes()), sha1_hex(v2_file.read_bytes())
-    scripts = [s for s in data["catalog"]["scripts"] if s["name"] != "counter_get"]
-
-    def edit(catalog_version: str, current: int, keep: int | None) -> None:
-        entry: dict[str, object] = {
-            "name": "counter_get",
-            "versions": [
-                {"version": 1, "file": "lua/counters/get.lua"},
-                {"version": 2, "file": "lua/counters/get_v2.lua"},
-            ],
-            "current": current,
-        }
-        if keep is not None:
-            entry["keep"] = keep
-        data["catalog"]["version"] = catalog_version
-        data["catalog"]["scripts"] = [*scripts, entry]
-        config.write_text(yaml.safe_dump(data, sort_keys=False))
-
-    edit("rollout-1", current=1, keep=0)  # v2 declared, not live yet
-    daemon = start_daemon(daemon_for, config)
-    assert all_hold(cluster, {v1}) and not any(present(n, {v2}) for n in cluster.nodes)
-    edit("rollout-2", current=2, keep=1)  # v2 current, v1 kept beside it
-    wait_for(lambda: all_hold(cluster, {v1, v2}), RECONCILE + 10, "v2 beside v1 everywhere")
-    capsys.readouterr()
-    assert main(["--config", str(config), "manifest"]) == 0
-    assert '"current": "2"' in capsys.readouterr().out
-    flushed = cluster.replicas()[0]
-    with flushed.client() as c:
-        c.execute_command("SCRIPT", "FLUSH")
-    wait_for(lambda: present(flushed, {v1, v2}) == {v1, v2}, RECONCILE + 5, "both kept versions repaired")
-    edit("rollout-3", current=2, keep=0)  # v1 retired: no longer loaded, but never unloaded
-    # (counted, not matched by version: config.py reports a nested entry's `current` as the catalog version)
-    wait_for(lambda: daemon.log().count(" catalog_reloaded ") >= 2, 10, "the third edit accepted")
-    with flushed.client() as c:
-        c.execute_command("SCRIPT", "FLUSH")
-    wait_for(lambda: present(flushed, {v2}) == {v2}, RECONCILE + 5, "v2 repaired")
-    time.sleep(RECONCILE * 1.5)
-    assert present(flushed, {v1}) == set()  # retired: not reloaded
-    assert all(present(n, {v1}) == {v1} for n in cluster.nodes if n is not flushed)  # nor unloaded elsewhere
-    capsys.readouterr()
-    assert main(["--config", str(config), "prune"]) == 1  # the retired v1 waits for `prune --yes`
-    assert "counter_get@1" in capsys.readouterr().out
-    assert daemon.alive()
-    assert daemon.stop(signal.SIGTERM) == 0

@@ -8,10 +8,11 @@ only be stopped with SHUTDOWN NOSAVE / kill -9.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +20,8 @@ import redis
 import redis.asyncio
 
 from redis_orchestrator import busy
-from redis_orchestrator.catalog import KIND_FUNCTION, KIND_SCRIPT, Catalog, Script, mark_live, sha1_hex
-from redis_orchestrator.config import KillPolicy, SlowScriptSettings
+from redis_orchestrator.catalog import Catalog, Kind, Script, mark_live, sha1_hex
+from redis_orchestrator.config import DesiredState, KillPolicy, SlowScriptSettings
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
 from redis_orchestrator.metrics import KILL_RESULTS, Metrics
 from redis_orchestrator.slowlog import (
@@ -32,16 +33,10 @@ from redis_orchestrator.slowlog import (
     parse_config_value,
     parse_slowlog,
 )
+from tests.helpers import spin_lua
 
-# Spins for ARGV[1] milliseconds, reading the server clock (longer than 128 bytes: EVAL gets cut).
-SPIN = (
-    b"local t = redis.call('TIME') local start = t[1] * 1000000 + t[2]\n"
-    b"while true do\n"
-    b"  local now = redis.call('TIME')\n"
-    b"  if now[1] * 1000000 + now[2] - start >= tonumber(ARGV[1]) * 1000 then break end\n"
-    b"end\n"
-    b"return 1\n"
-)
+# Spins for ARGV[1] milliseconds on any server (longer than 128 bytes: EVAL gets cut).
+SPIN = spin_lua()
 # Writes first, then spins: UNKILLABLE.
 SPIN_AFTER_WRITE = b"redis.call('SET', KEYS[1], 'x')\n" + SPIN
 SHORT = b"return redis.call('GET', KEYS[1])"
@@ -53,7 +48,7 @@ LIBRARY = (
 )
 
 
-def script(name: str, version: str, source: bytes, kind: str = KIND_SCRIPT, **extra: Any) -> Script:
+def script(name: str, version: str, source: bytes, kind: Kind = Kind.SCRIPT, **extra: Any) -> Script:
     return Script(
         name=name, version=version, kind=kind, file=f"{name}.lua", source=source, sha=sha1_hex(source), **extra
     )
@@ -67,7 +62,7 @@ CATALOG = make_catalog(
     script("spin", "1", SPIN),
     script("spin_write", "1", SPIN_AFTER_WRITE),
     script("short", "2", SHORT),
-    script("slowlib", "1", LIBRARY, kind=KIND_FUNCTION, library="slowlib", functions=("spin_fn",)),
+    script("slowlib", "1", LIBRARY, kind=Kind.FUNCTION, library="slowlib", functions=("spin_fn",)),
 )
 
 
@@ -318,10 +313,16 @@ def settings(**kill: Any) -> SlowScriptSettings:
     return SlowScriptSettings(kill=KillPolicy(**kill))
 
 
-def watcher(node: LocalNode, metrics: Metrics, **kwargs: Any) -> SlowlogWatcher:
+def desired(slow_scripts: SlowScriptSettings) -> Callable[[], DesiredState]:
+    state = DesiredState(catalog=CATALOG, slow_scripts=slow_scripts)
+    return lambda: state
+
+
+def watcher(
+    node: LocalNode, metrics: Metrics, settings: SlowScriptSettings | None = None, **kwargs: Any
+) -> SlowlogWatcher:
     client = redis.asyncio.Redis(host=node.host, port=node.port, protocol=3, socket_timeout=5)
-    kwargs.setdefault("settings", settings())
-    return SlowlogWatcher(node.address, client, lambda: CATALOG, metrics, **kwargs)
+    return SlowlogWatcher(node.address, client, desired(settings or SlowScriptSettings()), metrics, **kwargs)
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -557,19 +558,14 @@ def test_run_survives_an_unreachable_node() -> None:
 
     async def scenario() -> None:
         client = redis.asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-        w = SlowlogWatcher(
-            "127.0.0.1:1",
-            client,
-            lambda: CATALOG,
-            metrics,
-            SlowScriptSettings(poll_interval=0.01),
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(w.run(stop))
+        w = SlowlogWatcher("127.0.0.1:1", client, desired(SlowScriptSettings(poll_interval=0.01)), metrics)
+        task = asyncio.create_task(w.run())
         while sample(metrics, "redis_orchestrator_slowlog_poll_errors_total", node="127.0.0.1:1") < 2:
             await asyncio.sleep(0.01)
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)  # returns, never raised
+        assert not task.done()  # errors are counted and retried, never raised
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
         await client.aclose()
 
     asyncio.run(scenario())

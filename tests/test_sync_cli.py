@@ -79,9 +79,9 @@ def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: Lo
     config = load_config(write_config(tmp_path, clean_cluster.seeds[:1]))
 
     async def two_passes() -> list[tuple[str, str, int, int]]:
-        connector = Connector(config.redis)
+        connector = Connector(config.start.redis)
         try:
-            topology = await discover(connector, config.redis.seeds)
+            topology = await discover(connector, config.start.redis.seeds)
             await reconcile_all(connector, topology, config.catalog)
             reports = await reconcile_all(connector, topology, config.catalog)
         finally:
@@ -90,8 +90,9 @@ def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: Lo
 
     for address, role, round_trips, commands in asyncio.run(two_passes()):
         assert round_trips == 1, address
-        # primaries: SCRIPT EXISTS + FUNCTION LIST WITHCODE pipelined; replicas: SCRIPT EXISTS alone
-        assert commands == (2 if role == "primary" else 1), address
+        # primaries: SCRIPT EXISTS + FUNCTION LIST WITHCODE + ROLE pipelined (the catalog has a
+        # library, and the node's own ROLE decides FUNCTION LOAD); replicas: SCRIPT EXISTS alone
+        assert commands == (3 if role == "primary" else 1), address
 
 
 def _libraries(node) -> set[str]:  # type: ignore[no-untyped-def]

@@ -271,9 +271,9 @@ def test_container_config_is_valid_and_the_init_script_parses(tmp_path: Path) ->
     text = (DEPLOY / "container" / "config.yaml").read_text().replace("/run/secrets/orchestrator-password", str(secret))
     shutil.copytree(REPO / "lua", tmp_path / "lua")
     config = parse_config(text, tmp_path / "config.yaml", environ={})
-    assert config.metrics.listen == "0.0.0.0:9840"
-    assert config.leader.enabled and config.manifest.key == "{redis-orchestrator}:manifest"
-    assert config.redis.username == "redis-orchestrator" and config.redis.password is not None
+    assert config.start.metrics.listen == "0.0.0.0:9840"
+    assert config.start.leader.enabled and config.start.manifest.key == "{redis-orchestrator}:manifest"
+    assert config.start.redis.username == "redis-orchestrator" and config.start.redis.password is not None
     script = DEPLOY / "container" / "cluster-init.sh"
     assert subprocess.run(["sh", "-n", str(script)], capture_output=True, timeout=10).returncode == 0
     rules = subprocess.run(

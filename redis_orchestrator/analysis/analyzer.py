@@ -3,54 +3,42 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
-from .findings import ERROR, INFO, WARNING, Finding
+from .declared import Declared, read_declared
+from .derive import Lua51
+from .findings import ERROR, INFO, WARNING, Finding, Severity
 from .keyspecs import KeySpecs, load_keyspecs
 from .lexer import LineMap, LuaSyntaxError
 from .lua import Walker
 from .shebang import KNOWN_FLAGS, parse_shebang, strip_shebang
 from .slots import patterns_share_slot, suggest_hash_tags
+from .suggest import KeyUsage
 from .syntax import parse
 
-_LUA_ERROR = re.compile(r"^[^:]*:(\d+): (.*)$", re.DOTALL)
 _CACHE_SIZE = 20_000
 
 
-class _LuaSyntaxChecker:
-    """Redis' own language: lupa's Lua 5.1 compiles (never runs) the chunk."""
+@dataclass(frozen=True)
+class Analysis:
+    """One script's findings (file, script and version left blank) and how it uses KEYS."""
 
-    def __init__(self) -> None:
-        self._load: Any = None
-        try:
-            from lupa import lua51
-        except ImportError:  # lupa built without Lua 5.1: our parser's verdict alone
-            return
-        runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-        self._load = runtime.eval(
-            "function(src) local f, err = loadstring(src, '=user_script') if f then return nil end return err end"
-        )
-
-    def error(self, source: bytes) -> tuple[int, str] | None:
-        if self._load is None:
-            return None
-        err = self._load(source)
-        if err is None:
-            return None
-        text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
-        m = _LUA_ERROR.match(text)
-        return (int(m.group(1)), m.group(2)) if m else (1, text)
+    findings: tuple[Finding, ...]
+    usage: KeyUsage
 
 
 class Analyzer:
-    def __init__(self, keyspecs: KeySpecs | None = None) -> None:
+    """`same_slot_severity`: what an undeclared key in a declared key's slot is reported as."""
+
+    def __init__(self, keyspecs: KeySpecs | None = None, *, same_slot_severity: Severity = INFO) -> None:
+        if same_slot_severity not in (INFO, WARNING, ERROR):
+            raise ValueError(f"same_slot_severity must be info, warning or error, not {same_slot_severity!r}")
         self.keyspecs = keyspecs if keyspecs is not None else load_keyspecs()
-        self._lua = _LuaSyntaxChecker()
-        self._cache: OrderedDict[tuple[str, str, tuple[str, ...]], tuple[Finding, ...]] = OrderedDict()
+        self.same_slot_severity = same_slot_severity
+        self._lua = Lua51()
+        self._cache: OrderedDict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Analysis] = OrderedDict()
 
     def analyze(
         self,
@@ -60,23 +48,38 @@ class Analyzer:
         file: str,
         kind: str = "script",
         key_patterns: Sequence[str] = (),
+        argv_patterns: Sequence[str] = (),
+        version: str = "",
     ) -> list[Finding]:
+        result = self.examine(source, kind=kind, key_patterns=key_patterns, argv_patterns=argv_patterns)
+        return [replace(f, file=file, script=script, version=version) for f in result.findings]
+
+    def examine(
+        self,
+        source: bytes,
+        *,
+        kind: str = "script",
+        key_patterns: Sequence[str] = (),
+        argv_patterns: Sequence[str] = (),
+    ) -> Analysis:
+        """The cached analysis of one source (per SHA1, kind and declared patterns)."""
         if kind not in ("script", "function"):
             raise ValueError(f"kind must be 'script' or 'function', not {kind!r}")
-        patterns = tuple(key_patterns)
-        cache_key = (hashlib.sha1(source).hexdigest(), kind, patterns)
+        cache_key = (hashlib.sha1(source).hexdigest(), kind, tuple(key_patterns), tuple(argv_patterns))
         cached = self._cache.get(cache_key)
         if cached is None:
-            cached = tuple(self._analyze(source, kind, patterns))
+            cached = self._analyze(source, kind, read_declared(key_patterns, argv_patterns))
             self._cache[cache_key] = cached
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
-        return [replace(f, file=file, script=script) for f in cached]
+        return cached
 
-    def _analyze(self, source: bytes, kind: str, key_patterns: tuple[str, ...]) -> list[Finding]:
+    def _analyze(self, source: bytes, kind: str, declared: Declared) -> Analysis:
         findings: list[Finding] = []
+        usage = KeyUsage()
+        key_patterns = declared.keys
 
-        def add(line: int, column: int, severity: str, code: str, message: str, suggestion: str) -> None:
+        def add(line: int, column: int, severity: Severity, code: str, message: str, suggestion: str) -> None:
             findings.append(Finding("", "", line, column, severity, code, message, suggestion))
 
         shebang = parse_shebang(source)
@@ -123,7 +126,7 @@ class Analyzer:
         body = strip_shebang(source)
         text = body.decode("utf-8", "replace")
         lines = LineMap(text)
-        lua_error = self._lua.error(body)
+        lua_error = self._lua.syntax_error(body)
         try:
             chunk = parse(text)
         except LuaSyntaxError as exc:
@@ -139,7 +142,7 @@ class Analyzer:
                 f"Lua syntax error: {message}",
                 "fix the syntax (Redis runs Lua 5.1: no goto, no //, no integer division, no bit operators)",
             )
-            return findings
+            return Analysis(tuple(findings), usage)
         if lua_error is not None:
             # Valid for our parser but not for Lua 5.1 itself (e.g. an over-long chain or a 5.1 quirk).
             add(
@@ -150,11 +153,27 @@ class Analyzer:
                 f"Lua syntax error: {lua_error[1]}",
                 "fix the syntax (Redis runs Lua 5.1)",
             )
-            return findings
+            return Analysis(tuple(findings), usage)
 
-        walker = Walker(self.keyspecs, lines, library=library, readonly="no-writes" in shebang.flags)
+        for problem in declared.problems:
+            hint = 'write ARGV patterns by position, or as "ARGV[2] = {<queue>}:"'
+            add(1, 1, ERROR, "declared-pattern", problem, hint)
+        # Without a shebang an undeclared key only has to be served by this node; with one (unless
+        # allow-cross-slot-keys) it must be in the declared keys' slot (seen on 7.0.15).
+        mode = "slot" if shebang.present and "allow-cross-slot-keys" not in shebang.flags else "node"
+        walker = Walker(
+            self.keyspecs,
+            lines,
+            library=library,
+            readonly="no-writes" in shebang.flags,
+            mode=mode,
+            declared=declared,
+            lua=self._lua,
+            same_slot_severity=self.same_slot_severity,
+        )
         try:
             findings.extend(walker.run(chunk))
+            usage = walker.keys.frozen()
         except RecursionError:
             add(
                 1,
@@ -176,4 +195,4 @@ class Analyzer:
                 "with 'CROSSSLOT Keys in request don't hash to the same slot'",
                 "; or ".join(options),
             )
-        return sorted(findings, key=lambda f: (f.line, f.column, f.code))
+        return Analysis(tuple(sorted(findings, key=lambda f: (f.line, f.column, f.code))), usage)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from redis_orchestrator import replies
+from redis_orchestrator.servers import ServerInfo
 
 if TYPE_CHECKING:
     import redis
@@ -63,11 +64,41 @@ class CommandSpec:
     def writes(self) -> bool:
         return "write" in self.flags
 
+    def positions(self) -> tuple[object, ...]:
+        """Where the keys are, and whether it writes: what the analysis reads of an entry (two
+        servers may differ in other flags, e.g. Valkey lets BLPOP run in scripts, and that is fine)."""
+        specs = tuple(
+            (k.begin, k.index, k.keyword, k.startfrom, k.find, k.lastkey, k.keystep, k.limit, k.keynumidx, k.firstkey)
+            for k in self.key_specs
+        )
+        return (self.first_key, self.last_key, self.step, specs, self.writes)
+
 
 @dataclass(frozen=True)
 class KeySpecs:
     commands: Mapping[str, CommandSpec]
     source: str = ""
+
+    @classmethod
+    def merged(cls, tables: Sequence[KeySpecs]) -> KeySpecs:
+        """One table for every server of the matrix: each command any of them knows. For a command
+        several know, the first table's entry (list the strictest server first: Redis 7.0 refuses
+        blocking commands in scripts, Valkey 9 allows them); their key positions are the same."""
+        commands: dict[str, CommandSpec] = {}
+        for table in tables:
+            for name, spec in table.commands.items():
+                known = commands.setdefault(name, spec)
+                if known is not spec and spec.subcommands:  # SCRIPT SHOW, CLIENT SETINFO...: newer servers add some
+                    subcommands = {**spec.subcommands, **known.subcommands}
+                    commands[name] = replace(known, subcommands=subcommands)
+        return cls(commands, " + ".join(t.source for t in tables))
+
+    def every(self) -> dict[str, CommandSpec]:
+        """Commands and subcommands (`script|load`) by name."""
+        found = dict(self.commands)
+        for spec in self.commands.values():
+            found.update(spec.subcommands)
+        return found
 
     def lookup(self, name: str, subcommand: str | None = None) -> CommandSpec | None:
         spec = self.commands.get(name.lower())
@@ -175,11 +206,7 @@ def refresh_keyspecs(client: redis.Redis) -> KeySpecs:
         info = connection.read_response()
     finally:
         node_client.connection_pool.release(connection)
-    version = ""
-    for line in replies.text(info).splitlines():
-        if line.startswith("redis_version:"):
-            version = line.split(":", 1)[1].strip()
-    return keyspecs_from_command_reply(reply, source=f"redis {version}".strip())
+    return keyspecs_from_command_reply(reply, source=ServerInfo.parse(replies.text(info)).label)
 
 
 def keyspecs_from_command_reply(reply: Iterable[Any], source: str = "") -> KeySpecs:

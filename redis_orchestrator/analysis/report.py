@@ -1,6 +1,6 @@
 """Findings as compiler-style text or JSON.
 
-lua/ledger/transfer.lua:12:5: error[undeclared-key] (transfer) INCRBY key #1 is built by concatenation ...
+lua/ledger/transfer.lua:12:5: error[undeclared-key] (transfer@3) INCRBY key #1 is 'acct:' .. ARGV[1] ...
   help: pass the key in KEYS ...
 """
 
@@ -15,7 +15,7 @@ from .findings import Finding
 def format_text(findings: Sequence[Finding]) -> str:
     lines: list[str] = []
     for f in findings:
-        lines.append(f"{f.file}:{f.line}:{f.column}: {f.severity}[{f.code}] ({f.script}) {f.message}")
+        lines.append(f"{f.file}:{f.line}:{f.column}: {f.severity}[{f.code}] ({f.label}) {f.message}")
         if f.suggestion:
             lines.append(f"  help: {f.suggestion}")
     return "\n".join(lines) + ("\n" if lines else "")

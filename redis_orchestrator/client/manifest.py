@@ -35,10 +35,11 @@ from types import MappingProxyType
 from typing import Any
 
 from redis_orchestrator.analysis.shebang import parse_shebang
+from redis_orchestrator.catalog import Kind
 from redis_orchestrator.client.errors import ManifestError, UnknownScript
 
-KIND_SCRIPT = "script"  # Script.kind's values (a StrEnum upstream compares equal to these)
-KIND_FUNCTION = "function"
+KIND_SCRIPT = Kind.SCRIPT
+KIND_FUNCTION = Kind.FUNCTION
 NO_WRITES = "no-writes"
 
 

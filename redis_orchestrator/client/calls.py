@@ -163,6 +163,12 @@ class Policy:
         """The reply to our SCRIPT/FUNCTION LOAD: an error there means we cannot repair."""
         if load_failed(reply):
             assert isinstance(reply, BaseException)
+            if isinstance(reply, redis.exceptions.ResponseError) and isinstance(
+                busy := translate(reply, call.label), ScriptBusy
+            ):
+                # The node is busy with another script: that, not the missing script, is what to act on.
+                self.counters.add(Event.BUSY, call.label)
+                raise busy from reply
             raise ScriptMissing(call.label, node, f"loading it failed: {error_text(reply)}") from reply
 
     def result(self, call: Call, reply: object) -> Any:

@@ -39,6 +39,13 @@ _REGISTERED = re.compile(
 )
 
 
+# The table form's own `flags = {'no-writes', ...}`; the positional form cannot carry flags.
+_TABLE_FORM = re.compile(rb"register_function\s*\{")
+_FUNCTION_NAME = re.compile(rb"""function_name\s*=\s*['"]([A-Za-z0-9_]+)['"]""")
+_FLAGS_TABLE = re.compile(rb"flags\s*=\s*\{([^{}]*)\}")
+_QUOTED = re.compile(rb"""['"]([A-Za-z0-9_-]+)['"]""")
+
+
 def sha1_hex(source: bytes) -> str:
     return hashlib.sha1(source).hexdigest()
 
@@ -51,6 +58,24 @@ def registered_functions(source: bytes) -> tuple[str, ...]:
         if name not in names:
             names.append(name)
     return tuple(names)
+
+
+def registered_function_flags(source: bytes) -> dict[str, tuple[str, ...]]:
+    """Each registered function's flags, read statically: clients send FCALL_RO for a `no-writes`
+    function. A function registered in the positional form has none."""
+    flags: dict[str, tuple[str, ...]] = dict.fromkeys(registered_functions(source), ())
+    for match in _TABLE_FORM.finditer(source):
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(source)):  # the table's closing brace (flags nest one)
+            depth += {ord("{"): 1, ord("}"): -1}.get(source[end], 0)
+            if depth == 0:
+                break
+        table = source[match.end() : end]
+        name = _FUNCTION_NAME.search(table)
+        listed = _FLAGS_TABLE.search(table)
+        if name and listed:
+            flags[name.group(1).decode()] = tuple(sorted(q.decode() for q in _QUOTED.findall(listed.group(1))))
+    return flags
 
 
 @dataclass(frozen=True)
@@ -149,8 +174,14 @@ class Catalog:
                 return entry
         return None
 
-    def manifest(self) -> dict[str, object]:
-        """name -> versions -> sha (and function names), for clients in any language."""
+    def manifest(self, include_sources: bool = True) -> dict[str, object]:
+        """name -> versions -> sha (and function names), for clients in any language.
+
+        Each version also carries what a client needs to call it without the catalog's files:
+        `flags` (the `#!lua` flags: `no-writes` means EVALSHA_RO), `keys` (its key patterns),
+        `source` (the exact text to SCRIPT LOAD after a NOSCRIPT; its SHA1 is `sha`; left out with
+        `include_sources=False`, for catalogs so big the key would weigh megabytes) and, for a
+        library, `function_flags` (function -> flags: `no-writes` means FCALL_RO)."""
         names: dict[str, dict[str, object]] = {}
         for entry in self.entries:
             if not entry.live:
@@ -163,6 +194,13 @@ class Catalog:
                 version["library"] = entry.library
                 version["functions"] = list(entry.functions)
                 version["sha"] = entry.sha
+                version["function_flags"] = {
+                    fn: list(flags) for fn, flags in registered_function_flags(entry.source).items()
+                }
+            version["flags"] = sorted(parse_shebang(entry.source).flags)
+            version["keys"] = list(entry.keys)
+            if include_sources:
+                version["source"] = entry.text
             versions = item["versions"]
             assert isinstance(versions, dict)
             versions[entry.version] = version

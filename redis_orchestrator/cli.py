@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ports and run against them (sentinel mode)",
     )
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics, /healthz, /readyz")
-    verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
+    manifest = verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
+    manifest.add_argument("--no-sources", action="store_true", help="leave each script's source out")
     keyslot = with_format(verbs.add_parser("keyslot", help="each key's hash slot and tag; whether they share one slot"))
     keyslot.add_argument("keys", nargs="+", metavar="KEY")
     prune = verbs.add_parser(
@@ -105,7 +106,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "check":
         return _check(config, args.format, args.same_slot, args.write_keys)
     if args.verb == "manifest":
-        print(json.dumps(config.catalog.manifest(), indent=2, sort_keys=True))
+        print(json.dumps(config.catalog.manifest(include_sources=not args.no_sources), indent=2, sort_keys=True))
         return EXIT_CLEAN
     if args.verb == "prune":
         return _prune(config, really=args.yes)

@@ -126,6 +126,9 @@ class LeaderSettings:
 @dataclass(frozen=True)
 class ManifestSettings:
     key: str | None = None  # if set, the leader keeps the JSON manifest at this key
+    # Each script's source in it, so a client can SCRIPT LOAD after a NOSCRIPT on its own. Off for
+    # catalogs of thousands of scripts (the key then weighs megabytes); clients raise ScriptMissing.
+    sources: bool = True
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,9 @@ class Daemon:
         self.leader = self._lease() if start.leader.enabled else None
         router = self.leader.router if self.leader is not None else KeyRouter(self.connector, lambda: self.topology)
         self.manifest = (
-            ManifestPublisher(start.manifest.key, router, lambda: self.catalog) if start.manifest.key else None
+            ManifestPublisher(start.manifest.key, router, lambda: self.catalog, start.manifest.sources)
+            if start.manifest.key
+            else None
         )
         self.http = (
             MetricsServer(start.metrics.listen, self.metrics.registry, lambda: self.readiness)

@@ -10,10 +10,13 @@ Refused means: `ERR unknown command/subcommand` (renamed away, or not offered) o
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 from redis_orchestrator import logs
-from redis_orchestrator.metrics import Metrics
 from redis_orchestrator.replies import error_code, is_unknown_command
+
+if TYPE_CHECKING:  # one-shot verbs use this module without a metrics registry (or prometheus_client)
+    from redis_orchestrator.metrics import Metrics
 
 
 class Feature(enum.StrEnum):

@@ -263,10 +263,13 @@ class ManifestPublisher:
     """The leader keeps `manifest.key` equal to the catalog's JSON manifest (written when the catalog
     changes or when this instance becomes leader)."""
 
-    def __init__(self, key: str, router: KeyRouter, catalog: Callable[[], Catalog]) -> None:
+    def __init__(
+        self, key: str, router: KeyRouter, catalog: Callable[[], Catalog], include_sources: bool = True
+    ) -> None:
         self.key = key
         self.router = router
         self.catalog = catalog
+        self.include_sources = include_sources
         self._written_for: Catalog | None = None  # the catalog whose manifest the key holds
         self._error: str | None = None
 
@@ -289,7 +292,7 @@ class ManifestPublisher:
         catalog = self.catalog()
         if catalog is self._written_for:  # the catalog is replaced whole on reload: identity says it all
             return False
-        text = json.dumps(catalog.manifest(), sort_keys=True)
+        text = json.dumps(catalog.manifest(self.include_sources), sort_keys=True)
         try:
             await self.router.command(self.key, "SET", self.key, text)
         except (redis.RedisError, OSError, TimeoutError) as exc:

@@ -108,13 +108,15 @@ def parse_cluster_shards(reply: object) -> list[Node]:
         bounds = [int(text(s)) for s in as_list(shard.get("slots"))]
         slots = tuple((bounds[i], bounds[i + 1]) for i in range(0, len(bounds) - 1, 2))
         members = [as_map(n) for n in as_list(shard.get("nodes"))]
-        primary_id = next((text(m.get("id", "")) for m in members if text(m.get("role")) == "master"), None)
+        live = [m for m in members if _health(text(m.get("health", "online"))) != Health.FAILED]
+        primary_id = next((text(m.get("id", "")) for m in live if text(m.get("role")) == "master"), None)
         for member in members:
             host = text(member.get("ip") or member.get("endpoint") or "")
             port_value = member.get("port") or member.get("tls-port")
             if not host or port_value is None:
                 continue
             role = Role.PRIMARY if text(member.get("role")) == "master" else Role.REPLICA
+            health = _health(text(member.get("health", "online")))
             nodes.append(
                 Node(
                     host=host,
@@ -122,8 +124,10 @@ def parse_cluster_shards(reply: object) -> list[Node]:
                     role=role,
                     node_id=text(member.get("id", "")),
                     primary_id=None if role == Role.PRIMARY else primary_id,
-                    health=_health(text(member.get("health", "online"))),
-                    slots=slots if role == Role.PRIMARY else (),
+                    health=health,
+                    # After a failover Valkey 9 keeps the dead old primary in its shard, still a
+                    # master but failed: the shard's slots are the live primary's, never its.
+                    slots=slots if role == Role.PRIMARY and health != Health.FAILED else (),
                 )
             )
     return nodes
@@ -225,6 +229,9 @@ async def discover(
 
 
 def _health(value: str) -> Health:
+    """Redis says `failed`, Valkey 9 says `fail` (measured: tests/test_plan_topology.py)."""
+    if value in ("fail", "failed"):
+        return Health.FAILED
     try:
         return Health(value)
     except ValueError:  # a state a newer server adds: treat as online, as before

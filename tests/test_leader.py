@@ -143,7 +143,13 @@ def test_the_lease_survives_a_failover_of_its_shard(fresh_cluster: LocalCluster,
         wait_for(lambda: replica.role() == "primary", 30, "the replica to be promoted")
         # Renewals fail while the shard has no primary; afterwards one instance leads again (the
         # key may have been lost with an unreplicated write: then it is simply taken anew).
-        wait_for(lambda: len(leaders(instances)) == 1, 30, "one leader after the failover")
+        try:
+            wait_for(lambda: len(leaders(instances)) == 1, 30, "one leader after the failover")
+        except AssertionError as exc:
+            lines = [ln for i in instances for ln in i.daemon.log().splitlines() if "lease" in ln or "leader" in ln]
+            raise AssertionError(
+                f"{exc}; gauges {[i.leader() for i in instances]}:\n" + "\n".join(lines[-40:])
+            ) from exc
         with replica.client() as c:
             assert c.get(key) is not None
     finally:

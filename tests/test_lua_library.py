@@ -24,6 +24,7 @@ LIB_NAME = "orchestrator_lib"
 
 ALL_SCRIPTS = [
     "ledger/transfer.lua",
+    "ledger/balances.lua",
     "counters/capped_incr.lua",
     "counters/get.lua",
     "counters/rate_limited_counter.lua",
@@ -115,6 +116,9 @@ def _lua_tree(name: str) -> Any:
     return ast.parse(rest)
 
 
+KEYLESS_COMMANDS = {"TIME"}  # lock/acquire.lua's fencing token reads the server clock
+
+
 @pytest.mark.parametrize("name", [*ALL_SCRIPTS, "functions/orchestrator_lib.lua"])
 def test_every_key_comes_from_keys_and_nothing_is_global(name: str) -> None:
     from luaparser import ast
@@ -142,7 +146,15 @@ def test_every_key_comes_from_keys_and_nothing_is_global(name: str) -> None:
             and getattr(node.func.idx, "id", None) in ("call", "pcall")
         ):
             calls += 1
-            key = node.args[1]  # every command used here takes its (single) key first
+            command = node.args[0]
+            if isinstance(command, ast.String) and command.raw.upper() in KEYLESS_COMMANDS:
+                assert len(node.args) == 1, f"{name}: {command.raw} takes no arguments here"
+                continue
+            key = node.args[1]  # every other command used here takes its key(s) first
+            if isinstance(key, ast.Call):  # MGET's unpack(KEYS): every declared key, nothing built
+                assert getattr(key.func, "id", None) == "unpack", f"{name}: key argument is a call"
+                assert [getattr(a, "id", None) for a in key.args] == [key_table]
+                continue
             assert isinstance(key, ast.Index), f"{name}: key argument is not {key_table}[n]"
             assert getattr(key.value, "id", None) == key_table
             assert isinstance(key.idx, ast.Number)
@@ -160,6 +172,33 @@ def test_transfer_moves_funds_and_returns_new_balances(rc: RedisCluster, keys: C
     assert run(rc, "ledger/transfer.lua", [alice, bob], 300) == [700, 305, 1]
     assert run(rc, "ledger/transfer.lua", [alice, bob], 700) == [0, 1005, 1]  # down to exactly 0
     assert (rc.get(alice), rc.get(bob)) == ("0", "1005")
+
+
+def test_balances_snapshot_on_primary_and_replica(
+    rc: RedisCluster, cluster: LocalCluster, keys: Callable[..., Keys]
+) -> None:
+    k = keys("ledger")
+    alice, bob, carol = k("acct:alice"), k("acct:bob"), k("acct:carol")
+    rc.set(alice, 700)
+    rc.set(bob, -5)
+    assert run(rc, "ledger/balances.lua", [alice, bob, carol]) == [695, 1, 700, -5, 0]
+    primary, replica = primary_and_replica(rc, cluster, alice)
+    wait_replicated(primary)
+    with replica.client(decode_responses=True) as r:
+        r.execute_command("READONLY")
+        sha = r.script_load(source("ledger/balances.lua"))
+        assert r.execute_command("EVALSHA_RO", sha, 2, alice, bob) == [695, 0, 700, -5]
+    rc.set(carol, "12abc")
+    with pytest.raises(redis.ResponseError) as exc:
+        run(rc, "ledger/balances.lua", [alice, carol])
+    assert error_code(exc.value) == "CORRUPT_BALANCE"
+    rc.set(carol, MAX_SAFE)
+    with pytest.raises(redis.ResponseError) as exc:
+        run(rc, "ledger/balances.lua", [alice, carol])
+    assert error_code(exc.value) == "TOTAL_OVERFLOW"
+    with pytest.raises(redis.ResponseError) as exc:
+        run(rc, "ledger/balances.lua", [alice], "extra")
+    assert error_code(exc.value) == "WRONG_ARITY"
 
 
 def test_transfer_insufficient_funds_leaves_both_untouched(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
@@ -483,6 +522,51 @@ def test_lock_expires_and_can_be_taken_over(rc: RedisCluster, keys: Callable[...
     assert run(rc, "lock/acquire.lua", [lock], "owner-b", 5000) == 1
     assert run(rc, "lock/release.lua", [lock], "owner-a") == 0  # the old owner cannot release it
     assert rc.get(lock) == "owner-b"
+
+
+def test_lock_fencing_token_grows_with_each_grant_and_survives_a_lagging_clock(
+    rc: RedisCluster, keys: Callable[..., Keys]
+) -> None:
+    k = keys("lock")
+    lock, fence = k("job"), k("job:fence")
+    first = run(rc, "lock/acquire.lua", [lock, fence], "owner-a", 10000)
+    assert first > 10**15  # microseconds since the epoch: larger than any token a lost fence held
+    assert run(rc, "lock/acquire.lua", [lock, fence], "owner-a", 10000) == first  # re-acquire: same token
+    assert run(rc, "lock/acquire.lua", [lock, fence], "owner-b", 10000) == 0
+    assert rc.get(fence) == str(first)
+    assert run(rc, "lock/release.lua", [lock], "owner-a") == 1
+    second = run(rc, "lock/acquire.lua", [lock, fence], "owner-b", 10000)
+    assert second > first
+    assert run(rc, "lock/release.lua", [lock], "owner-b") == 1
+    # A fence ahead of the clock (a clock stepped back): the token still grows, by one.
+    ahead = 5 * 10**15
+    rc.set(fence, ahead)
+    assert run(rc, "lock/acquire.lua", [lock, fence], "owner-c", 10000) == ahead + 1
+    assert rc.get(fence) == str(ahead + 1)  # written exactly, never as 5e+15
+    # Without the fence key the reply stays 1 (the leader lease reads it that way).
+    assert run(rc, "lock/release.lua", [lock], "owner-c") == 1
+    assert run(rc, "lock/acquire.lua", [lock], "owner-d", 10000) == 1
+
+
+def test_lock_fence_held_before_the_fence_was_used_gets_a_token(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
+    k = keys("lock")
+    lock, fence = k("job"), k("job:fence")
+    assert run(rc, "lock/acquire.lua", [lock], "owner-a", 10000) == 1
+    token = run(rc, "lock/acquire.lua", [lock, fence], "owner-a", 10000)
+    assert token > 10**15 and rc.get(fence) == str(token)
+
+
+def test_lock_corrupt_fence_writes_nothing(rc: RedisCluster, keys: Callable[..., Keys]) -> None:
+    k = keys("lock")
+    lock, fence = k("job"), k("job:fence")
+    rc.set(fence, "not-a-number")
+    with pytest.raises(redis.ResponseError) as exc:
+        run(rc, "lock/acquire.lua", [lock, fence], "owner-a", 10000)
+    assert error_code(exc.value) == "CORRUPT_FENCE"
+    assert rc.exists(lock) == 0
+    with pytest.raises(redis.ResponseError) as exc:
+        run(rc, "lock/acquire.lua", [lock, fence, k("third")], "owner-a", 10000)
+    assert error_code(exc.value) == "WRONG_ARITY"
 
 
 @pytest.mark.parametrize(

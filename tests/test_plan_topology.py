@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from redis.crc import key_slot
+
 from redis_orchestrator.catalog import Catalog, Kind, Script, sha1_hex
+from redis_orchestrator.leader import primary_for
 from redis_orchestrator.plan import Observation, plan_node
 from redis_orchestrator.topology import Node, Role, Topology, parse_cluster_nodes, parse_cluster_shards
 
@@ -102,3 +105,24 @@ def test_cluster_nodes_text() -> None:
 
 def test_nodes_are_equal_by_address_whatever_their_role() -> None:
     assert Node("h", 1, Role.PRIMARY) == Node("h", 1, Role.REPLICA, node_id="x")
+
+
+def test_cluster_shards_after_a_valkey_failover_keeps_the_dead_primary_out_of_the_slots() -> None:
+    """Valkey 9.1 after a kill -9 of a primary and its replica's promotion (seen here): one shard
+    holds both masters, the dead one with health `fail` (Redis says `failed`). Its slots are the
+    live primary's."""
+    reply = [
+        {
+            b"slots": [0, 5460],
+            b"nodes": [
+                {b"id": b"old", b"port": 31939, b"ip": b"127.0.0.1", b"role": b"master", b"health": b"fail"},
+                {b"id": b"new", b"port": 23618, b"ip": b"127.0.0.1", b"role": b"master", b"health": b"online"},
+            ],
+        }
+    ]
+    nodes = {n.port: n for n in parse_cluster_shards(reply)}
+    assert nodes[31939].health == "failed" and nodes[31939].slots == ()
+    assert nodes[23618].slots == ((0, 5460),)
+    key = next(f"k{i}" for i in range(10_000) if key_slot(f"k{i}".encode()) <= 5460)
+    owner = primary_for(Topology(tuple(nodes.values())), key)
+    assert owner is not None and owner.port == 23618

@@ -4,14 +4,21 @@ none (key_suggestions.py prints or writes them)."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from redis_orchestrator.analysis import Analyzer, Finding
-from redis_orchestrator.analysis.findings import Severity
+from redis_orchestrator.analysis.findings import Finding, Severity
 from redis_orchestrator.analysis.suggest import KeySuggestion, suggest_keys
 from redis_orchestrator.catalog import Catalog, Kind
 from redis_orchestrator.config import DesiredState
 from redis_orchestrator.errors import CatalogRejected
+
+if TYPE_CHECKING:
+    from redis_orchestrator.analysis import Analyzer
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,40 @@ class AnalysisResult:
 
 
 class CatalogAnalysis:
+    """The analyzer (built on first use: the parser, walker and lupa cost nothing to a daemon that
+    has not analysed yet), its cache across reloads, and optionally across restarts (`cache_file`)."""
+
     def __init__(self, analyzer: Analyzer | None = None) -> None:
-        self.analyzer = analyzer if analyzer is not None else Analyzer()
+        self._analyzer = analyzer
+        # The daemon analyses its first catalog in a worker thread while it loads the nodes; a
+        # reload then must not walk the same cache at the same time.
+        self._lock = threading.Lock()
+
+    @property
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            from redis_orchestrator.analysis import Analyzer
+
+            self._analyzer = Analyzer()
+        return self._analyzer
+
+    def load_cache(self, path: Path) -> int:
+        """Analyses saved by `save_cache`: how many were taken (0 for a missing, broken or stale file)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+        with self._lock:
+            return self.analyzer.import_cache(data)
+
+    def save_cache(self, path: Path) -> None:
+        """Written whole to a temporary file, then renamed: a crash never leaves half a cache."""
+        with self._lock:
+            data = self.analyzer.export_cache()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, path)
 
     def for_desired(self, desired: DesiredState) -> AnalysisResult:
         """The catalog analysed as the `analysis:` section says (nothing when disabled)."""
@@ -59,6 +98,10 @@ class CatalogAnalysis:
         return self.run(desired.catalog, block_on=desired.analysis.block_on)
 
     def run(self, catalog: Catalog, block_on: Severity | None = None) -> AnalysisResult:
+        with self._lock:
+            return self._run(catalog, block_on)
+
+    def _run(self, catalog: Catalog, block_on: Severity | None) -> AnalysisResult:
         findings: list[Finding] = []
         suggestions: list[EntrySuggestion] = []
         for entry in catalog.entries:

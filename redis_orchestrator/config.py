@@ -185,8 +185,13 @@ def _block_on(value: Any) -> Severity | None:
 @dataclass(frozen=True)
 class AnalysisSettings:
     enabled: bool = True
-    # refuse catalogs with findings this severe (none: log them, refuse nothing)
+    # refuse catalogs with findings this severe (none: log them, refuse nothing, and the first
+    # catalog is loaded on the nodes without waiting for its analysis)
     block_on: Severity | None = field(default=None, metadata={"convert": _block_on})
+    # Analyses kept across restarts, by script SHA (a small JSON file in a state directory, e.g.
+    # /var/lib/redis-orchestrator/analysis.json with systemd's StateDirectory=): with block_on set,
+    # a restart then does not analyse a big catalog again before loading it.
+    cache_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ protocol itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Self
 
 from redis_orchestrator import logs
@@ -50,6 +52,8 @@ from redis_orchestrator.waiting import wait_event
 # every second for long enough to see it through.
 _FAST_TOPOLOGY_INTERVAL = 1.0
 _FAST_TOPOLOGY_WINDOW = 30.0
+# With analysis.block_on none the first analysis waits for readiness, at most this long.
+_ANALYSIS_WAITS_FOR_READY = 10.0
 
 
 class ReloadResult(enum.StrEnum):
@@ -115,6 +119,7 @@ class Daemon:
         self.heartbeat = clock()  # the loops touch it; the watchdog reads it
         self.stopping = asyncio.Event()
         self.discovered = asyncio.Event()  # set once the first topology is known
+        self.ready_once = asyncio.Event()  # set the first time every node holds the catalog
         self.reload_requested = asyncio.Event()
         self._nodes = nodes
         self._files = FileWatch(config.path, config.catalog)
@@ -206,13 +211,19 @@ class Daemon:
 
     async def run(self) -> None:
         """Until `stop()`. Raises CatalogRejected if the first catalog is refused."""
-        self._first_analysis()
+        blocking = self.desired.analysis.block_on is not None
+        if blocking:
+            self._first_analysis()  # findings may refuse the catalog: nothing is loaded before
+        else:
+            self._catalog_announced()
         self._running = True
         try:
             async with asyncio.TaskGroup() as loops:
                 loops.create_task(self._topology_loop(), name="topology")
                 loops.create_task(self._catalog_watch(), name="catalog watch")
                 loops.create_task(self._readiness_loop(), name="readiness")
+                if not blocking:
+                    loops.create_task(self._analyse_after_ready(), name="first analysis")
                 if self.http is not None:
                     loops.create_task(self.http.serve(), name="metrics endpoint")
                 if self.leader is not None:  # both route by slot: they start once a topology is known
@@ -281,12 +292,40 @@ class Daemon:
 
     # ------------------------------------------------------------------ catalog
 
-    def _first_analysis(self) -> None:
+    def _catalog_announced(self) -> None:
         self.metrics.catalog_loaded(self.catalog.version, self.catalog.counts())
         self.metrics.catalog_reload(ReloadResult.ACCEPTED)
-        result = self.analysis.for_desired(self.desired)
+
+    def _first_analysis(self) -> None:
+        self._catalog_announced()
+        result = self._analyse(self.desired)
         self._report_findings(result)  # every finding is logged, even when they refuse the catalog
         result.raise_if_blocking(self.desired.analysis.block_on)
+
+    def _analyse(self, desired: DesiredState) -> AnalysisResult:
+        """The first catalog's analysis, through the cache file when there is one (a restart with an
+        unchanged catalog then costs reading it)."""
+        cache = desired.analysis.cache_file
+        if cache and desired.analysis.enabled:
+            logs.event("analysis_cache", file=cache, loaded=self.analysis.load_cache(Path(cache)))
+        result = self.analysis.for_desired(desired)
+        if cache and desired.analysis.enabled:
+            try:
+                self.analysis.save_cache(Path(cache))
+            except OSError as exc:
+                logs.warning("analysis_cache_unwritable", f"cannot write analysis.cache_file: {exc}", file=cache)
+        return result
+
+    async def _analyse_after_ready(self) -> None:
+        """With block_on none nothing waits for the analysis: it runs once the nodes hold the catalog
+        (or after a while if they cannot), in a worker thread, and its findings are reported then."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_ANALYSIS_WAITS_FOR_READY):
+                await self.ready_once.wait()
+        desired = self.desired
+        result = await asyncio.to_thread(self._analyse, desired)
+        if desired is self.desired:  # a reload since has reported its own findings
+            self._report_findings(result)
 
     def _report_findings(self, result: AnalysisResult, only_scripts: set[str] | None = None) -> None:
         """Export the counts; log each finding (on a reload, only those of new or changed entries:
@@ -520,6 +559,7 @@ class Daemon:
                     functions=len(self.catalog.functions) or None,
                 )
                 self.notifier.notify("READY=1")
+                self.ready_once.set()
                 announced = True
             self.notifier.notify(f"STATUS={self.status_line()}")
             await asyncio.sleep(0.2 if not announced else 1.0)

@@ -58,3 +58,20 @@ def test_sighup_reloads(clean_cluster: LocalCluster, tmp_path: Path) -> None:
         daemon.process.send_signal(signal.SIGHUP)
         sha = sha1_hex((tmp_path / "hup.lua").read_bytes())
         wait_for(lambda: all_hold(clean_cluster, {sha}), 5, "the SIGHUP catalog on every node")
+
+
+def test_with_block_on_none_loading_does_not_wait_for_the_analysis(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+    """Nothing waits for an analysis that guards nothing: the nodes are loaded and the daemon says
+    ready first; the findings (here a global write) come after."""
+    (tmp_path / "global.lua").write_text("counter = 1\nreturn redis.call('GET', KEYS[1])\n")
+    config = write_config(
+        tmp_path,
+        clean_cluster.seeds[:1],
+        scripts=[{"name": "global", "version": 1, "file": "global.lua"}],
+        analysis={"block_on": "none"},
+    )
+    with DaemonProcess(config) as daemon:
+        daemon.wait_log(" finding ", timeout=30)
+        log = daemon.log()
+        assert log.index(" ready ") < log.index(" finding ")
+        assert "code=global-write" in log

@@ -237,3 +237,29 @@ def test_versioned_rollout_keeps_the_old_sha_while_kept(
     assert '"current": "2"' in capsys.readouterr().out
     assert main(["--config", str(config), "prune"]) == 1  # the retired v1 waits for `prune --yes`
     assert "counter_get@1" in capsys.readouterr().out
+
+
+def test_the_analysis_cache_file_spares_a_restart_the_analysis(
+    clean_cluster: LocalCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With block_on set, the first catalog is analysed before anything is loaded; analysis.cache_file
+    keeps the analyses by SHA so the next start takes them from the file."""
+    cache = tmp_path / "state" / "analysis.json"
+    config = write_config(tmp_path, clean_cluster.seeds[:1], analysis={"block_on": "error", "cache_file": str(cache)})
+    entries = len(load_config(config).catalog.entries)
+
+    async def start() -> None:
+        async with daemon_for(config) as daemon:
+            await daemon.converge()
+
+    with caplog.at_level(logging.INFO, logger="redis_orchestrator"):
+        asyncio.run(start())
+        assert cache.exists()
+        asyncio.run(start())
+    loaded = [r.fields["loaded"] for r in caplog.records if getattr(r, "event", "") == "analysis_cache"]  # type: ignore[attr-defined]
+    assert loaded == [0, entries]  # nothing the first time; every entry the second
+    cache.write_text('{"stamp": "other code", "entries": []}')
+    with caplog.at_level(logging.INFO, logger="redis_orchestrator"):
+        caplog.clear()
+        asyncio.run(start())
+    assert [r.fields["loaded"] for r in caplog.records if getattr(r, "event", "") == "analysis_cache"] == [0]  # type: ignore[attr-defined]

@@ -220,12 +220,15 @@ def test_kill_9_of_a_primary_failover_zero_noscript_then_old_primary_rejoins_loa
     out = capsys.readouterr().out
     row = next(ln for ln in out.splitlines() if ln.startswith(primary.address))
     assert " no " in row, out
-    # The old primary comes back (empty: scripts are not persisted) as a replica of the new one.
+    # The old primary comes back (empty: scripts are not persisted) as a replica of the new one. The
+    # topology still calls it a primary for a moment; its own ROLE decides: no FUNCTION LOAD is sent
+    # to it as a replica, so no READONLY, and nothing counts as a failed load.
     cluster.restart(primary)
     wait_for(lambda: present(primary, shas) == shas, 15, f"{primary} reloaded after rejoining")
     assert primary.role() == "replica"
     assert all_hold(cluster, shas)
     assert daemon.alive()
+    assert "READONLY" not in daemon.log() and " load_failed " not in daemon.log()
 
 
 @pytest.mark.destructive

@@ -6,6 +6,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from importlib import resources
 
 from .declared import Declared, read_declared
 from .derive import Lua51
@@ -27,6 +28,17 @@ class Analysis:
 
     findings: tuple[Finding, ...]
     usage: KeyUsage
+
+
+def _code_stamp() -> str:
+    """What a cached analysis depends on besides the script: this package's code and its command
+    table. A saved cache made by other code is not used (an upgrade re-analyses)."""
+    digest = hashlib.sha1()
+    package = resources.files("redis_orchestrator.analysis")
+    for name in sorted(p.name for p in package.iterdir() if p.name.endswith((".py", ".json"))):
+        digest.update(name.encode())
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()
 
 
 class Analyzer:
@@ -73,6 +85,54 @@ class Analyzer:
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return cached
+
+    # ------------------------------------------------------------------ a cache kept across restarts
+
+    def export_cache(self) -> dict[str, object]:
+        """The cache as JSON-ready data (a daemon that blocks on findings saves it in a state file,
+        so a restart does not analyse a big catalog again)."""
+        entries = [
+            {
+                "key": [key[0], key[1], list(key[2]), list(key[3])],
+                "findings": [f.to_dict() for f in analysis.findings],
+                "usage": {
+                    "highest": analysis.usage.highest,
+                    "names": [list(n) for n in analysis.usage.names],
+                    "built_from": sorted(analysis.usage.built_from),
+                    "argv_prefixes": sorted(analysis.usage.argv_prefixes),
+                },
+            }
+            for key, analysis in self._cache.items()
+        ]
+        return {"stamp": self._stamp(), "entries": entries}
+
+    def import_cache(self, data: object) -> int:
+        """Entries of `export_cache` made by this very code and settings; the number taken (0 when
+        the stamp differs or the data is not what export_cache wrote)."""
+        if not isinstance(data, dict) or data.get("stamp") != self._stamp():
+            return 0
+        taken = 0
+        for entry in data.get("entries", ()):
+            try:
+                sha, kind, keys, argv = entry["key"]
+                usage = entry["usage"]
+                analysis = Analysis(
+                    findings=tuple(Finding(**{**f, "severity": Severity(f["severity"])}) for f in entry["findings"]),
+                    usage=KeyUsage(
+                        highest=int(usage["highest"]),
+                        names=tuple((int(i), str(n)) for i, n in usage["names"]),
+                        built_from=frozenset(int(i) for i in usage["built_from"]),
+                        argv_prefixes=frozenset(str(a) for a in usage["argv_prefixes"]),
+                    ),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            self._cache[(str(sha), str(kind), tuple(keys), tuple(argv))] = analysis
+            taken += 1
+        return taken
+
+    def _stamp(self) -> str:
+        return f"{_CODE_STAMP}/{self.same_slot_severity}"
 
     def _analyze(self, source: bytes, kind: str, declared: Declared) -> Analysis:
         findings: list[Finding] = []
@@ -196,3 +256,6 @@ class Analyzer:
                 "; or ".join(options),
             )
         return Analysis(tuple(sorted(findings, key=lambda f: (f.line, f.column, f.code))), usage)
+
+
+_CODE_STAMP = _code_stamp()

@@ -147,7 +147,9 @@ def main() -> int:
                 rows.append((nodes, count, result))
                 print(f"   {result}", file=sys.stderr, flush=True)
     print()
-    print(f"Daemon at scale (default intervals; steady window {args.window:.0f} s; bare interpreter RSS {floor:.1f} MB)")
+    print(
+        f"Daemon at scale (default intervals; steady window {args.window:.0f} s; bare interpreter RSS {floor:.1f} MB)"
+    )
     header = (
         f"{'nodes':>5} {'scripts':>7} {'ready':>8} {'node-loads/s':>13} {'servers alone':>14} "
         f"{'CPU %':>6} {'CPU %/node':>10} {'RSS MB':>7} {'cmd/node/s':>10}"

@@ -468,14 +468,24 @@ async def reconcile_all(
         return await reconcile_node(client, node, catalog, write=write, delete_unlisted=delete_unlisted)
 
     reports = {report.node.address: report for report in await asyncio.gather(*(one(n) for n in topology.nodes))}
-    for _ in range(settle_attempts if rediscover is not None else 0):
-        moving = [a for a, r in reports.items() if r.state == NodeState.MOVING]
-        if not moving:
+
+    def replan(node: Node) -> bool:
+        """Moving under the last pass, planned with another role (a replica promoted while we loaded
+        its old primary was planned without FUNCTION LOAD), or not seen yet."""
+        before = reports.get(node.address)
+        return before is None or before.state == NodeState.MOVING or before.node.role != node.role
+
+    for attempt in range(settle_attempts if rediscover is not None else 0):
+        moving = any(r.state == NodeState.MOVING for r in reports.values())
+        if attempt > 0 and not moving:
             break
-        await asyncio.sleep(_SETTLE_PAUSE)
+        if moving:
+            await asyncio.sleep(_SETTLE_PAUSE)
         assert rediscover is not None
-        fresh = await rediscover()
-        again = [fresh.get(a) or reports[a].node for a in moving]
+        topology = await rediscover()  # one more look even when nothing moved: a failover may have ended
+        again = [n for n in topology.nodes if replan(n)]
+        if not again:
+            break
         reports.update({r.node.address: r for r in await asyncio.gather(*(one(n) for n in again))})
     return [reports[n.address] for n in topology.nodes]
 

@@ -99,6 +99,12 @@ def test_a_promotion_in_the_middle_of_a_batch_is_no_load_failure(fresh_cluster: 
         assert "READONLY" not in done.stdout + done.stderr
         cluster.wait_healthy()
         wait_for(lambda r=replica: r.role() == "primary", 30, "the replica to be promoted")
+        # sync's last look (a fresh topology after its passes) re-plans a node whose role changed, so
+        # the new primary usually has its library already. A failover that ends after that look is
+        # out of a one-shot run's reach (the daemon follows it): the next sync then does it.
+        if "orchestrator_lib" not in libraries(replica):
+            print(f"round {round_}: the failover ended after sync's last look")
+            assert cli(config, "sync").returncode == 0
         assert "orchestrator_lib" in libraries(replica)  # the new primary holds the library
 
 

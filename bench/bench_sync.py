@@ -8,6 +8,11 @@ node-loads per second, measured in the same run on the same cluster, caches flus
 Also counts the commands each node receives in a reconcile pass when nothing changed (goal: 1).
 
     .venv/bin/python bench/bench_sync.py [--scripts 1000] [--rounds 3]
+    .venv/bin/python bench/bench_sync.py --whole-process --scripts 5000
+
+--whole-process times what a user runs, each as its own process from start to exit: `redis-orchestrator
+sync` (interpreter start, imports, config and catalog, discovery, the loads) against a Python program
+that imports redis-py, reads the same files and calls RedisCluster.script_load for each.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +76,7 @@ def total_commands(node: object) -> dict[str, int]:
 
 async def ours(config_path: Path, seeds: list[str]) -> tuple[float, int]:
     config = load_config(config_path, seeds)
-    connector = Connector(config.redis)
+    connector = Connector(config.start.redis)
     try:
         started = time.perf_counter()
         topology = await discover(connector, seeds)
@@ -96,11 +103,76 @@ def theirs(sources: list[str], seed: str) -> tuple[float, int]:
     return elapsed, len(sources) * primaries
 
 
+_THEIRS_PROGRAM = """
+import sys
+from pathlib import Path
+from redis.cluster import RedisCluster
+host, port, directory, count = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+rc = RedisCluster(host=host, port=port)
+for i in range(count):
+    rc.script_load((directory / f"s{i}.lua").read_text())
+print(len(rc.get_primaries()) * count)
+rc.close()
+"""
+
+
+def whole_process(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp, LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+        directory = Path(tmp)
+        config_path = make_catalog(directory, args.scripts)
+        host, port = cluster.seeds[0].rsplit(":", 1)
+        ours_rates, theirs_rates = [], []
+        for round_ in range(args.rounds):
+            flush_all(cluster)
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", _THEIRS_PROGRAM, host, port, str(directory), str(args.scripts)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            t_elapsed, t_loads = time.perf_counter() - started, int(done.stdout.strip())
+            flush_all(cluster)
+            started = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "redis_orchestrator",
+                    "--config",
+                    str(config_path),
+                    "--seed",
+                    cluster.seeds[0],
+                    "sync",
+                ],
+                capture_output=True,
+                check=True,
+            )
+            o_elapsed, o_loads = time.perf_counter() - started, len(cluster.nodes) * args.scripts
+            assert cached(cluster) == len(cluster.nodes) * (args.scripts + 1)  # + our cache marker
+            theirs_rates.append(t_loads / t_elapsed)
+            ours_rates.append(o_loads / o_elapsed)
+            print(
+                f"round {round_ + 1}: redis-py process {t_loads} node-loads in {t_elapsed:.2f}s | "
+                f"redis-orchestrator sync process {o_loads} node-loads in {o_elapsed:.2f}s"
+            )
+        o, t = statistics.median(ours_rates), statistics.median(theirs_rates)
+        print()
+        print(f"whole processes, {args.scripts} scripts, node-loads/s (median of {args.rounds})")
+        print(f"{'python + redis-py RedisCluster.script_load loop':<50}{t:>12,.0f}   (primaries only)")
+        print(f"{'redis-orchestrator sync':<50}{o:>12,.0f}   (primaries + replicas)")
+        print(f"{'ratio':<50}{o / t:>12.1f}x  (goal >= 5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scripts", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--whole-process", action="store_true", help="time both as processes, start to exit")
     args = parser.parse_args()
+    if args.whole_process:
+        whole_process(args)
+        return
     with tempfile.TemporaryDirectory() as tmp, LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
         directory = Path(tmp)
         config_path = make_catalog(directory, args.scripts)

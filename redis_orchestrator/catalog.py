@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 from redis_orchestrator.analysis.shebang import parse_shebang
 from redis_orchestrator.errors import Problem, Where
+
+T = TypeVar("T")
 
 
 class Kind(StrEnum):
@@ -100,6 +104,11 @@ class Script:
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @cached_property
+    def sha_bytes(self) -> bytes:
+        """The SHA as SCRIPT LOAD answers it, for comparing replies without decoding them."""
+        return self.sha.encode()
+
     @property
     def text(self) -> str:
         return self.source.decode("utf-8")
@@ -115,6 +124,7 @@ class Catalog:
     _functions: tuple[Script, ...] = field(init=False, repr=False, compare=False)
     _shas: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _sha_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    _derived: dict[Hashable, object] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_sha: dict[str, Script] = {}
@@ -134,6 +144,17 @@ class Catalog:
         object.__setattr__(self, "_functions", tuple(e for e in self.entries if e.kind == Kind.FUNCTION and e.live))
         object.__setattr__(self, "_shas", tuple(dict.fromkeys(s.sha for s in scripts)))
         object.__setattr__(self, "_sha_set", frozenset(s.sha for s in scripts))
+        object.__setattr__(self, "_derived", {})
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`, computed once per catalog and `key` (a short key: hashing the catalog itself, or
+        its 10,000 SHAs, on every node's every pass is what this avoids). The catalog is replaced
+        whole on reload, so what is derived from it never goes stale."""
+        try:
+            return self._derived[key]  # type: ignore[return-value]
+        except KeyError:
+            value = self._derived[key] = make()
+            return value
 
     @property
     def scripts(self) -> tuple[Script, ...]:

@@ -41,7 +41,9 @@ def wants_functions(node: Node, catalog: Catalog, delete_unlisted: bool = False)
 
 def plan_node(observation: Observation, catalog: Catalog, delete_unlisted: bool = False) -> NodePlan:
     missing: dict[str, Script] = {}
-    if not catalog.sha_set <= observation.present_shas:  # the steady state skips the loop
+    # The steady state skips the loop: the observation hands back the catalog's own set when nothing
+    # is missing (identity, not a walk over every SHA).
+    if observation.present_shas is not catalog.sha_set and not catalog.sha_set <= observation.present_shas:
         for script in catalog.scripts:
             if script.sha not in observation.present_shas and script.sha not in missing:
                 missing[script.sha] = script

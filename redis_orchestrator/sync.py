@@ -10,7 +10,6 @@ parallel and independently: one that is down or frozen costs only its own timeou
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -18,7 +17,7 @@ from enum import StrEnum
 import redis
 import redis.asyncio
 
-from redis_orchestrator.batch import encode, send_batch, send_encoded
+from redis_orchestrator.batch import Window, encode, link, send_encoded, windows
 from redis_orchestrator.catalog import Catalog, Script, sha1_hex
 from redis_orchestrator.connections import Connector, describe_error
 from redis_orchestrator.features import Feature, NodeFeatures, refused
@@ -140,16 +139,16 @@ def parse_function_list(reply: object) -> dict[str, bytes]:
 
 @dataclass(frozen=True)
 class Asks:
-    """What one observation asks, beyond SCRIPT EXISTS of the marker (and of `shas`)."""
+    """What one observation asks, beyond SCRIPT EXISTS of the marker (and of every SHA when `full`)."""
 
-    shas: tuple[str, ...] = ()
+    full: bool = False
     functions: bool = False  # FUNCTION LIST WITHCODE: the libraries and their code
     role: bool = False  # ROLE: what the node itself says it is (decides FUNCTION LOAD)
     stats: bool = False  # INFO stats: evicted_scripts
     memory: bool = False  # INFO memory: number_of_cached_scripts, used_memory_scripts_eval
 
-    def commands(self) -> list[tuple[str, ...]]:
-        commands: list[tuple[str, ...]] = [("SCRIPT", "EXISTS", MARKER_SHA, *self.shas)]
+    def commands(self, shas: tuple[str, ...]) -> list[tuple[str, ...]]:
+        commands: list[tuple[str, ...]] = [("SCRIPT", "EXISTS", MARKER_SHA, *(shas if self.full else ()))]
         commands += [("FUNCTION", "LIST", "WITHCODE")] if self.functions else []
         commands += [("ROLE",)] if self.role else []
         commands += [("INFO", "stats")] if self.stats else []
@@ -166,15 +165,15 @@ _FEATURE_OF = {
 }
 
 
-@functools.lru_cache(maxsize=64)
-def _packet(asks: Asks) -> tuple[bytes, int]:
-    commands = asks.commands()
-    return encode(commands), len(commands)
+def _packet(catalog: Catalog, asks: Asks) -> tuple[bytes, int]:
+    """The observation's bytes, encoded once per catalog and kind of ask: the steady state sends
+    the same packet to every node every interval."""
 
+    def make() -> tuple[bytes, int]:
+        commands = asks.commands(catalog.shas)
+        return encode(commands), len(commands)
 
-@functools.lru_cache(maxsize=16)
-def _all_present(shas: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(shas)
+    return catalog.derived(("observe", asks), make)
 
 
 @dataclass(frozen=True)
@@ -245,13 +244,13 @@ async def observe(
     can = features.available if features is not None else (lambda _feature: True)
     functions = wants_functions(node, catalog, delete_unlisted) and can(Feature.FUNCTIONS)
     asks = Asks(
-        shas=() if quick else catalog.shas,
+        full=not quick,
         functions=functions,
         role=functions and can(Feature.ROLE),
         stats=stats and can(Feature.EVICTION_WATCH),
         memory=memory and can(Feature.CACHE_STATS),
     )
-    packet, count = _packet(asks)
+    packet, count = _packet(catalog, asks)
     replies = iter(await send_encoded(client, packet, count))
     flags = next(replies)
     if isinstance(flags, Exception):
@@ -268,10 +267,12 @@ async def observe(
             else:
                 answers[name] = reply
     marker = bool(flags[0])
+    # The catalog's own set when everything is there: plan_node then knows it by identity, and the
+    # steady state never walks 10,000 SHAs.
     if quick:
-        present = _all_present(catalog.shas) if marker else frozenset()
-    elif all(flags):  # the usual full answer: skip building a set
-        present = _all_present(catalog.shas)
+        present = catalog.sha_set if marker else frozenset()
+    elif all(flags):
+        present = catalog.sha_set
     else:
         present = frozenset(sha for sha, flag in zip(catalog.shas, flags[1:], strict=True) if int(flag))
     role = parse_role(answers["role"]) if "role" in answers else None
@@ -299,7 +300,18 @@ def _raw(value: object) -> bytes | str:
     return value if isinstance(value, bytes | str) else str(value)
 
 
-async def apply(client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False) -> ApplyResult:
+def _script_loads(plan: NodePlan, catalog: Catalog | None) -> tuple[Window, ...]:
+    """The plan's SCRIPT LOADs, in windows. A node that lacks every script (a restart, a new node, a
+    cold start) gets the catalog's own windows, encoded once and shared by every node."""
+    loads = plan.load_scripts
+    if catalog is not None and len(loads) == len(catalog.shas):
+        return catalog.derived("load-all", lambda: windows([("SCRIPT", "LOAD", s.source) for s in loads]))
+    return windows([("SCRIPT", "LOAD", s.source) for s in loads])
+
+
+async def apply(
+    client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False, catalog: Catalog | None = None
+) -> ApplyResult:
     """One pipelined round trip for everything the plan asks. Failures are per script, never fatal.
 
     With `with_marker`, the cache marker is loaded last: the node runs a connection's commands in
@@ -308,38 +320,47 @@ async def apply(client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: boo
     """
     if plan.in_sync and not with_marker:
         return ApplyResult()
-    commands: list[tuple[str | bytes, ...]] = [("SCRIPT", "LOAD", s.source) for s in plan.load_scripts]
-    commands += [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
-    commands += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
+    rest: list[tuple[str | bytes, ...]] = [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
+    rest += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
     if with_marker:
-        commands.append(("SCRIPT", "LOAD", MARKER_SOURCE))
-    replies = await send_batch(client, commands)
+        rest.append(("SCRIPT", "LOAD", MARKER_SOURCE))
     loaded: list[Script] = []
-    functions_loaded: list[Script] = []
-    deleted: list[str] = []
     failures: list[LoadFailure] = []
-    scripts_end = len(plan.load_scripts)
-    functions_end = scripts_end + len(plan.load_functions)
-    for script, reply in zip(plan.load_scripts, replies[:scripts_end], strict=True):
-        failure = _load_failure(script, reply, expect=script.sha)
-        if failure:
-            failures.append(failure)
-        else:
-            loaded.append(script)
-    for library, reply in zip(plan.load_functions, replies[scripts_end:functions_end], strict=True):
+    sent = 0
+    tail: list[object] = []
+    async with link(client) as held:
+        # Window by window: each window's replies are judged before the next is sent, so a node
+        # loading 10,000 scripts never holds 10,000 replies.
+        for packet, count in _script_loads(plan, catalog):
+            replies = await held.exchange(packet, count)
+            for script, reply in zip(plan.load_scripts[sent : sent + count], replies, strict=True):
+                failure = _load_failure(script, reply, expect=script.sha)
+                if failure:
+                    failures.append(failure)
+                else:
+                    loaded.append(script)
+            sent += count
+        for packet, count in windows(rest):
+            tail += await held.exchange(packet, count)
+    functions_loaded: list[Script] = []
+    for library, reply in zip(plan.load_functions, tail, strict=False):
         failure = _load_failure(library, reply, expect=library.library)
         if failure:
             failures.append(failure)
         else:
             functions_loaded.append(library)
-    for name, reply in zip(plan.delete_libraries, replies[functions_end:], strict=False):
-        if not isinstance(reply, Exception):
-            deleted.append(name)
-    return ApplyResult(tuple(loaded), tuple(functions_loaded), tuple(deleted), tuple(failures), len(replies))
+    deleted = [
+        name
+        for name, reply in zip(plan.delete_libraries, tail[len(plan.load_functions) :], strict=False)
+        if not isinstance(reply, Exception)
+    ]
+    return ApplyResult(tuple(loaded), tuple(functions_loaded), tuple(deleted), tuple(failures), sent + len(tail))
 
 
 def _load_failure(entry: Script, reply: object, expect: str | None) -> LoadFailure | None:
     """SCRIPT LOAD answers the SHA it computed, FUNCTION LOAD the library name: check it."""
+    if expect is not None and reply == entry.sha_bytes and expect == entry.sha:
+        return None  # the usual answer, checked without decoding (a cold start checks millions)
     if isinstance(reply, Exception):
         return LoadFailure(entry, _server_message(reply), error_code(reply))
     if expect is not None and text(reply) != expect and text(reply).lower() != expect:
@@ -410,7 +431,7 @@ async def reconcile_node(
                 role=seen.role,
                 cache=seen.cache,
             )
-        done = await apply(client, plan, with_marker=True)
+        done = await apply(client, plan, with_marker=True, catalog=catalog)
         moved = [f for f in done.failures if f.code in TOPOLOGY_MOVED_CODES]
         failures = tuple(f for f in done.failures if f not in moved)
         state = NodeState.MOVING if moved else NodeState.FAILING if failures else NodeState.OK
@@ -425,7 +446,10 @@ async def reconcile_node(
             failures=failures,
             commands=commands + done.commands,
             round_trips=round_trips + 1,
-            present=observation.present_shas | {s.sha for s in done.loaded},
+            # The catalog's own set when the pass completed the node (no 10,000-SHA set per node).
+            present=catalog.sha_set
+            if len(done.loaded) == len(plan.load_scripts)
+            else observation.present_shas | {s.sha for s in done.loaded},
             role=seen.role,
             cache=seen.cache,
         )

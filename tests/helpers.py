@@ -228,6 +228,7 @@ def populated_metrics() -> Metrics:
     metrics.node_busy_changed(NODE, True)
     metrics.script_cache_read(NODE, cached=9, eval_memory_bytes=4096, evicted=0)
     metrics.feature_changed(NODE, "slowlog", False)
+    metrics.sentinel_subscribed.labels("127.0.0.1:26379").set(1)
     metrics.leader.set(1)
     metrics.ready.set(1)
     return metrics

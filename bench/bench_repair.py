@@ -57,9 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode, redis_server_binary, server_version
 from redis_orchestrator.local_sentinel import LocalSentinel
-from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
-from tests.sentinel_helpers import NodeClient, SentinelClient, sentinel_config
-from tests.test_self_healing import EvalshaOnlyClient, local_key
+from tests.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, local_key, present, wait_for, write_config
+from tests.sentinel_helpers import SentinelClient, sentinel_config
 
 RECONCILE = 1.0
 TOPOLOGY = 2.0
@@ -421,14 +420,14 @@ class SentinelBench:
         counts: dict[str, tuple[int | None, int | None]] = {
             "failover (kill -9 primary)": (follower.noscript - before[0], answered)
         }
-        reader = NodeClient(old, sorted(self.shas)).start()
+        reader = EvalshaOnlyClient(old, sorted(self.shas), "sentinel-test:key", readonly=False, pause=0.001).start()
         self.group.restart(old)
         time.sleep(BASELINE_WINDOW)
         reader.stop()
         counts["old primary back (stray)"] = (reader.noscript, reader.noscript + reader.answered)
         self.back_to_normal()
         added = self.group.add_replica()
-        reader = NodeClient(added, sorted(self.shas)).start()
+        reader = EvalshaOnlyClient(added, sorted(self.shas), "sentinel-test:key", readonly=False, pause=0.001).start()
         time.sleep(BASELINE_WINDOW)
         reader.stop()
         counts["new replica (REPLICAOF)"] = (reader.noscript, reader.noscript + reader.answered)
@@ -458,7 +457,7 @@ class SentinelBench:
             failover.noscript.append(follower.noscript)
             failover.calls.append(follower.noscript + follower.ok + follower.refused)
 
-            reader = NodeClient(old, sorted(self.shas)).start()
+            reader = EvalshaOnlyClient(old, sorted(self.shas), "sentinel-test:key", readonly=False, pause=0.001).start()
             pong = Background(lambda n=old: first_pong(n))  # type: ignore[misc]
             loaded = Background(lambda n=old: poll_until_loaded(n, self.shas))  # type: ignore[misc]
             self.group.restart(old)
@@ -485,7 +484,9 @@ class SentinelBench:
         for _ in range(self.runs):
             node = self.group.add_replica()
             linked = time.monotonic()
-            reader = NodeClient(node, sorted(self.shas)).start()
+            reader = EvalshaOnlyClient(
+                node, sorted(self.shas), "sentinel-test:key", readonly=False, pause=0.001
+            ).start()
             loaded_at = poll_until_loaded(node, self.shas)
             result.latencies.append(max(0.0, loaded_at - linked))
             time.sleep(0.3)

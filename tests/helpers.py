@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -193,6 +195,108 @@ def acl_log_fields(entry: object) -> dict[str, object]:
         flat = list(entry)  # type: ignore[call-overload]
         items = list(zip(flat[::2], flat[1::2], strict=True))
     return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in items}
+
+
+# ---------------------------------------------------------------------- an application calling EVALSHA
+
+
+def local_key(node: LocalNode, prefix: str = "selfheal") -> str:
+    """A key whose slot `node`'s shard serves (asked with READONLY, so a replica answers too)."""
+    with node.client() as c:
+        c.execute_command("READONLY")
+        for i in range(2000):
+            key = f"{prefix}:{{{i}}}"
+            try:
+                c.execute_command("EXISTS", key)
+            except redis.exceptions.MovedError:
+                continue
+            return key
+    raise AssertionError(f"no key found for {node}")
+
+
+@dataclass
+class EvalshaOnlyClient:
+    """A thread calling `EVALSHA_RO sha 1 key` of every catalog SHA on one node, with no fallback.
+
+    EVALSHA_RO after READONLY runs on a replica and on a primary alike, so the same client runs across
+    a promotion. Only the `no-writes` scripts actually run; the others are refused *after* the server
+    found them ("write flag on readonly command"), so any reply other than NOSCRIPT proves the script
+    was in that node's cache. Connection errors (the node being killed) are counted apart.
+    """
+
+    node: LocalNode
+    shas: Sequence[str]
+    key: str
+    readonly: bool = True  # send READONLY first: a cluster replica then answers EVALSHA_RO (not outside a cluster)
+    pause: float = 0.0  # between rounds of every SHA: a busy application rather than a benchmark
+    calls: int = 0
+    ok: int = 0
+    noscript: int = 0
+    refused: int = 0
+    connection_errors: int = 0
+    noscript_times: list[float] = field(default_factory=list)
+    refusals: dict[str, int] = field(default_factory=dict)  # first word of other errors -> count
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> EvalshaOnlyClient:
+        self._thread = threading.Thread(target=self._run, name=f"evalsha {self.node.address}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def answered(self) -> int:
+        """Calls the node answered with the script there (ran it, or refused it after finding it)."""
+        return self.ok + self.refused
+
+    def __enter__(self) -> EvalshaOnlyClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = self.node.client(socket_timeout=1, socket_connect_timeout=0.5)
+                    if self.readonly:
+                        client.execute_command("READONLY")
+                for sha in self.shas:
+                    self._call(client, sha)
+                if self.pause:
+                    time.sleep(self.pause)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self.connection_errors += 1
+                if client is not None:
+                    client.close()
+                client = None
+                time.sleep(0.01)
+        if client is not None:
+            client.close()
+
+    def _call(self, client: redis.Redis, sha: str) -> None:
+        self.calls += 1
+        try:
+            client.execute_command("EVALSHA_RO", sha, 1, self.key)
+            self.ok += 1
+        except redis.exceptions.NoScriptError:
+            self.noscript += 1
+            self.noscript_times.append(time.monotonic())
+        except redis.ResponseError as exc:
+            if str(exc).startswith("NOSCRIPT"):
+                self.noscript += 1
+                self.noscript_times.append(time.monotonic())
+            else:
+                self.refused += 1
+                word = str(exc).split(" ", 1)[0]
+                self.refusals[word] = self.refusals.get(word, 0) + 1
 
 
 # ---------------------------------------------------------------------- HTTP and metrics

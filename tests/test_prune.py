@@ -10,8 +10,7 @@ import yaml
 from redis_orchestrator.catalog import sha1_hex
 from redis_orchestrator.cli import main
 from redis_orchestrator.local_cluster import LocalCluster
-from tests.helpers import all_hold, present, wait_for, write_config
-from tests.test_self_healing import EvalshaOnlyClient, local_key
+from tests.helpers import EvalshaOnlyClient, all_hold, local_key, present, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

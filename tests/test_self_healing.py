@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,104 +19,22 @@ import redis
 
 from redis_orchestrator.cli import main
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, libraries, present, wait_for, write_config
+from tests.helpers import (
+    DaemonProcess,
+    EvalshaOnlyClient,
+    all_hold,
+    catalog_shas,
+    libraries,
+    local_key,
+    present,
+    wait_for,
+    write_config,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 RECONCILE = 1.0  # write_config's reconcile_interval
 TOPOLOGY = 2.0  # write_config's topology_interval
-
-
-# ---------------------------------------------------------------------------- an EVALSHA-only client
-
-
-def local_key(node: LocalNode, prefix: str = "selfheal") -> str:
-    """A key whose slot `node`'s shard serves (asked with READONLY, so a replica answers too)."""
-    with node.client() as c:
-        c.execute_command("READONLY")
-        for i in range(2000):
-            key = f"{prefix}:{{{i}}}"
-            try:
-                c.execute_command("EXISTS", key)
-            except redis.exceptions.MovedError:
-                continue
-            return key
-    raise AssertionError(f"no key found for {node}")
-
-
-@dataclass
-class EvalshaOnlyClient:
-    """A thread calling `EVALSHA_RO sha 1 key` of every catalog SHA on one node, with no fallback.
-
-    EVALSHA_RO after READONLY runs on a replica and on a primary alike, so the same client runs across
-    a promotion. Only the `no-writes` scripts actually run; the others are refused *after* the server
-    found them ("write flag on readonly command"), so any reply other than NOSCRIPT proves the script
-    was in that node's cache. Connection errors (the node being killed) are counted apart.
-    """
-
-    node: LocalNode
-    shas: Sequence[str]
-    key: str
-    calls: int = 0
-    ok: int = 0
-    noscript: int = 0
-    refused: int = 0
-    connection_errors: int = 0
-    noscript_times: list[float] = field(default_factory=list)
-    refusals: dict[str, int] = field(default_factory=dict)  # first word of other errors -> count
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> EvalshaOnlyClient:
-        self._thread = threading.Thread(target=self._run, name=f"evalsha {self.node.address}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> EvalshaOnlyClient:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        client: redis.Redis | None = None
-        while not self._stop.is_set():
-            try:
-                if client is None:
-                    client = self.node.client(socket_timeout=1, socket_connect_timeout=0.5)
-                    client.execute_command("READONLY")
-                for sha in self.shas:
-                    self._call(client, sha)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                self.connection_errors += 1
-                if client is not None:
-                    client.close()
-                client = None
-                time.sleep(0.01)
-        if client is not None:
-            client.close()
-
-    def _call(self, client: redis.Redis, sha: str) -> None:
-        self.calls += 1
-        try:
-            client.execute_command("EVALSHA_RO", sha, 1, self.key)
-            self.ok += 1
-        except redis.exceptions.NoScriptError:
-            self.noscript += 1
-            self.noscript_times.append(time.monotonic())
-        except redis.ResponseError as exc:
-            if str(exc).startswith("NOSCRIPT"):
-                self.noscript += 1
-                self.noscript_times.append(time.monotonic())
-            else:
-                self.refused += 1
-                word = str(exc).split(" ", 1)[0]
-                self.refusals[word] = self.refusals.get(word, 0) + 1
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -239,13 +239,10 @@ class LeaderLease:
         self.changed.set()
         if held:
             logs.event("leader_acquired", key=self.settings.key, owner=self.token, lease_s=self.settings.lease)
-        else:
-            logs.warning(
-                "leader_lost" if reason is None else "leader_released",
-                key=self.settings.key,
-                owner=self.token,
-                error=self._error,
-            )
+        elif reason is None:
+            logs.warning("leader_lost", key=self.settings.key, owner=self.token, error=self._error)
+        else:  # given back on purpose (shutdown): nothing to warn about
+            logs.event("leader_released", key=self.settings.key, owner=self.token)
 
     def _failed(self, exc: BaseException) -> None:
         text = describe_error(exc)

@@ -95,7 +95,10 @@ def free_port_pair() -> int:
 
 
 def spawn_server(binary: str, config: Path, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
-    """`binary config args...` in `cwd`, killed by the kernel when the starting thread's process dies."""
+    """`binary config args...` in `cwd`, killed by the kernel when the starting thread's process dies.
+
+    Its own process group: a Ctrl-C in the terminal reaches the daemon, which stops the nodes after
+    its own shutdown, instead of every node at once while the daemon still talks to them."""
     return subprocess.Popen(
         [binary, str(config), *args],
         cwd=cwd,
@@ -103,6 +106,7 @@ def spawn_server(binary: str, config: Path, cwd: Path, *args: str) -> subprocess
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
+        process_group=0,
     )
 
 

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 import redis
 import yaml
@@ -214,20 +215,15 @@ def local_key(node: LocalNode, prefix: str = "selfheal") -> str:
     raise AssertionError(f"no key found for {node}")
 
 
-@dataclass
-class EvalshaOnlyClient:
-    """A thread calling `EVALSHA_RO sha 1 key` of every catalog SHA on one node, with no fallback.
+@dataclass(kw_only=True)
+class EvalshaLoop:
+    """A thread calling `<command> sha 1 key` of every catalog SHA, with no fallback, and counting
+    what came back; subclasses say where the calls go (`_run`). The server looks the script up before
+    anything else, so any reply but NOSCRIPT (a result, a script error, READONLY, "write flag on
+    readonly command") proves the script was in that node's cache. Connection errors (the node being
+    killed, a failover under way) are counted apart."""
 
-    EVALSHA_RO after READONLY runs on a replica and on a primary alike, so the same client runs across
-    a promotion. Only the `no-writes` scripts actually run; the others are refused *after* the server
-    found them ("write flag on readonly command"), so any reply other than NOSCRIPT proves the script
-    was in that node's cache. Connection errors (the node being killed) are counted apart.
-    """
-
-    node: LocalNode
-    shas: Sequence[str]
-    key: str
-    readonly: bool = True  # send READONLY first: a cluster replica then answers EVALSHA_RO (not outside a cluster)
+    command: ClassVar[str] = "EVALSHA_RO"
     pause: float = 0.0  # between rounds of every SHA: a busy application rather than a benchmark
     calls: int = 0
     ok: int = 0
@@ -239,8 +235,8 @@ class EvalshaOnlyClient:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> EvalshaOnlyClient:
-        self._thread = threading.Thread(target=self._run, name=f"evalsha {self.node.address}", daemon=True)
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name=f"{self.command} loop", daemon=True)
         self._thread.start()
         return self
 
@@ -254,11 +250,46 @@ class EvalshaOnlyClient:
         """Calls the node answered with the script there (ran it, or refused it after finding it)."""
         return self.ok + self.refused
 
-    def __enter__(self) -> EvalshaOnlyClient:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _round(self, client: redis.Redis, key: str, shas: Sequence[str]) -> None:
+        for sha in shas:
+            self.calls += 1
+            try:
+                client.execute_command(self.command, sha, 1, key)
+                self.ok += 1
+            except redis.exceptions.NoScriptError:
+                self.noscript += 1
+                self.noscript_times.append(time.monotonic())
+            except redis.ResponseError as exc:
+                word = str(exc).split(" ", 1)[0]
+                if word == "NOSCRIPT":
+                    self.noscript += 1
+                    self.noscript_times.append(time.monotonic())
+                else:
+                    self.refused += 1
+                    self.refusals[word] = self.refusals.get(word, 0) + 1
+        if self.pause:
+            time.sleep(self.pause)
+
+
+@dataclass
+class EvalshaOnlyClient(EvalshaLoop):
+    """EVALSHA_RO on one node. After READONLY it runs on a replica and on a primary alike, so the same
+    client runs across a promotion. Only the `no-writes` scripts actually run; the others are refused
+    *after* the server found them."""
+
+    node: LocalNode
+    shas: Sequence[str]
+    key: str
+    readonly: bool = True  # send READONLY first: a cluster replica then answers EVALSHA_RO (not outside a cluster)
 
     def _run(self) -> None:
         client: redis.Redis | None = None
@@ -268,10 +299,7 @@ class EvalshaOnlyClient:
                     client = self.node.client(socket_timeout=1, socket_connect_timeout=0.5)
                     if self.readonly:
                         client.execute_command("READONLY")
-                for sha in self.shas:
-                    self._call(client, sha)
-                if self.pause:
-                    time.sleep(self.pause)
+                self._round(client, self.key, self.shas)
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self.connection_errors += 1
                 if client is not None:
@@ -280,23 +308,6 @@ class EvalshaOnlyClient:
                 time.sleep(0.01)
         if client is not None:
             client.close()
-
-    def _call(self, client: redis.Redis, sha: str) -> None:
-        self.calls += 1
-        try:
-            client.execute_command("EVALSHA_RO", sha, 1, self.key)
-            self.ok += 1
-        except redis.exceptions.NoScriptError:
-            self.noscript += 1
-            self.noscript_times.append(time.monotonic())
-        except redis.ResponseError as exc:
-            if str(exc).startswith("NOSCRIPT"):
-                self.noscript += 1
-                self.noscript_times.append(time.monotonic())
-            else:
-                self.refused += 1
-                word = str(exc).split(" ", 1)[0]
-                self.refusals[word] = self.refusals.get(word, 0) + 1
 
 
 # ---------------------------------------------------------------------- HTTP and metrics

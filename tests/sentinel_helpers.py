@@ -4,12 +4,11 @@ an EVALSHA-only client that follows Sentinel the way applications do (redis-py's
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import redis
@@ -17,7 +16,7 @@ import redis.sentinel
 
 from redis_orchestrator.local_cluster import LocalClusterError, LocalNode, server_version
 from redis_orchestrator.local_sentinel import LocalSentinel
-from tests.helpers import http_get, present, write_config
+from tests.helpers import DaemonProcess, EvalshaLoop, http_get, present, wait_for, write_config
 
 RECONCILE = 1.0  # write_config's reconcile_interval
 TOPOLOGY = 2.0  # write_config's topology_interval
@@ -57,6 +56,21 @@ def replication_config(directory: Path, seeds: Sequence[str], **sections: object
     )
 
 
+def repairs_and_hears_sentinels(daemon: DaemonProcess, group: LocalSentinel, shas: set[str]) -> None:
+    """The daemon on `group` is ready, subscribed to every Sentinel, repairs a flushed replica, and
+    hears the Sentinels' +sdown when that replica is killed: proof that both its data-node and its
+    Sentinel connections work (with whatever auth or TLS the test gave them)."""
+    daemon.wait_log(" ready ", timeout=30)
+    for sentinel in group.seeds:
+        daemon.wait_log(f"sentinel_subscribed sentinel={sentinel}")
+    replica = group.replicas()[0]
+    with replica.client() as c:
+        c.execute_command("SCRIPT", "FLUSH")
+    wait_for(lambda: present(replica, shas) == shas, 5, "the flushed replica repaired")
+    group.kill(replica)  # the Sentinels publish +sdown on the channels the user may read
+    daemon.wait_log(f"sentinel_event channel=+sdown node={replica.address}", timeout=15)
+
+
 def group_holds(group: LocalSentinel, shas: set[str]) -> bool:
     return all(present(n, shas) == shas for n in group.running_nodes())
 
@@ -88,42 +102,16 @@ def slow_runs(port: int, script: str, node: str) -> float:
 
 
 @dataclass
-class SentinelClient:
-    """A thread calling `EVALSHA sha 1 key` of every catalog SHA on the primary Sentinel names, with
-    no fallback to EVAL: redis-py's `Sentinel.master_for`, as an application would. The server
-    looks the script up before anything else, so any reply but NOSCRIPT (a result, a script error,
-    READONLY from a primary just demoted) proves the script was in that node's cache. READONLY
-    also makes redis-py ask Sentinel again, which is how the client follows a graceful failover.
-    While the primary is down or being failed over, calls fail with connection errors (counted
-    apart)."""
+class SentinelClient(EvalshaLoop):
+    """EVALSHA on the primary Sentinel names: redis-py's `Sentinel.master_for`, as an application
+    would. READONLY from a primary just demoted makes redis-py ask Sentinel again, which is how the
+    client follows a graceful failover."""
 
+    command: ClassVar[str] = "EVALSHA"
     group: LocalSentinel
     shas: Sequence[str]
     key: str = "sentinel-test:key"
-    pause: float = 0.001  # between rounds of every SHA
-    calls: int = 0
-    ok: int = 0
-    noscript: int = 0
-    refused: int = 0
-    connection_errors: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> SentinelClient:
-        self._thread = threading.Thread(target=self._run, name="evalsha via sentinel", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> SentinelClient:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    pause: float = field(default=0.001, kw_only=True)  # the machine is shared
 
     def _run(self) -> None:
         sentinel = redis.sentinel.Sentinel(
@@ -135,23 +123,9 @@ class SentinelClient:
         )
         client = sentinel.master_for(self.group.service_name)
         while not self._stop.is_set():
-            for sha in self.shas:
-                self._call(client, sha)
-            time.sleep(self.pause)  # a busy application, not a benchmark: the machine is shared
+            try:
+                self._round(client, self.key, self.shas)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self.connection_errors += 1
+                time.sleep(0.01)
         client.close()
-
-    def _call(self, client: redis.Redis, sha: str) -> None:
-        self.calls += 1
-        try:
-            client.execute_command("EVALSHA", sha, 1, self.key)
-            self.ok += 1
-        except redis.exceptions.NoScriptError:
-            self.noscript += 1
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            self.connection_errors += 1
-            time.sleep(0.01)
-        except redis.ResponseError as exc:
-            if str(exc).startswith("NOSCRIPT"):
-                self.noscript += 1
-            else:
-                self.refused += 1

@@ -45,16 +45,6 @@ CONFIG = REPO / "config.yaml"
 MANIFEST_JSON = json.dumps(load_config(CONFIG).catalog.manifest(), sort_keys=True)  # as the daemon writes it
 
 
-@pytest.fixture(scope="module")
-def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
-    host, port = cluster.seeds[0].split(":")
-    client = RedisCluster(host=host, port=int(port), decode_responses=True)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def manifest_key(rc: RedisCluster) -> Iterator[str]:
     key = f"{{redis-orchestrator}}:manifest-{uuid.uuid4().hex[:8]}"

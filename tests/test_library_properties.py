@@ -23,7 +23,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,6 @@ THREADS = 4
 TASKS = 8
 
 pytestmark = pytest.mark.timeout(120 + 60 * SCALE)
-
-
-@pytest.fixture(scope="module")
-def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
-    host, port = cluster.seeds[0].split(":")
-    client = RedisCluster(host=host, port=int(port), decode_responses=True)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from redis_orchestrator.local_cluster import LocalNode
 from redis_orchestrator.local_sentinel import LocalSentinel
 from tests.helpers import REPO, DaemonProcess, acl_log_fields, catalog_shas, cli, present, wait_for
-from tests.sentinel_helpers import group_holds, sentinel_config, started_group
+from tests.sentinel_helpers import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -102,16 +102,8 @@ def test_every_verb_and_the_daemon_as_the_acl_users(acl_group: LocalSentinel, tm
     assert cli(config, "status").returncode == 0
     assert group_holds(group, shas)
 
-    replica = group.replicas()[0]
     with DaemonProcess(config) as daemon:
-        daemon.wait_log(" ready ", timeout=30)
-        for sentinel in group.seeds:
-            daemon.wait_log(f"sentinel_subscribed sentinel={sentinel}")
-        with replica.client() as c:
-            c.execute_command("SCRIPT", "FLUSH")
-        wait_for(lambda: present(replica, shas) == shas, 5, "the flushed replica repaired")
-        group.kill(replica)  # the Sentinels publish +sdown on the channels the user may read
-        daemon.wait_log(f"sentinel_event channel=+sdown node={replica.address}", timeout=15)
+        repairs_and_hears_sentinels(daemon, group, shas)
         assert daemon.stop() == 0
     log = daemon.log()
     assert "NOPERM" not in log and "WRONGPASS" not in log and "sentinel_subscription_failed" not in log, log

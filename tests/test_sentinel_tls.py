@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.certs import make_test_certificates
-from tests.helpers import DaemonProcess, catalog_shas, cli, present, wait_for
-from tests.sentinel_helpers import group_holds, sentinel_config, started_group
+from tests.helpers import DaemonProcess, catalog_shas, cli
+from tests.sentinel_helpers import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,14 +36,6 @@ def test_verbs_and_daemon_over_tls(tmp_path: Path) -> None:
         done = cli(plain, "status")
         assert done.returncode == 3
         assert all(s in done.stderr for s in group.seeds), done.stderr
-        replica = group.replicas()[0]
         with DaemonProcess(config) as daemon:
-            daemon.wait_log(" ready ", timeout=30)
-            for sentinel in group.seeds:
-                daemon.wait_log(f"sentinel_subscribed sentinel={sentinel}")
-            with replica.client() as c:
-                c.execute_command("SCRIPT", "FLUSH")
-            wait_for(lambda: present(replica, shas) == shas, 5, "the flushed replica repaired")
-            group.kill(replica)
-            daemon.wait_log(f"sentinel_event channel=+sdown node={replica.address}", timeout=15)
+            repairs_and_hears_sentinels(daemon, group, shas)
             assert daemon.stop() == 0

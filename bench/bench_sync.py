@@ -31,9 +31,9 @@ from redis.cluster import RedisCluster
 
 from redis_orchestrator.config import load_config
 from redis_orchestrator.connections import Connector
+from redis_orchestrator.discovery import discover
 from redis_orchestrator.local_cluster import LocalCluster
 from redis_orchestrator.sync import reconcile_all
-from redis_orchestrator.topology import discover
 
 
 def make_catalog(directory: Path, count: int) -> Path:

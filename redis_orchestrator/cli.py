@@ -16,6 +16,7 @@ from typing import Any
 from redis_orchestrator import __version__, logs
 from redis_orchestrator.config import Config, Mode, load_config
 from redis_orchestrator.connections import Connector
+from redis_orchestrator.discovery import discover
 from redis_orchestrator.errors import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
@@ -23,7 +24,6 @@ from redis_orchestrator.errors import (
     OrchestratorError,
 )
 from redis_orchestrator.sync import NodeReport, NodeState, reconcile_all
-from redis_orchestrator.topology import discover
 
 
 def build_parser() -> argparse.ArgumentParser:

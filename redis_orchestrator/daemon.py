@@ -35,6 +35,7 @@ from redis_orchestrator.catalog import Catalog, Script
 from redis_orchestrator.checks import AnalysisResult, CatalogAnalysis
 from redis_orchestrator.config import Config, DesiredState, Mode, RedisOverrides, restart_needed
 from redis_orchestrator.connections import Connector
+from redis_orchestrator.discovery import discover
 from redis_orchestrator.errors import CatalogRejected, ConfigError, SeedsUnreachableError
 from redis_orchestrator.http import MetricsServer, Readiness
 from redis_orchestrator.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
@@ -45,7 +46,7 @@ from redis_orchestrator.sentinel_events import SentinelEvent, SentinelEvents
 from redis_orchestrator.supervisor import NodeEnv, NodeFactory, NodeSupervisor, standard_node
 from redis_orchestrator.sync import NodeReport, NodeState
 from redis_orchestrator.systemd import LoopHealth, Notifier, watchdog_loop
-from redis_orchestrator.topology import Node, Topology, discover
+from redis_orchestrator.topology import Node, Topology
 from redis_orchestrator.waiting import wait_event
 
 # After a node goes down: a failover takes about twice cluster-node-timeout; watch the topology

@@ -40,8 +40,9 @@ import redis.asyncio
 from redis_orchestrator.catalog import Catalog, Kind, Script
 from redis_orchestrator.config import Config
 from redis_orchestrator.connections import Connector, describe_error
+from redis_orchestrator.discovery import discover
 from redis_orchestrator.sync import MARKER_SHA, MARKER_SOURCE
-from redis_orchestrator.topology import Node, discover
+from redis_orchestrator.topology import Node
 
 
 @dataclass(frozen=True)

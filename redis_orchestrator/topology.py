@@ -202,20 +202,11 @@ async def _ask(connector: Connector, seed: str, mode: str) -> list[Node]:
     return nodes
 
 
-async def discover(
+async def discover_cluster(
     connector: Connector, seeds: Sequence[str], mode: str = "cluster", timeout: float | None = None
 ) -> Topology:
-    """Ask each seed in turn until one answers. SeedsUnreachableError names each seed and why.
-    Sentinel and replication modes ask all their seeds at once (sentinel.py, replication.py)."""
-    # Imported here: both build Node and Topology values from this module.
-    if mode == "sentinel":
-        from redis_orchestrator.sentinel import discover_sentinel
-
-        return await discover_sentinel(connector, seeds, connector.settings.service_name or "", timeout)
-    if mode == "replication":
-        from redis_orchestrator.replication import discover_replication
-
-        return await discover_replication(connector, seeds, timeout)
+    """Ask each seed in turn until one answers (cluster and standalone modes; discovery.py picks the
+    mode). SeedsUnreachableError names each seed and why."""
     attempts: list[tuple[str, str]] = []
     for seed in dict.fromkeys(seeds):
         try:

@@ -73,8 +73,8 @@ def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: Lo
 
     from redis_orchestrator.config import load_config
     from redis_orchestrator.connections import Connector
+    from redis_orchestrator.discovery import discover
     from redis_orchestrator.sync import reconcile_all
-    from redis_orchestrator.topology import discover
 
     config = load_config(write_config(tmp_path, clean_cluster.seeds[:1]))
 

@@ -134,15 +134,21 @@ class Background:
         return self.result
 
 
-class Bench:
-    def __init__(self, cluster: LocalCluster, config: Path, runs: int) -> None:
-        self.cluster = cluster
+class DaemonBench:
+    """What both benches share: the catalog, the daemon on and off, and the baseline's starting point
+    (the catalog on the primaries only, as client libraries leave it)."""
+
+    def __init__(self, config: Path, runs: int) -> None:
         self.config = config
         self.shas = catalog_shas(config)
         self.runs = runs
         self.daemon: DaemonProcess | None = None
 
-    # ------------------------------------------------------------------ daemon on / off
+    def running_nodes(self) -> list[LocalNode]:
+        raise NotImplementedError
+
+    def primary_nodes(self) -> list[LocalNode]:
+        raise NotImplementedError
 
     def start_daemon(self) -> None:
         self.daemon = DaemonProcess(self.config)
@@ -156,24 +162,20 @@ class Bench:
     def progress(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def client_on(self, node: LocalNode) -> EvalshaOnlyClient:
-        return EvalshaOnlyClient(node, sorted(self.shas), local_key(node, "bench")).start()
-
     def all_loaded(self) -> None:
         wait_for(
-            lambda: all(present(n, self.shas) == self.shas for n in self.cluster.nodes if n.running()),
+            lambda: all(present(n, self.shas) == self.shas for n in self.running_nodes()),
             30,
-            "every node loaded",
+            "every data node loaded",
         )
 
     def primaries_only(self) -> None:
-        """The baseline's starting point: the catalog on primaries, nothing on replicas."""
-        for node in self.cluster.nodes:
+        for node in self.running_nodes():
             with node.client() as c:
                 c.execute_command("SCRIPT", "FLUSH")
-        for node in self.cluster.primaries():
+        for node in self.primary_nodes():
             with node.client() as c:
-                for path in sorted(self._sources()):
+                for path in self._sources():
                     c.script_load(path.read_bytes())
 
     def _sources(self) -> list[Path]:
@@ -181,7 +183,22 @@ class Bench:
 
         data = yaml.safe_load(self.config.read_text())
         scripts = data["catalog"]["scripts"]
-        return [self.config.parent / s["file"] for s in scripts if s.get("kind", "script") == "script"]
+        return sorted(self.config.parent / s["file"] for s in scripts if s.get("kind", "script") == "script")
+
+
+class Bench(DaemonBench):
+    def __init__(self, cluster: LocalCluster, config: Path, runs: int) -> None:
+        super().__init__(config, runs)
+        self.cluster = cluster
+
+    def running_nodes(self) -> list[LocalNode]:
+        return [n for n in self.cluster.nodes if n.running()]
+
+    def primary_nodes(self) -> list[LocalNode]:
+        return self.cluster.primaries()
+
+    def client_on(self, node: LocalNode) -> EvalshaOnlyClient:
+        return EvalshaOnlyClient(node, sorted(self.shas), local_key(node, "bench")).start()
 
     # ------------------------------------------------------------------ events
 
@@ -354,50 +371,18 @@ class Bench:
         self.cluster.restart(primary)
 
 
-class SentinelBench:
+class SentinelBench(DaemonBench):
     """The Sentinel events: failover, the old primary back as a stray primary, a new replica."""
 
     def __init__(self, group: LocalSentinel, config: Path, runs: int) -> None:
+        super().__init__(config, runs)
         self.group = group
-        self.config = config
-        self.shas = catalog_shas(config)
-        self.runs = runs
-        self.daemon: DaemonProcess | None = None
 
-    def start_daemon(self) -> None:
-        self.daemon = DaemonProcess(self.config)
-        self.daemon.wait_log(" ready ", timeout=30)
+    def running_nodes(self) -> list[LocalNode]:
+        return self.group.running_nodes()
 
-    def stop_daemon(self) -> None:
-        if self.daemon is not None:
-            self.daemon.stop()
-            self.daemon = None
-
-    def progress(self, text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    def all_loaded(self) -> None:
-        wait_for(
-            lambda: all(present(n, self.shas) == self.shas for n in self.group.running_nodes()),
-            30,
-            "every data node loaded",
-        )
-
-    def primary_only(self) -> None:
-        for node in self.group.running_nodes():
-            with node.client() as c:
-                c.execute_command("SCRIPT", "FLUSH")
-        with self.group.primary().client() as c:
-            for path in self._sources():
-                c.script_load(path.read_bytes())
-
-    def _sources(self) -> list[Path]:
-        import yaml
-
-        data = yaml.safe_load(self.config.read_text())
-        return [
-            self.config.parent / s["file"] for s in data["catalog"]["scripts"] if s.get("kind", "script") == "script"
-        ]
+    def primary_nodes(self) -> list[LocalNode]:
+        return [self.group.primary()]
 
     def back_to_normal(self) -> None:
         """The restarted old primary converted by Sentinel, every Sentinel settled on one primary
@@ -407,7 +392,7 @@ class SentinelBench:
     # ------------------------------------------------------------------ baseline
 
     def baseline(self) -> dict[str, tuple[int | None, int | None]]:
-        self.primary_only()
+        self.primaries_only()
         old = self.group.primary()
         follower = SentinelClient(self.group, sorted(self.shas)).start()
         wait_for(lambda: follower.ok + follower.refused > 20, 5, "client warm")

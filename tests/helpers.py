@@ -352,13 +352,20 @@ def populated_metrics() -> Metrics:
 # ---------------------------------------------------------------------- a Valkey 9.1 quirk
 
 
+# How servers word a script's access to a key of another slot or node (both with the generic ERR
+# code, so the text is all there is): "non local key" (Redis 7.0, Valkey 9.1), or, on Redis 8.0 when
+# one call mixes keys of two slots, "don't hash to the same slot", checked before the node. For
+# pytest.raises(match=...).
+REFUSED_KEY = "non local key|hash to the same slot"
+
+
 def scripts_poisoned(node: LocalNode, key: str) -> bool:
     """Whether `node` refuses a script on `key` (a key it serves) with "non local key".
 
-    Seen on Valkey 9.1.2, never on Redis 7.0.15: once a script's multi-key call (DEL, MGET, MSET...)
-    mixing a local and a non-local key has failed with "non local key", every later script with keys
-    on that node fails the same way, even on its own slots; SCRIPT FLUSH does not clear it, a restart
-    does (tests/test_server_differences.py)."""
+    Seen on Valkey 9.1.2, never on Redis 7.0.15, Redis 8.0.2 or Valkey 8.1.1: once a script's
+    multi-key call (DEL, MGET, MSET...) mixing a local and a non-local key has failed with "non local
+    key", every later script with keys on that node fails the same way, even on its own slots; SCRIPT
+    FLUSH does not clear it, a restart does (tests/test_server_differences.py)."""
     with node.client() as c:
         try:
             c.eval("return redis.call('EXISTS', KEYS[1])", 1, key)

@@ -19,7 +19,7 @@ from redis.exceptions import ClusterCrossSlotError
 
 from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs, refresh_keyspecs
 from redis_orchestrator.local_cluster import LocalCluster
-from tests.helpers import heal_poisoned_scripts
+from tests.helpers import REFUSED_KEY, heal_poisoned_scripts
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 
@@ -245,18 +245,27 @@ def test_key_slot_agrees_with_cluster_keyslot(cluster: LocalCluster) -> None:
 def test_the_shipped_table_covers_this_server_and_agrees_on_every_command(
     cluster: LocalCluster, rc: RedisCluster
 ) -> None:
-    """One table for the whole server matrix: every command this server has is in it, and for each
-    the key positions and the write flag are this server's own (tools/gen_keyspecs.py merges them)."""
+    """One table for the servers we build it from (tools/gen_keyspecs.py merges them): every command
+    such a server has is in it, and for each the key positions and the write flag are the server's
+    own. On any other server (REDIS_SERVER=...) the table must still agree on every command both
+    know; the commands it lacks are named in a skip, with how to add them."""
     shipped = load_keyspecs()
     with cluster.nodes[0].client() as node:
         live = refresh_keyspecs(node)
     from_cluster_client = refresh_keyspecs(rc)
-    assert live.source in shipped.source.split(" + "), f"regenerate with tools/gen_keyspecs.py for {live.source}"
     assert live.source == from_cluster_client.source
     assert set(live.commands) == set(from_cluster_client.commands)
     live_all, shipped_all = live.every(), shipped.every()
-    assert set(live_all) <= set(shipped_all)  # subcommands too (SCRIPT SHOW, CLIENT SETINFO...)
-    assert [n for n, spec in live_all.items() if spec.positions() != shipped_all[n].positions()] == []
+    both = set(live_all) & set(shipped_all)
+    assert [n for n in sorted(both) if live_all[n].positions() != shipped_all[n].positions()] == []
+    missing = sorted(set(live_all) - set(shipped_all))  # subcommands too (SCRIPT SHOW, CLIENT SETINFO...)
+    if live.source in shipped.source.split(" + "):
+        assert missing == []
+    elif missing:
+        pytest.skip(
+            f"{live.source} agrees on the {len(both)} commands both know; not in the shipped table "
+            f"({shipped.source}): {', '.join(missing)}; add it with tools/gen_keyspecs.py"
+        )
 
 
 # ------------------------------------------------------------------ issue 11: slot reasoning on a real cluster
@@ -412,7 +421,7 @@ def test_errors_really_fail(
         value = ""
     keys, argv = call(declared, value)
     try:
-        with pytest.raises(redis.ResponseError, match="non local key"):
+        with pytest.raises(redis.ResponseError, match=REFUSED_KEY):
             rc.eval(source, len(keys), *keys, *argv)
     finally:
         # Valkey 9.1.2 refuses every later script on a node where a multi-key call failed this way

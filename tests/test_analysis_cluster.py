@@ -459,6 +459,36 @@ def test_shebang_fails_on_another_slot_of_the_same_node_where_no_shebang_works(
         _delete(rc, declared, f"hits:{prefix}{value}")
 
 
+def test_a_call_mixing_slots_fails_even_on_one_node_without_a_shebang(
+    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+) -> None:
+    """Without a shebang a single-key call may reach another slot of this node, but a call that mixes
+    keys of two slots fails even when this node serves both (seen on Redis 7.0.15 and 8.0.2, Valkey
+    8.1.1 and 9.1.2); the finding says so instead of "served by another node"."""
+    single = b"return redis.call('GET', 'hits:' .. ARGV[1])"
+    mixed = b"return redis.call('DEL', KEYS[1], 'hits:' .. ARGV[1])"
+    [lone] = analyzer.analyze(single, script="single", file="single.lua")
+    [both] = analyzer.analyze(mixed, script="mixed", file="mixed.lua")
+    assert "served by another node" in lone.message and "even on the same node" not in lone.message
+    assert "even on the same node" in both.message and both.severity == "error"
+    declared = f"{prefix}:declared"
+    home = _owner(rc, declared)
+    value = next(
+        f"{prefix}{i}"
+        for i in itertools.count()
+        if _owner(rc, f"hits:{prefix}{i}") == home and key_slot(f"hits:{prefix}{i}") != key_slot(declared)
+    )
+    try:
+        with cluster.node_at(home).client() as node:
+            assert node.eval(single, 0, value) is None  # another slot, same node, one key: runs
+            with pytest.raises(redis.ResponseError, match=REFUSED_KEY):
+                node.eval(mixed, 1, declared, value)
+    finally:
+        if heal_poisoned_scripts(cluster):  # Valkey 9.1.2 (tests/test_server_differences.py)
+            cluster.wait_healthy()
+            rc.nodes_manager.initialize()
+
+
 def test_scan_in_a_script_sees_one_node(
     analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
 ) -> None:

@@ -11,8 +11,10 @@
     helper       a parameter of a helper the walk could not follow         undeclared-key warning
 
 What fails depends on the mode (seen on 7.0.15): without a shebang Redis only requires an undeclared
-key to be served by the node the script runs on ("node"); with a `#!lua` shebang (without
-allow-cross-slot-keys) and in a function, every key must be in the declared keys' slot ("slot").
+key to be served by the node the script runs on ("node"), as long as the call has no other key in
+another slot (a call mixing slots fails even on one node, on every server tried); with a `#!lua`
+shebang (without allow-cross-slot-keys) and in a function, every key must be in the declared keys'
+slot ("slot").
 """
 
 from __future__ import annotations
@@ -43,7 +45,15 @@ class Judge:
         return fact.hashed is not None and self.declared.slot_owner(fact.hashed) is not None
 
     def verdict(
-        self, command: str, position: int, val: Val, shape: Shape, desc: str, mode: str, function: str
+        self,
+        command: str,
+        position: int,
+        val: Val,
+        shape: Shape,
+        desc: str,
+        mode: str,
+        function: str,
+        many: bool = False,
     ) -> Verdict | None:
         if val.kind in ("nil", "error"):
             return None  # a nil argument is a Lua error, and optional parameters are nil when unused
@@ -51,7 +61,7 @@ class Judge:
             return None  # KEYS[i] itself
         what = f"{command} key #{position} is {desc}"
         keys_name = "the keys given to FCALL" if function else "KEYS"
-        fails = _consequence(mode, function)
+        fails = _consequence(mode, function, many)
         if val.kind == "param":
             return Verdict(
                 WARNING,
@@ -145,7 +155,16 @@ class Judge:
         )
 
 
-def _consequence(mode: str, function: str) -> str:
+def _consequence(mode: str, function: str, many: bool = False) -> str:
+    if mode == "node" and many:
+        # Seen on Redis 7.0.15 and 8.0.2, Valkey 8.1.1 and 9.1.2: a script's call with keys in two slots
+        # fails even when one node serves both; only a single-key call may reach another slot.
+        return (
+            "in a cluster the call fails whenever this key is in another slot than the call's other keys, "
+            "even on the same node, and whenever another node serves it ('Script attempted to access a non "
+            "local key' on Redis 7.0, \"Command ... in script attempted to access keys that don't hash to the "
+            'same slot" on Redis 8 and Valkey 8)'
+        )
     if mode == "node":
         return (
             "in a cluster Redis fails the call with 'Script attempted to access a non local key' whenever the "

@@ -9,6 +9,7 @@ session cluster comes from testcontainers instead (see tests/docker_backend.py).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -25,6 +26,18 @@ def pytest_report_header() -> str:
 
 def _make_cluster() -> LocalCluster:
     return LocalCluster(primaries=3, replicas_per_primary=1).start()
+
+
+@pytest.fixture(autouse=True)
+def _package_logger_as_it_was() -> Iterator[None]:
+    """Tests that run the CLI in-process call logs.setup, which gives the package logger its own
+    handler and stops propagation: undo that after each test, so caplog sees the next test's logs."""
+    logger = logging.getLogger("redis_orchestrator")
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from redis_orchestrator.client.calls import Call, Options, Policy, prepare
 from redis_orchestrator.client.errors import ScriptBusy, translate
 from redis_orchestrator.client.keys import KeyPatterns, slot_of
 from redis_orchestrator.client.pipeline import ExecOutcome, Presence, RepairPlan
+from redis_orchestrator.client.scripts import redirect_target
 from redis_orchestrator.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,3 +256,11 @@ def test_counters_export_to_the_registry_you_pass() -> None:
     assert value("redis_orchestrator_client_fallbacks_total", {"script": "transfer@1"}) == 1
     assert value("redis_orchestrator_client_retries_total", {"transaction": "move"}) == 2
     assert counters.calls == 3 and counters.snapshot()["retries"] == 2
+
+
+def test_only_ask_is_followed_to_its_address_moved_updates_the_slot_table() -> None:
+    """redis-py's MovedError is an AskError. Handled as ASK, a MOVED to a node missing from the client's
+    table (a refresh taken mid-failover) ended in "a node the cluster does not list" (seen once on
+    Valkey 8.1.1); MOVED now goes to Route.moved, which adds the node as redis-py does."""
+    assert redirect_target(redis.exceptions.AskError("3999 127.0.0.1:7001")) == "127.0.0.1:7001"
+    assert redirect_target(redis.exceptions.MovedError("3999 127.0.0.1:7001")) is None

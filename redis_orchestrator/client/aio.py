@@ -134,7 +134,7 @@ class AsyncScripts(ScriptsBase):
         if address is not None:
             return await self.route.redirected(node, address), True
         if isinstance(outcome, redis.exceptions.MovedError):
-            await self.route.refresh()
+            await self.route.moved(outcome)
         else:
             await asyncio.sleep(redirect_pause(attempt))
         return await self.route.node(call.slot, call.readonly), False

@@ -87,6 +87,11 @@ class SingleRoute:
     def refresh(self) -> None:
         pass
 
+    def moved(self, error: redis.exceptions.MovedError) -> None:
+        raise ClientError(
+            f"a redirect to {error.host}:{error.port} from a single-node client: use RedisCluster for a cluster"
+        )
+
     @contextlib.contextmanager
     def connection(self, node: Any) -> Iterator[Any]:
         pool = self.client.connection_pool
@@ -127,6 +132,12 @@ class ClusterRoute:
         if found is None:
             raise redis.exceptions.ConnectionError(f"redirected to {address}, a node the cluster does not list")
         return found
+
+    def moved(self, error: redis.exceptions.MovedError) -> None:
+        """MOVED names the slot's owner: take it into the slot table as redis-py's own client does
+        (NodesManager.move_slot; a node the table did not list is added), with no round trip and no
+        refresh throttle in the way: a refresh during a failover can still miss the new primary."""
+        self.client.nodes_manager.move_slot(error)
 
     def name(self, node: Any) -> str:
         return str(node.name)
@@ -187,6 +198,11 @@ class AsyncSingleRoute:
     async def refresh(self) -> None:
         pass
 
+    async def moved(self, error: redis.exceptions.MovedError) -> None:
+        raise ClientError(
+            f"a redirect to {error.host}:{error.port} from a single-node client: use RedisCluster for a cluster"
+        )
+
     @contextlib.asynccontextmanager
     async def connection(self, node: Any) -> AsyncIterator[Any]:
         pool = self.client.connection_pool
@@ -234,6 +250,10 @@ class AsyncClusterRoute:
         if found is None:
             raise redis.exceptions.ConnectionError(f"redirected to {address}, a node the cluster does not list")
         return found
+
+    async def moved(self, error: redis.exceptions.MovedError) -> None:
+        """As ClusterRoute.moved, with redis-py's asyncio NodesManager."""
+        await self.client.nodes_manager.move_slot(error)
 
     def name(self, node: Any) -> str:
         return str(node.name)

@@ -48,8 +48,9 @@ def redirect_pause(attempt: int) -> float:
 
 
 def redirect_target(reply: object) -> str | None:
-    """The `host:port` an ASK sends us to; None for the others (MOVED: re-read the slot table)."""
-    if isinstance(reply, redis.exceptions.AskError):
+    """The `host:port` an ASK sends us to; None for the others (MOVED names the slot's new owner for
+    good: Route.moved takes it into the slot table). redis-py's MovedError is an AskError."""
+    if isinstance(reply, redis.exceptions.AskError) and not isinstance(reply, redis.exceptions.MovedError):
         return f"{reply.host}:{reply.port}"
     return None
 
@@ -242,7 +243,7 @@ class Scripts(ScriptsBase):
         if address is not None:
             return self.route.redirected(node, address), True
         if isinstance(outcome, redis.exceptions.MovedError):
-            self.route.refresh()
+            self.route.moved(outcome)
         else:
             time.sleep(redirect_pause(attempt))
         return self.route.node(call.slot, call.readonly), False

@@ -57,24 +57,8 @@ def _quote(value: object) -> str:
     return text
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is when a record is emitted, not when setup ran: whoever runs
-    the CLI in-process (tests, an embedding program) may swap or close the stream it had then."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
 def setup(fmt: str = "text", level: int = logging.INFO) -> None:
-    handler = _StderrHandler()
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JSONFormatter() if fmt == "json" else _TextFormatter())
     LOGGER.handlers[:] = [handler]
     LOGGER.setLevel(level)

@@ -38,6 +38,16 @@ def _owner(rc: RedisCluster, key: str) -> str:
     return str(rc.get_node_from_key(key).name)
 
 
+def same_node_other_slot(rc: RedisCluster, than: str, make: str) -> str:
+    """A value v such that make.format(v) is served by the node serving key `than`, in another slot."""
+    home = _owner(rc, than)
+    return next(
+        str(i)
+        for i in itertools.count()
+        if _owner(rc, make.format(i)) == home and key_slot(make.format(i)) != key_slot(than)
+    )
+
+
 def key_on_another_node(rc: RedisCluster, than: str, make: str) -> str:
     """A value v such that make.format(v) is served by another primary than key `than`."""
     home = _owner(rc, than)
@@ -444,11 +454,7 @@ def test_shebang_fails_on_another_slot_of_the_same_node_where_no_shebang_works(
     assert "served by another node" in plain.message
     declared = f"{prefix}:declared"
     home = _owner(rc, declared)
-    value = next(
-        str(i)
-        for i in itertools.count()
-        if _owner(rc, f"hits:{prefix}{i}") == home and key_slot(f"hits:{prefix}{i}") != key_slot(declared)
-    )
+    value = same_node_other_slot(rc, declared, f"hits:{prefix}{{}}")
     owner = cluster.node_at(home)
     try:
         with owner.client() as node:
@@ -473,11 +479,7 @@ def test_a_call_mixing_slots_fails_even_on_one_node_without_a_shebang(
     assert "even on the same node" in both.message and both.severity == "error"
     declared = f"{prefix}:declared"
     home = _owner(rc, declared)
-    value = next(
-        f"{prefix}{i}"
-        for i in itertools.count()
-        if _owner(rc, f"hits:{prefix}{i}") == home and key_slot(f"hits:{prefix}{i}") != key_slot(declared)
-    )
+    value = prefix + same_node_other_slot(rc, declared, f"hits:{prefix}{{}}")
     try:
         with cluster.node_at(home).client() as node:
             assert node.eval(single, 0, value) is None  # another slot, same node, one key: runs

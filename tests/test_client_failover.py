@@ -41,7 +41,7 @@ from redis.cluster import RedisCluster
 
 from redis_orchestrator.client import AsyncScripts, NotReplicated, ScriptError, Scripts, Tx
 from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, command_calls, present, wait_for, write_config
+from tests.helpers import DaemonProcess, all_hold, catalog_shas, command_calls, present, serves, wait_for, write_config
 from tests.proofs import FAILOVERS, SCALE, FencedResource
 
 pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(240 * FAILOVERS)]
@@ -78,11 +78,8 @@ class Stack:
 def primary_serving(cluster: LocalCluster, key: str) -> LocalNode:
     for node in cluster.primaries():
         with node.client() as c:
-            try:
-                c.execute_command("EXISTS", key)
-            except redis.exceptions.MovedError:
-                continue
-            return node
+            if serves(c, key):
+                return node
     raise AssertionError(f"no primary serves {key}")
 
 

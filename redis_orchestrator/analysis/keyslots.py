@@ -53,7 +53,7 @@ class Judge:
         desc: str,
         mode: str,
         function: str,
-        many: bool = False,
+        many: bool,
     ) -> Verdict | None:
         if val.kind in ("nil", "error"):
             return None  # a nil argument is a Lua error, and optional parameters are nil when unused
@@ -155,7 +155,7 @@ class Judge:
         )
 
 
-def _consequence(mode: str, function: str, many: bool = False) -> str:
+def _consequence(mode: str, function: str, many: bool) -> str:
     if mode == "node" and many:
         # Seen on Redis 7.0.15 and 8.0.2, Valkey 8.1.1 and 9.1.2: a script's call with keys in two slots
         # fails even when one node serves both; only a single-key call may reach another slot.

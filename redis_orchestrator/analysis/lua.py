@@ -1125,12 +1125,12 @@ class Walker:
             return fixed[i].literal if 0 <= i < len(fixed) and fixed[i].kind in ("literal", "number") else None
 
         positions, tail_keys = key_positions(spec, len(fixed), literal_at, tail is not None)
-        spread = bool(tail_keys and tail is not None)  # keys from unpack(...): as many as the table holds
-        many = spread or len(positions) > 1
+        spread = tail if tail_keys else None  # keys from unpack(...): as many as the table holds
+        many = spread is not None or len(positions) > 1
         for p in positions:
             self.check_key(upper, p, fixed[p], arg_nodes[min(p, len(arg_nodes) - 1)], ctx, many)
-        if tail_keys and tail is not None:
-            self.check_key(upper, len(fixed), (tail.tab or Tab()).elem() or UNKNOWN, arg_nodes[-1], ctx, many)
+        if spread is not None:
+            self.check_key(upper, len(fixed), (spread.tab or Tab()).elem() or UNKNOWN, arg_nodes[-1], ctx, many)
         return reply
 
     def enumeration(self, command: str, fixed: list[Val], arg_nodes: list[Node], ctx: Ctx) -> None:
@@ -1154,7 +1154,7 @@ class Walker:
             ctx,
         )
 
-    def check_key(self, command: str, position: int, val: Val, node: Node, ctx: Ctx, many: bool = False) -> None:
+    def check_key(self, command: str, position: int, val: Val, node: Node, ctx: Ctx, many: bool) -> None:
         """`many`: the call takes more than one key (a mixed-slot call fails even on one node)."""
         worst: Verdict | None = None
         for alt in alternatives(val):

@@ -88,9 +88,7 @@ class SingleRoute:
         pass
 
     def moved(self, error: redis.exceptions.MovedError) -> None:
-        raise ClientError(
-            f"a redirect to {error.host}:{error.port} from a single-node client: use RedisCluster for a cluster"
-        )
+        self.redirected(None, f"{error.host}:{error.port}")
 
     @contextlib.contextmanager
     def connection(self, node: Any) -> Iterator[Any]:
@@ -199,9 +197,7 @@ class AsyncSingleRoute:
         pass
 
     async def moved(self, error: redis.exceptions.MovedError) -> None:
-        raise ClientError(
-            f"a redirect to {error.host}:{error.port} from a single-node client: use RedisCluster for a cluster"
-        )
+        await self.redirected(None, f"{error.host}:{error.port}")
 
     @contextlib.asynccontextmanager
     async def connection(self, node: Any) -> AsyncIterator[Any]:

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from redis_orchestrator.analysis import Analyzer
-from redis_orchestrator.analysis.shebang import strip_shebang
 from redis_orchestrator.analysis.syntax import parse
+from redis_orchestrator.catalog.shebang import strip_shebang
 
 READS = ["GET", "HGET", "ZSCORE", "LRANGE", "SISMEMBER", "HGETALL", "TTL", "EXISTS"]
 WRITES = ["SET", "HSET", "ZADD", "LPUSH", "SADD", "HINCRBY", "EXPIRE", "INCRBY"]

@@ -28,7 +28,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import make_catalog
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -110,7 +110,8 @@ def bare_interpreter_rss() -> float:
         [
             sys.executable,
             "-c",
-            "import time, redis_orchestrator.daemon, redis_orchestrator.slowlog, redis_orchestrator.http;"
+            "import time, redis_orchestrator.daemon.lifecycle, redis_orchestrator.daemon.slowlog,"
+            " redis_orchestrator.daemon.http;"
             " time.sleep(30)",
         ]
     )
@@ -140,7 +141,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30)
     parser.add_argument("--primaries", type=int, default=15)
     args = parser.parse_args()
-    sample = yaml.safe_load((REPO / "config.yaml").read_text())["catalog"]["scripts"]
+    sample = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())["catalog"]["scripts"]
     started = time.monotonic()
     with (
         LocalCluster(primaries=args.primaries, replicas_per_primary=1) as cluster,

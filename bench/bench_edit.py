@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode, free_port_pair
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode, free_port_pair
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,8 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     with LocalCluster() as cluster, tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        subprocess.run(["cp", "-r", str(REPO / "lua"), str(directory / "lua")], check=True)
-        data = yaml.safe_load((REPO / "config.yaml").read_text())
+        subprocess.run(["cp", "-r", str(REPO / "examples" / "lua"), str(directory / "lua")], check=True)
+        data = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
         data["redis"]["seeds"] = cluster.seeds[:1]
         data["metrics"] = {"listen": f"127.0.0.1:{free_port_pair()}"}
         config = directory / "config.yaml"

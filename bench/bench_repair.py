@@ -55,8 +55,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode, redis_server_binary, server_version
-from redis_orchestrator.local_sentinel import LocalSentinel
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode, redis_server_binary, server_version
+from redis_orchestrator.devcluster.sentinel import LocalSentinel
 from tests.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, local_key, present, wait_for, write_config
 from tests.sentinel_helpers import SentinelClient, sentinel_config
 

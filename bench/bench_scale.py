@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_daemon_load import bare_interpreter_rss, commands, cpu_seconds, rss_mb
 from bench_sync import make_catalog
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 from tests.helpers import free_port
 
 SETTLE = 5.0  # after ready: the first slowlog polls, threshold reads and full checks go by

@@ -29,11 +29,11 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.config import load_config
-from redis_orchestrator.connections import Connector
-from redis_orchestrator.discovery import discover
-from redis_orchestrator.local_cluster import LocalCluster
-from redis_orchestrator.sync import reconcile_all
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.devcluster.cluster import LocalCluster
+from redis_orchestrator.reconcile.node_pass import reconcile_all
+from redis_orchestrator.topology.discovery import discover
+from redis_orchestrator.wire.connections import Connector
 
 
 def make_catalog(directory: Path, count: int) -> Path:

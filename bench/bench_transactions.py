@@ -44,9 +44,9 @@ from redis.cluster import RedisCluster
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis_orchestrator.client import ScriptError, Scripts, Tx
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 
-CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
 START = 10**12  # balances large enough that a transfer is almost never refused for funds
 
 

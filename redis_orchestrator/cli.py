@@ -14,16 +14,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis_orchestrator import __version__, logs
-from redis_orchestrator.config import Config, Mode, load_config
-from redis_orchestrator.connections import Connector
-from redis_orchestrator.discovery import discover
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.config.settings import Config, Mode
 from redis_orchestrator.errors import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
     ConfigError,
     OrchestratorError,
 )
-from redis_orchestrator.sync import NodeReport, NodeState, reconcile_all
+from redis_orchestrator.reconcile.node_pass import NodeReport, NodeState, reconcile_all
+from redis_orchestrator.topology.discovery import discover
+from redis_orchestrator.wire.connections import Connector
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +100,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "keyslot":
         return _keyslot(args, _configured_mode(args.config))
     if args.verb == "run":
-        from redis_orchestrator.service import run_daemon
+        from redis_orchestrator.daemon.service import run_daemon
 
         return run_daemon(args)
     config = load_config(args.config, args.seed)
@@ -136,9 +137,9 @@ def _slots_note(mode: Mode | None, what: str) -> str | None:
 
 def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool = False) -> int:
     from redis_orchestrator.analysis import Analyzer, format_json, format_text
+    from redis_orchestrator.analysis.checks import CatalogAnalysis
     from redis_orchestrator.analysis.findings import Severity
-    from redis_orchestrator.checks import CatalogAnalysis
-    from redis_orchestrator.key_suggestions import suggestions_yaml, write_key_patterns
+    from redis_orchestrator.analysis.key_suggestions import suggestions_yaml, write_key_patterns
 
     analysis = CatalogAnalysis(Analyzer(same_slot_severity=Severity(same_slot)))
     result = analysis.run(config.catalog)
@@ -310,7 +311,7 @@ def _print_sync(reports: list[NodeReport]) -> int:
 
 
 def _prune(config: Config, really: bool) -> int:
-    from redis_orchestrator.prune import describe_survey, live_count, prune_cluster
+    from redis_orchestrator.reconcile.prune import describe_survey, live_count, prune_cluster
 
     outcomes = asyncio.run(prune_cluster(config, really))
     pending = failed = 0

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from redis_orchestrator.local_cluster import LocalClusterError, LocalTLS
+from redis_orchestrator.devcluster.cluster import LocalClusterError, LocalTLS
 
 
 def make_test_certificates(directory: str | os.PathLike[str], client_auth: str = "optional") -> LocalTLS:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.local_cluster import LocalCluster, redis_server_binary, server_version
+from redis_orchestrator.devcluster.cluster import LocalCluster, redis_server_binary, server_version
 
 
 def pytest_report_header() -> str:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 
 IMAGE = os.environ.get("REDIS_TEST_IMAGE", "redis:7.0")
 

@@ -20,9 +20,9 @@ from typing import ClassVar, Self
 import redis
 import yaml
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,8 +54,8 @@ def write_config(
 ) -> Path:
     """A config file in `directory` with the repo's lua/ copied beside it (so tests may edit it)."""
     if copy_lua and not (directory / "lua").exists():
-        shutil.copytree(REPO / "lua", directory / "lua")
-    sample = yaml.safe_load((REPO / "config.yaml").read_text())
+        shutil.copytree(REPO / "examples" / "lua", directory / "lua")
+    sample = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     data: dict[str, object] = {
         "redis": {"mode": "cluster", "seeds": list(seeds), "timeout": "1s"},
         "daemon": {"reconcile_interval": "1s", "topology_interval": "2s", "config_poll_interval": "200ms"},

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from redis_orchestrator.local_cluster import LocalNode
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 SCALE = max(1, int(os.environ.get("REDIS_ORCHESTRATOR_PROOF_SCALE", "1")))
 FAILOVERS = max(1, int(os.environ.get("REDIS_ORCHESTRATOR_FAILOVERS", "1")))

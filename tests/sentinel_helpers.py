@@ -14,8 +14,8 @@ import pytest
 import redis
 import redis.sentinel
 
-from redis_orchestrator.local_cluster import LocalClusterError, LocalNode, server_version
-from redis_orchestrator.local_sentinel import LocalSentinel
+from redis_orchestrator.devcluster.cluster import LocalClusterError, LocalNode, server_version
+from redis_orchestrator.devcluster.sentinel import LocalSentinel
 from tests.helpers import DaemonProcess, EvalshaLoop, http_get, present, wait_for, write_config
 
 RECONCILE = 1.0  # write_config's reconcile_interval

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import (
     REPO,
     DaemonProcess,

@@ -18,7 +18,6 @@ from redis_orchestrator.analysis import (
     key_slot,
     keyslot_report,
     load_keyspecs,
-    parse_shebang,
     suggest_hash_tags,
 )
 from redis_orchestrator.analysis.declared import read_declared, same_slot
@@ -26,6 +25,7 @@ from redis_orchestrator.analysis.keyspecs import key_positions
 from redis_orchestrator.analysis.slots import patterns_share_slot
 from redis_orchestrator.analysis.suggest import documented_names, suggest_keys
 from redis_orchestrator.analysis.values import NIL, Hole, Lit, Pat, Tab, Val, join_tabs, slot_fact, union
+from redis_orchestrator.catalog.shebang import parse_shebang
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*.lua"))
@@ -314,7 +314,7 @@ def test_format_text_and_json() -> None:
 
 
 def test_sample_library_in_repo_is_clean(analyzer: Analyzer) -> None:
-    root = Path(__file__).parent.parent / "lua"
+    root = Path(__file__).parent.parent / "examples" / "lua"
     for path in sorted(root.rglob("*.lua")):
         kind = "function" if path.read_bytes().startswith(b"#!lua name=") else "script"
         findings = analyzer.analyze(path.read_bytes(), script=path.stem, file=str(path), kind=kind)

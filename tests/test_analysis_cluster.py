@@ -17,8 +17,9 @@ import yaml
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
-from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs, refresh_keyspecs
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs
+from redis_orchestrator.devcluster.cluster import LocalCluster
+from redis_orchestrator.wire.command_table import refresh_keyspecs
 from tests.helpers import REFUSED_KEY, heal_poisoned_scripts
 
 CORPUS = Path(__file__).parent / "analysis_corpus"

@@ -7,9 +7,9 @@ import asyncio
 import redis
 import redis.asyncio
 
-from redis_orchestrator.batch import encode, raw_stream, send_batch, send_encoded
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.devcluster.cluster import LocalCluster
+from redis_orchestrator.wire.batch import encode, raw_stream, send_batch, send_encoded
 
 
 def test_errors_in_place_and_connection_reusable(cluster: LocalCluster) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from redis_orchestrator.cli import main
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import REPO, DaemonProcess, write_config
 
 UNSAFE = """\
@@ -20,7 +20,7 @@ return redis.call('GET', key)
 
 
 def test_check_is_clean_on_the_sample_catalog(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(REPO / "config.yaml"), "check"]) == 0
+    assert main(["--config", str(REPO / "examples" / "config.yaml"), "check"]) == 0
     assert "0 error(s)" in capsys.readouterr().out
 
 

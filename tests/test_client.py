@@ -36,12 +36,12 @@ from redis_orchestrator.client import (
     Tx,
     UnknownScript,
 )
-from redis_orchestrator.config import load_config
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 from tests.helpers import command_calls, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "config.yaml"
+CONFIG = REPO / "examples" / "config.yaml"
 MANIFEST_JSON = json.dumps(load_config(CONFIG).catalog.manifest(), sort_keys=True)  # as the daemon writes it
 
 

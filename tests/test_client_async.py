@@ -23,11 +23,11 @@ from redis_orchestrator.client import (
     TransactionConflict,
     UnknownScript,
 )
-from redis_orchestrator.config import load_config
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import command_calls
 
-CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
 
 
 def run_with_cluster(cluster: LocalCluster, scenario: Callable[[RedisCluster], Awaitable[None]]) -> None:

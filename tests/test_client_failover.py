@@ -40,7 +40,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from redis_orchestrator.client import AsyncScripts, NotReplicated, ScriptError, Scripts, Tx
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, command_calls, present, serves, wait_for, write_config
 from tests.proofs import FAILOVERS, SCALE, FencedResource
 
@@ -537,7 +537,7 @@ def test_a_coordinated_failover_is_followed_through_moved(fresh_cluster: LocalCl
     cluster = fresh_cluster
     host, port = cluster.seeds[0].split(":")
     clients = [RedisCluster(host=host, port=int(port), decode_responses=True) for _ in range(3)]
-    config = Path(__file__).resolve().parent.parent / "config.yaml"
+    config = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
     runner, piper, transactor = (Scripts.from_config(config, c) for c in clients)
     source, target = "{ledger}:acct:moved-a", "{ledger}:acct:moved-b"
     clients[0].set(source, 100)

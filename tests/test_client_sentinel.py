@@ -26,12 +26,12 @@ import redis.exceptions
 import redis.sentinel
 
 from redis_orchestrator.client import AsyncScripts, AsyncTx, CrossSlotError, Scripts, Tx
-from redis_orchestrator.config import load_config
-from redis_orchestrator.local_cluster import free_port_pair, redis_server_binary
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.devcluster.cluster import free_port_pair, redis_server_binary
 from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "config.yaml"
+CONFIG = REPO / "examples" / "config.yaml"
 SERVICE = "orchestrator-test"
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,7 +12,7 @@ import pytest
 import redis.exceptions
 from prometheus_client import CollectorRegistry
 
-from redis_orchestrator.catalog import registered_function_flags
+from redis_orchestrator.catalog.model import registered_function_flags
 from redis_orchestrator.client import (
     Backoff,
     Counters,
@@ -30,10 +30,10 @@ from redis_orchestrator.client.errors import ScriptBusy, translate
 from redis_orchestrator.client.keys import KeyPatterns, slot_of
 from redis_orchestrator.client.pipeline import ExecOutcome, Presence, RepairPlan
 from redis_orchestrator.client.scripts import redirect_target
-from redis_orchestrator.config import load_config
+from redis_orchestrator.config.loader import load_config
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "config.yaml"
+CONFIG = REPO / "examples" / "config.yaml"
 
 
 @pytest.fixture(scope="module")

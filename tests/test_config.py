@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.config import Secret, load_config, parse_config
-from redis_orchestrator.durations import parse_duration
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.config.durations import parse_duration
+from redis_orchestrator.config.loader import load_config, parse_config
+from redis_orchestrator.config.settings import Secret
 from redis_orchestrator.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,11 +26,11 @@ def _problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None) 
 
 
 def test_sample_config_is_valid_and_sha_is_sha1_of_file_bytes() -> None:
-    config = load_config(REPO / "config.yaml")
+    config = load_config(REPO / "examples" / "config.yaml")
     assert config.catalog.version
     transfer = config.catalog.current("transfer")
     assert transfer is not None
-    assert transfer.sha == sha1_hex((REPO / "lua/ledger/transfer.lua").read_bytes())
+    assert transfer.sha == sha1_hex((REPO / "examples/lua/ledger/transfer.lua").read_bytes())
     assert config.catalog.functions and config.catalog.functions[0].library == "orchestrator_lib"
     assert set(config.catalog.functions[0].functions) == {"capped_incr_fn", "counter_get"}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]

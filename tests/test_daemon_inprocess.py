@@ -14,13 +14,13 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.cli import main
-from redis_orchestrator.config import load_config
-from redis_orchestrator.daemon import Daemon, ReloadResult
-from redis_orchestrator.local_cluster import LocalCluster
-from redis_orchestrator.metrics import Metrics
-from redis_orchestrator.sync import NodeState
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.daemon.lifecycle import Daemon, ReloadResult
+from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.devcluster.cluster import LocalCluster
+from redis_orchestrator.reconcile.node_pass import NodeState
 from tests.helpers import all_hold, catalog_shas, libraries, present, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(120)

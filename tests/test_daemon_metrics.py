@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster, free_port_pair
+from redis_orchestrator.devcluster.cluster import LocalCluster, free_port_pair
 from tests.helpers import DaemonProcess, http_get, spin_lua, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(90)
@@ -33,7 +33,9 @@ def test_daemon_metrics_name_slow_scripts_and_count_repairs(clean_cluster: Local
     import yaml
 
     (tmp_path / "slow.lua").write_text(SLOW)
-    sample = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())["catalog"]["scripts"]
+    sample = yaml.safe_load((Path(__file__).parent.parent / "examples" / "config.yaml").read_text())["catalog"][
+        "scripts"
+    ]
     port = free_port_pair()
     config = write_config(
         tmp_path,
@@ -57,7 +59,7 @@ def test_daemon_metrics_name_slow_scripts_and_count_repairs(clean_cluster: Local
                 assert _sample(text, "redis_orchestrator_node_scripts_missing", node=n.address) == 0.0, n
             assert _sample(text, "redis_orchestrator_catalog_info", version="test-1") == 1.0
             # A slow catalog script, run by sha on one node, shows up under its name.
-            from redis_orchestrator.catalog import sha1_hex
+            from redis_orchestrator.catalog.model import sha1_hex
 
             sha = sha1_hex((tmp_path / "slow.lua").read_bytes())
             wait_for(

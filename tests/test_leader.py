@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from redis_orchestrator.topology import Node, Role, Topology, parse_cluster_shards
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from redis_orchestrator.topology.model import Node, Role, Topology, parse_cluster_shards
 from tests.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
@@ -158,7 +158,7 @@ def test_the_lease_survives_a_failover_of_its_shard(fresh_cluster: LocalCluster,
 
 
 def test_primary_for_routes_by_slot_and_standalone() -> None:
-    from redis_orchestrator.leader import _moved_to, primary_for
+    from redis_orchestrator.daemon.leader import _moved_to, primary_for
 
     low = Node("10.0.0.1", 7000, slots=((0, 8191),))
     high = Node("10.0.0.2", 7000, slots=((8192, 16383),))

@@ -32,10 +32,10 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from redis_orchestrator.client import AsyncScripts, ScriptError, Scripts
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 from tests.proofs import SCALE, FencedResource, Reader, replica_client, run_workers
 
-CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
 THREADS = 4
 TASKS = 8
 

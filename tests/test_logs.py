@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]

@@ -16,9 +16,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 
-LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
+LUA_DIR = Path(__file__).resolve().parent.parent / "examples" / "lua"
 MAX_SAFE = 2**53 - 1
 LIB_NAME = "orchestrator_lib"
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from redis_orchestrator.http import MetricsServer
-from redis_orchestrator.http import Readiness as HttpReadiness
-from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.daemon.http import MetricsServer
+from redis_orchestrator.daemon.http import Readiness as HttpReadiness
+from redis_orchestrator.daemon.metrics import Metrics
 from tests.helpers import NODE, http_get, populated_metrics
 
 

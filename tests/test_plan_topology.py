@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
-from redis_orchestrator.catalog import Catalog, Kind, Script, sha1_hex
-from redis_orchestrator.leader import primary_for
-from redis_orchestrator.plan import Observation, plan_node
-from redis_orchestrator.topology import Node, Role, Topology, parse_cluster_nodes, parse_cluster_shards
+from redis_orchestrator.catalog.model import Catalog, Kind, Script, sha1_hex
+from redis_orchestrator.daemon.leader import primary_for
+from redis_orchestrator.reconcile.plan import Observation, plan_node
+from redis_orchestrator.topology.model import Node, Role, Topology, parse_cluster_nodes, parse_cluster_shards
 
 
 def _script(name: str, body: bytes, kind: str = "script", library: str | None = None) -> Script:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from redis_orchestrator.http import MetricsServer, Readiness
-from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.daemon.http import MetricsServer, Readiness
+from redis_orchestrator.daemon.metrics import Metrics
 from tests.helpers import NODE, free_port, http_get, populated_metrics
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redis_orchestrator.catalog import sha1_hex
+from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.cli import main
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import EvalshaOnlyClient, all_hold, local_key, present, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -36,7 +36,7 @@ def _versioned_config(tmp_path: Path, seeds: list[str], keep: int | None) -> tup
 
 
 def _live_shas(config: Path) -> set[str]:
-    from redis_orchestrator.config import load_config
+    from redis_orchestrator.config.loader import load_config
 
     return {s.sha for s in load_config(config).catalog.scripts}
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.local_cluster import LocalNode
-from redis_orchestrator.local_sentinel import LocalSentinel
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.devcluster.cluster import LocalNode
+from redis_orchestrator.devcluster.sentinel import LocalSentinel
 from tests.helpers import DaemonProcess, catalog_shas, cli, free_port, present, wait_for
 from tests.sentinel_helpers import RECONCILE, group_holds, replication_config, slow_runs, started_group
 

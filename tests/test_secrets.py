@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import (
     DaemonProcess,
     acl_log_fields,

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from redis_orchestrator.cli import main
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 from tests.helpers import (
     DaemonProcess,
     EvalshaOnlyClient,

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.config import load_config
-from redis_orchestrator.daemon import Daemon
-from redis_orchestrator.local_sentinel import LocalSentinel
-from redis_orchestrator.metrics import Metrics
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.daemon.lifecycle import Daemon
+from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.devcluster.sentinel import LocalSentinel
 from tests.helpers import (
     DaemonProcess,
     catalog_shas,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalNode
-from redis_orchestrator.local_sentinel import LocalSentinel
+from redis_orchestrator.devcluster.cluster import LocalNode
+from redis_orchestrator.devcluster.sentinel import LocalSentinel
 from tests.helpers import REPO, DaemonProcess, acl_log_fields, catalog_shas, cli, present, wait_for
 from tests.sentinel_helpers import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.local_cluster import LocalNode
+from redis_orchestrator.devcluster.cluster import LocalNode
 from tests.helpers import DaemonProcess, catalog_shas, libraries, wait_for
 from tests.sentinel_helpers import (
     SentinelClient,

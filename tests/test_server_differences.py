@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.local_cluster import LocalCluster, server_version
+from redis_orchestrator.devcluster.cluster import LocalCluster, server_version
 from tests.helpers import REFUSED_KEY, heal_poisoned_scripts, local_key_of, scripts_poisoned
 
 pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(120)]

@@ -19,12 +19,11 @@ import pytest
 import redis
 import redis.asyncio
 
-from redis_orchestrator import busy
-from redis_orchestrator.catalog import Catalog, Kind, Script, mark_live, sha1_hex
-from redis_orchestrator.config import DesiredState, KillPolicy, SlowScriptSettings
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode
-from redis_orchestrator.metrics import KILL_RESULTS, Metrics
-from redis_orchestrator.slowlog import (
+from redis_orchestrator.catalog.model import Catalog, Kind, Script, mark_live, sha1_hex
+from redis_orchestrator.config.settings import DesiredState, KillPolicy, SlowScriptSettings
+from redis_orchestrator.daemon import busy
+from redis_orchestrator.daemon.metrics import KILL_RESULTS, Metrics
+from redis_orchestrator.daemon.slowlog import (
     SlowlogEntry,
     SlowlogWatcher,
     advance,
@@ -33,6 +32,7 @@ from redis_orchestrator.slowlog import (
     parse_config_value,
     parse_slowlog,
 )
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
 from tests.helpers import spin_lua
 
 # Spins for ARGV[1] milliseconds on any server (longer than 128 bytes: EVAL gets cut).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from redis_orchestrator.cli import main
-from redis_orchestrator.local_cluster import LocalCluster, free_port_pair
+from redis_orchestrator.devcluster.cluster import LocalCluster, free_port_pair
 from tests.helpers import all_hold, catalog_shas, command_calls, present, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,10 +71,10 @@ def test_steady_state_costs_one_command_per_node(clean_cluster: LocalCluster, tm
 def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: LocalCluster, tmp_path: Path) -> None:
     import asyncio
 
-    from redis_orchestrator.config import load_config
-    from redis_orchestrator.connections import Connector
-    from redis_orchestrator.discovery import discover
-    from redis_orchestrator.sync import reconcile_all
+    from redis_orchestrator.config.loader import load_config
+    from redis_orchestrator.reconcile.node_pass import reconcile_all
+    from redis_orchestrator.topology.discovery import discover
+    from redis_orchestrator.wire.connections import Connector
 
     config = load_config(write_config(tmp_path, clean_cluster.seeds[:1]))
 
@@ -112,7 +112,7 @@ def _sample_scripts() -> list[dict[str, object]]:
 
     from tests.helpers import REPO
 
-    return list(yaml.safe_load((REPO / "config.yaml").read_text())["catalog"]["scripts"])
+    return list(yaml.safe_load((REPO / "examples" / "config.yaml").read_text())["catalog"]["scripts"])
 
 
 def test_script_redis_refuses_is_named_and_the_others_still_load(
@@ -133,7 +133,7 @@ def test_script_redis_refuses_is_named_and_the_others_still_load(
     err = capsys.readouterr().err
     assert "broken@1 (broken.lua)" in err and "Error compiling script" in err
     assert err.count("Redis refused") == 1  # once per script, not once per node
-    from redis_orchestrator.catalog import sha1_hex
+    from redis_orchestrator.catalog.model import sha1_hex
 
     fine = sha1_hex((tmp_path / "fine.lua").read_bytes())
     assert all_hold(clean_cluster, {fine})

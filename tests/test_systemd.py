@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster
-from redis_orchestrator.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
+from redis_orchestrator.daemon.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import REPO, DaemonProcess, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -264,12 +264,12 @@ def test_dockerfile_runs_non_root_with_a_healthcheck() -> None:
 
 
 def test_container_config_is_valid_and_the_init_script_parses(tmp_path: Path) -> None:
-    from redis_orchestrator.config import parse_config
+    from redis_orchestrator.config.loader import parse_config
 
     secret = tmp_path / "orchestrator-password"
     secret.write_text((DEPLOY / "container" / "secrets" / "orchestrator-password").read_text())
     text = (DEPLOY / "container" / "config.yaml").read_text().replace("/run/secrets/orchestrator-password", str(secret))
-    shutil.copytree(REPO / "lua", tmp_path / "lua")
+    shutil.copytree(REPO / "examples" / "lua", tmp_path / "lua")
     config = parse_config(text, tmp_path / "config.yaml", environ={})
     assert config.start.metrics.listen == "0.0.0.0:9840"
     assert config.start.leader.enabled and config.start.manifest.key == "{redis-orchestrator}:manifest"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster, LocalClusterError, LocalTLS, server_version
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalClusterError, LocalTLS, server_version
 from tests.certs import make_test_certificates
 from tests.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
 

@@ -18,14 +18,14 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from redis_orchestrator.catalog import sha1_hex
-from redis_orchestrator.config import load_config
-from redis_orchestrator.daemon import Daemon
-from redis_orchestrator.features import Feature
-from redis_orchestrator.local_cluster import LocalCluster, LocalNode, server_version
-from redis_orchestrator.metrics import Metrics
-from redis_orchestrator.servers import ServerInfo
-from redis_orchestrator.sync import NodeState
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.daemon.lifecycle import Daemon
+from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode, server_version
+from redis_orchestrator.reconcile.node_pass import NodeState
+from redis_orchestrator.wire.features import Feature
+from redis_orchestrator.wire.servers import ServerInfo
 from tests.helpers import all_hold, catalog_shas, cli, libraries, present, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

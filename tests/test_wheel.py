@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.local_cluster import LocalCluster
+from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import REPO, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -29,7 +29,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from redis_orchestrator.analysis.keyspecs import KeySpecs, refresh_keyspecs
+from redis_orchestrator.analysis.keyspecs import KeySpecs
+from redis_orchestrator.wire.command_table import refresh_keyspecs
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "redis_orchestrator" / "analysis" / "keyspecs.json"
 

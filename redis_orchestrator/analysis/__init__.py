@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .analyzer import Analyzer
     from .findings import Finding
-    from .keyspecs import CommandSpec, KeySpec, KeySpecs, load_keyspecs, refresh_keyspecs
+    from .keyspecs import CommandSpec, KeySpec, KeySpecs, load_keyspecs
     from .report import format_json, format_text
-    from .shebang import Shebang, parse_shebang
     from .slots import KeyslotReport, hash_tag, key_slot, keyslot_report, suggest_hash_tags
 
 # Imported on first use (PEP 562): the daemon and the one-shot verbs read `findings` (Severity) and
@@ -29,11 +28,8 @@ _WHERE = {
     "KeySpec": "keyspecs",
     "KeySpecs": "keyspecs",
     "load_keyspecs": "keyspecs",
-    "refresh_keyspecs": "keyspecs",
     "format_json": "report",
     "format_text": "report",
-    "Shebang": "shebang",
-    "parse_shebang": "shebang",
     "KeyslotReport": "slots",
     "hash_tag": "slots",
     "key_slot": "slots",
@@ -56,14 +52,11 @@ __all__ = [
     "KeySpec",
     "KeySpecs",
     "KeyslotReport",
-    "Shebang",
     "format_json",
     "format_text",
     "hash_tag",
     "key_slot",
     "keyslot_report",
     "load_keyspecs",
-    "parse_shebang",
-    "refresh_keyspecs",
     "suggest_hash_tags",
 ]

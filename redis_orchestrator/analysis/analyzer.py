@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 
+from redis_orchestrator.catalog.shebang import KNOWN_FLAGS, parse_shebang, strip_shebang
+
 from .declared import Declared, read_declared
 from .derive import Lua51
 from .findings import ERROR, INFO, WARNING, Finding, Severity
 from .keyspecs import KeySpecs, load_keyspecs
 from .lexer import LineMap, LuaSyntaxError
 from .lua import Walker
-from .shebang import KNOWN_FLAGS, parse_shebang, strip_shebang
 from .slots import patterns_share_slot, suggest_hash_tags
 from .suggest import KeyUsage
 from .syntax import parse

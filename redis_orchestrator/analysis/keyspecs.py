@@ -1,8 +1,8 @@
 """Which arguments of a Redis command are keys, and whether it writes: Redis' own command table.
 
 The table is `COMMAND` / `COMMAND INFO` of a real server (tools/gen_keyspecs.py writes the shipped
-keyspecs.json; `refresh_keyspecs` rebuilds it from a live node, modules' commands included). One
-entry of the RESP2 reply, as the parser below reads it:
+keyspecs.json; `wire.command_table.refresh_keyspecs` rebuilds it from a live node, modules' commands
+included). One entry of the RESP2 reply, as that parser reads it:
 
     1) "zunionstore"  2) (integer) -4  3) 1) "write" 2) "denyoom" 4) (integer) 1  5) (integer) 1
     6) (integer) 1  7) ACL categories  8) tips
@@ -18,16 +18,10 @@ Positions are argv indexes with the command name at 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import TYPE_CHECKING, Any
-
-from redis_orchestrator import replies
-from redis_orchestrator.servers import ServerInfo
-
-if TYPE_CHECKING:
-    import redis
+from typing import Any
 
 SHIPPED_FILE = "keyspecs.json"
 
@@ -190,71 +184,6 @@ def load_keyspecs() -> KeySpecs:
     """The table shipped with the package (generated from a real redis-server)."""
     text = resources.files("redis_orchestrator.analysis").joinpath(SHIPPED_FILE).read_text("utf-8")
     return KeySpecs.from_json(text)
-
-
-def refresh_keyspecs(client: redis.Redis) -> KeySpecs:
-    """Rebuild the table from a live node: its `COMMAND` reply, modules' commands included."""
-    node_client: Any = client
-    if hasattr(client, "get_default_node"):  # a RedisCluster: ask one node
-        node_client = client.get_default_node().redis_connection
-    # The raw reply, not redis-py's COMMAND callback (which reshapes key specs differently per version).
-    connection = node_client.connection_pool.get_connection()
-    try:
-        connection.send_command("COMMAND")
-        reply = connection.read_response()
-        connection.send_command("INFO", "server")
-        info = connection.read_response()
-    finally:
-        node_client.connection_pool.release(connection)
-    return keyspecs_from_command_reply(reply, source=ServerInfo.parse(replies.text(info)).label)
-
-
-def keyspecs_from_command_reply(reply: Iterable[Any], source: str = "") -> KeySpecs:
-    commands: dict[str, CommandSpec] = {}
-    for entry in reply:
-        spec = _spec_from_reply(entry)
-        commands[spec.name] = spec
-    return KeySpecs(commands, source)
-
-
-def _spec_from_reply(entry: Sequence[Any]) -> CommandSpec:
-    name = replies.text(entry[0]).lower()
-    key_specs = tuple(_keyspec_from_reply(ks) for ks in (entry[8] if len(entry) > 8 else []))
-    subs = {}
-    for sub in entry[9] if len(entry) > 9 else []:
-        sub_spec = _spec_from_reply(sub)
-        subs[sub_spec.name] = sub_spec
-    return CommandSpec(
-        name=name,
-        arity=int(entry[1]),
-        flags=frozenset(replies.text(f) for f in entry[2]),
-        first_key=int(entry[3]),
-        last_key=int(entry[4]),
-        step=int(entry[5]),
-        key_specs=key_specs,
-        subcommands=subs,
-    )
-
-
-def _keyspec_from_reply(raw: Any) -> KeySpec:
-    fields = replies.as_map(raw)
-    begin = replies.as_map(fields.get("begin_search", {}))
-    find = replies.as_map(fields.get("find_keys", {}))
-    bspec = replies.as_map(begin.get("spec", []) or [])
-    fspec = replies.as_map(find.get("spec", []) or [])
-    return KeySpec(
-        begin=replies.text(begin.get("type", "unknown")),
-        index=int(bspec.get("index", 0)),
-        keyword=replies.text(bspec.get("keyword", "")),
-        startfrom=int(bspec.get("startfrom", 0)),
-        find=replies.text(find.get("type", "unknown")),
-        lastkey=int(fspec.get("lastkey", 0)),
-        keystep=int(fspec.get("keystep", 1)),
-        limit=int(fspec.get("limit", 0)),
-        keynumidx=int(fspec.get("keynumidx", 0)),
-        firstkey=int(fspec.get("firstkey", 0)),
-        flags=frozenset(replies.text(f) for f in fields.get("flags", [])),
-    )
 
 
 def _spec_to_obj(spec: CommandSpec) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from redis_orchestrator.analysis.shebang import parse_shebang
-from redis_orchestrator.catalog import Kind
+from redis_orchestrator.catalog.model import Kind
+from redis_orchestrator.catalog.shebang import parse_shebang
 from redis_orchestrator.client.errors import ManifestError, UnknownScript
 
 KIND_SCRIPT = Kind.SCRIPT

@@ -69,7 +69,7 @@ def acked_count(replies: Sequence[Any], wait: Command | None) -> int:
 def manifest_from_config(path: str | os.PathLike[str]) -> Manifest:
     """The catalog itself, read as the daemon reads it (for tests and local use)."""
     # Imported here: an application reading the manifest needs neither YAML nor the daemon's config.
-    from redis_orchestrator.config import load_config
+    from redis_orchestrator.config.loader import load_config
 
     return load_manifest(load_config(path).catalog.manifest())
 

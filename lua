@@ -1,1 +1,0 @@
-redis_orchestrator/lua

@@ -1,0 +1,1 @@
+"""The config file parsed once at the edge into frozen settings."""

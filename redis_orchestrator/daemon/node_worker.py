@@ -1,0 +1,262 @@
+"""Where a node's cache is repaired: one worker per node, each on its own cadence.
+
+A worker reconciles its node every `reconcile_interval` (one round trip when nothing changed) and
+at once when woken: by a catalog change, by the topology loop, or by the node's liveness watch
+(liveness.py). A node that is down is probed every `down_poll_interval`, ten times as often in its
+first 10 s down, so a restarted node is reloaded a few milliseconds after its first answer. (Not
+before: a restarted replica serves reads at once, so a client hammering it can still meet NOSCRIPT
+in those milliseconds; bench/bench_repair.py counts them.) Failures are logged once per state
+change, not per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+
+from redis_orchestrator import logs
+from redis_orchestrator.catalog.model import Catalog
+from redis_orchestrator.config.settings import DesiredState
+from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.daemon.waiting import wait_event
+from redis_orchestrator.reconcile.node_pass import NodeReport, NodeState, reconcile_node
+from redis_orchestrator.topology.model import Node
+from redis_orchestrator.wire.batch import send_batch
+from redis_orchestrator.wire.connections import Connector
+from redis_orchestrator.wire.features import Feature, NodeFeatures, refused
+from redis_orchestrator.wire.replies import text
+from redis_orchestrator.wire.servers import ServerInfo
+
+_MAX_REFUSED_BACKOFF = 5.0
+# Right after a node goes down it is probed this many times as often as down_poll_interval, for
+# _FAST_PROBE_WINDOW seconds: a restart usually brings it back within that time, and every
+# millisecond between its first answer and our reload is a millisecond of NOSCRIPT for clients
+# (a restarted replica serves reads at once). A refused connect costs next to nothing.
+_FAST_PROBE_FACTOR = 10
+_FAST_PROBE_WINDOW = 10.0
+# A full observation (every SHA) at least this often, even while the cache marker says all is well.
+_FULL_CHECK_EVERY = 60
+# INFO memory (cached scripts, their memory) for the cache gauges every this many passes: it moves
+# slowly, and its reply is a kilobyte and a half per node.
+_CACHE_STATS_EVERY = 10
+
+
+@dataclass
+class NodeStatus:
+    """What the worker last saw, for /readyz, status and tests."""
+
+    state: NodeState = NodeState.UNKNOWN
+    error: str | None = None
+    missing: int = 0
+    reconciles: int = 0  # passes so far: the systemd watchdog checks they keep coming
+    down_since: float | None = None  # clock time the node was last seen going down
+
+    @property
+    def in_sync(self) -> bool:
+        return self.state == NodeState.OK and not self.missing
+
+
+class NodeWorker:
+    """The reconcile loop of one node (`run`), and one pass of it (`reconcile_once`)."""
+
+    name = "reconcile"
+
+    def __init__(
+        self,
+        node: Node,
+        connector: Connector,
+        desired: Callable[[], DesiredState],
+        metrics: Metrics,
+        *,
+        on_moved: Callable[[Node], None] = lambda _node: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.node = node
+        self.connector = connector
+        self._desired = desired
+        self.metrics = metrics
+        # The daemon looks at the topology sooner: a node that went down may be failing over, one
+        # that says another role than the topology, or answers READONLY/LOADING, has moved.
+        self._on_moved = on_moved
+        self._clock = clock
+        self.status = NodeStatus()
+        self.wake = asyncio.Event()
+        self.features = NodeFeatures(node.address, metrics)
+        self.server: ServerInfo | None = None  # asked once per connection epoch (a restart may change it)
+        self._evicted = -1  # evicted_scripts at the last look (-1: not read yet), where scripts can vanish
+        self._trusted_catalog: Catalog | None = None
+        self._passes_since_full = 0
+
+    @property
+    def address(self) -> str:
+        return self.node.address
+
+    def update_node(self, node: Node) -> None:
+        if node.role != self.node.role:
+            logs.event("role_changed", node=self.address, old=self.node.role, new=node.role)
+            self.metrics.node_known(self.address, node.role)
+            self.wake.set()
+        self.node = node
+
+    async def repair_now(self) -> None:
+        """The node dropped or came back (liveness watch): reconcile now, on fresh connections (the
+        pooled ones may be dead too; a stale socket would fail the first command once). It may have
+        restarted as another server or with another config: ask again what it is and refuses."""
+        with contextlib.suppress(Exception):
+            await self.connector.client(self.node.host, self.node.port).connection_pool.disconnect()
+        self.server = None
+        self.features.reset()
+        self.wake.set()
+
+    async def _learn_server(self, client: redis.asyncio.Redis) -> None:
+        """INFO server + stats, once: which server this is decides how far the cache marker is trusted."""
+        try:
+            server_reply, stats_reply = await send_batch(client, [("INFO", "server"), ("INFO", "stats")])
+        except (redis.RedisError, OSError):
+            return  # down or frozen: the pass itself will say so
+        if isinstance(server_reply, Exception) or isinstance(stats_reply, Exception):
+            failed = server_reply if isinstance(server_reply, Exception) else stats_reply
+            assert isinstance(failed, Exception)
+            if refused(failed):
+                self.features.refuse(Feature.EVICTION_WATCH, "INFO", failed)
+            return
+        self.server = ServerInfo.parse(text(server_reply), text(stats_reply))
+
+    def _watches_evictions(self) -> bool:
+        """Where scripts can leave the cache one at a time, or where we could not tell."""
+        return self.server is None or self.server.scripts_can_vanish
+
+    # ------------------------------------------------------------------ one pass
+
+    async def reconcile_once(self) -> NodeReport:
+        desired = self._desired()
+        catalog = desired.catalog
+        client = self.connector.client(self.node.host, self.node.port)
+        started = time.perf_counter()
+        if self.server is None and self.status.state != NodeState.DOWN:
+            await self._learn_server(client)
+        # Trust the cache marker only after a complete, clean full pass on this very catalog, and
+        # look at every SHA again every _FULL_CHECK_EVERY passes anyway.
+        quick = (
+            self._trusted_catalog is catalog
+            and self._passes_since_full < _FULL_CHECK_EVERY
+            and self.status.state == NodeState.OK
+        )
+        report = await reconcile_node(
+            client,
+            self.node,
+            catalog,
+            write=True,
+            delete_unlisted=desired.functions.delete_unlisted,
+            quick=quick,
+            features=self.features,
+            evictions_seen=self._evicted if self._watches_evictions() else None,
+            cache_stats=self.status.reconciles % _CACHE_STATS_EVERY == 0,
+        )
+        cache = report.cache
+        if cache.evicted_scripts is not None:
+            self._evicted = cache.evicted_scripts
+        self.metrics.script_cache_read(
+            self.address, cache.cached_scripts, cache.eval_memory_bytes, cache.evicted_scripts
+        )
+        if report.role is not None and report.role != self.node.role:
+            self._on_moved(self.node)  # the node knows better than the topology: look again now
+        if report.quick and report.state == NodeState.OK:
+            self._passes_since_full += 1
+        elif not report.quick:
+            self._trusted_catalog = catalog if report.state == NodeState.OK else None
+            self._passes_since_full = 0
+        self._record(report, time.perf_counter() - started)
+        return report
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Reconcile on the cadence below until cancelled."""
+        refused_backoff = 0.0
+        while True:
+            self.wake.clear()
+            started = self._clock()
+            report = await self.reconcile_once()
+            daemon = self._desired().daemon
+            if report.state.answered:
+                refused_backoff = 0.0
+                # A cadence, not a pause: the pass's own duration is taken off the wait, so a flush
+                # is seen at most one interval after the previous look, however slow the node.
+                delay = max(0.0, daemon.reconcile_interval - (self._clock() - started))
+            elif report.state == NodeState.MOVING:
+                delay = daemon.down_poll_interval  # re-plan at once on a fresh ROLE: it settles in moments
+            elif report.state == NodeState.DOWN:
+                # Cheap on a dead node (connection refused at once); a frozen one costs its timeout.
+                delay = daemon.down_poll_interval
+                if self._clock() - (self.status.down_since or 0.0) < _FAST_PROBE_WINDOW:
+                    delay /= _FAST_PROBE_FACTOR
+            else:
+                refused_backoff = min(max(refused_backoff * 2, daemon.down_poll_interval), _MAX_REFUSED_BACKOFF)
+                delay = refused_backoff
+            await wait_event(self.wake, delay)
+
+    def _record(self, report: NodeReport, seconds: float) -> None:
+        status = self.status
+        previous_state, previous_error = status.state, status.error
+        status.reconciles += 1
+        status.state, status.error = report.state, report.problem
+        if report.plan is not None:
+            status.missing = len(report.missing_after)
+        if report.loads:
+            logs.event(
+                "repaired",
+                node=self.address,
+                role=self.node.role,
+                loaded=len(report.loads),
+                scripts=",".join(s.label for s in report.loads),
+            )
+        # A down node's error text wanders (reset by peer, refused, timeout) while nothing changed
+        # for the operator: "down" is one state, logged once. Refusals and load failures are logged
+        # again when their reason changes (LOADING, then NOPERM, is news).
+        down = status.state == NodeState.DOWN
+        moving = status.state == NodeState.MOVING
+        if status.state != previous_state or (not (down or moving) and status.error != previous_error):
+            if down:
+                status.down_since = self._clock()
+            self._log_transition(previous_state, report)
+            if down or moving:
+                self._on_moved(self.node)
+        self.metrics.node_reconciled(
+            self.address,
+            self.node.role,
+            up=report.state.answered,
+            missing=status.missing,
+            loaded=len(report.loads),
+            failed=status.state not in (NodeState.OK, NodeState.MOVING),
+            seconds=seconds if report.reachable else None,
+        )
+
+    def _log_transition(self, previous: NodeState, report: NodeReport) -> None:
+        state = self.status.state
+        if state == NodeState.OK:
+            if previous != NodeState.UNKNOWN:
+                logs.event("node_recovered", node=self.address, role=self.node.role, previous=previous)
+        elif state == NodeState.DOWN:
+            logs.warning("node_down", node=self.address, role=self.node.role, error=report.error)
+        elif state == NodeState.MOVING:
+            # Not a failure: READONLY/LOADING/MOVED while the topology settles (a failover, a node
+            # rejoining as a replica). Said once, at info level; the node is re-planned at once.
+            logs.event("node_moving", node=self.address, role=self.node.role, reason=report.error)
+        elif state == NodeState.REFUSED:
+            logs.warning("node_refused", node=self.address, role=self.node.role, error=report.error)
+        else:
+            for failure in report.failures:
+                logs.warning(
+                    "load_failed",
+                    node=self.address,
+                    script=failure.script.label,
+                    file=failure.script.file,
+                    error=failure.message,
+                )

@@ -1,0 +1,1 @@
+"""Throwaway local deployments of real server processes."""

@@ -1,0 +1,1 @@
+"""Bringing one node to the catalog."""

@@ -1,0 +1,1 @@
+"""Talking RESP to one node."""

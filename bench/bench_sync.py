@@ -31,8 +31,9 @@ from redis.cluster import RedisCluster
 
 from redis_orchestrator.config.loader import load_config
 from redis_orchestrator.devcluster.cluster import LocalCluster
-from redis_orchestrator.reconcile.node_pass import reconcile_all
+from redis_orchestrator.reconcile.settle import one_shot_passes, settle
 from redis_orchestrator.topology.discovery import discover
+from redis_orchestrator.topology.model import Topology
 from redis_orchestrator.wire.connections import Connector
 
 
@@ -80,7 +81,12 @@ async def ours(config_path: Path, seeds: list[str]) -> tuple[float, int]:
     try:
         started = time.perf_counter()
         topology = await discover(connector, seeds)
-        reports = await reconcile_all(connector, topology, config.catalog)
+        run = one_shot_passes(connector, config.catalog, write=True)
+
+        async def same() -> Topology:
+            return topology
+
+        reports = (await settle(run, topology, same, max_rounds=1)).reports.values()
         elapsed = time.perf_counter() - started
     finally:
         await connector.aclose()

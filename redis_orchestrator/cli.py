@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis_orchestrator import __version__, logs
 from redis_orchestrator.config.loader import load_config
@@ -22,9 +22,10 @@ from redis_orchestrator.errors import (
     ConfigError,
     OrchestratorError,
 )
-from redis_orchestrator.reconcile.node_pass import NodeReport, NodeState, reconcile_all
-from redis_orchestrator.topology.discovery import discover
-from redis_orchestrator.wire.connections import Connector
+from redis_orchestrator.reconcile.node_pass import NodeReport, NodeState
+
+if TYPE_CHECKING:
+    from redis_orchestrator.reconcile.settle import Convergence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +112,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_CLEAN
     if args.verb == "prune":
         return _prune(config, really=args.yes)
-    return asyncio.run(_online(args, config))
+    return _online(args, config)
 
 
 # ---------------------------------------------------------------------- check / keyslot
@@ -191,26 +192,25 @@ def _keyslot(args: argparse.Namespace, mode: Mode | None) -> int:
 # ---------------------------------------------------------------------- plan / sync / status
 
 
-async def _online(args: argparse.Namespace, config: Config) -> int:
-    redis_settings = config.start.redis
-    connector = Connector(redis_settings)
-    try:
-        topology = await discover(
-            connector, redis_settings.seeds, redis_settings.mode, timeout=redis_settings.timeout * 2
+def _online(args: argparse.Namespace, config: Config) -> int:
+    """plan / sync / status: passes until the deployment settles (reconcile/settle.py)."""
+    from redis_orchestrator.reconcile.settle import settle_deployment
+
+    result = asyncio.run(
+        settle_deployment(
+            config.start.redis,
+            config.catalog,
+            write=args.verb == "sync",
+            delete_unlisted=config.desired.functions.delete_unlisted,
+            on_note=lambda note: print(f"warning: {note}", file=sys.stderr),  # Sentinels that disagree, a stray primary
         )
-        for note in topology.notes:  # Sentinels that disagree, a stray primary
-            print(f"warning: {note}", file=sys.stderr)
-        write = args.verb == "sync"
-        reports = await reconcile_all(
-            connector, topology, config.catalog, write=write, delete_unlisted=config.desired.functions.delete_unlisted
-        )
-    finally:
-        await connector.aclose()
+    )
+    reports = list(result.reports.values())
     if args.verb == "plan":
         return _print_plan(reports, args.format)
     if args.verb == "status":
         return _print_status(reports, config, args.format)
-    return _print_sync(reports)
+    return _print_sync(result)
 
 
 def _node_dict(report: NodeReport) -> dict[str, Any]:
@@ -282,18 +282,20 @@ def _print_status(reports: list[NodeReport], config: Config, fmt: str) -> int:
     return EXIT_CLEAN if all(r["in_sync"] for r in rows) else EXIT_FINDINGS
 
 
-def _print_sync(reports: list[NodeReport]) -> int:
+def _print_sync(result: Convergence) -> int:
     refused: dict[str, str] = {}
     unreachable = []
     loads = 0
+    reports = list(result.reports.values())
     for report in reports:
-        loads += len(report.loads)
+        loaded = result.loaded(report.node.address)
+        loads += len(loaded)
         if not report.state.answered:
             unreachable.append(f"{report.node}: {report.error}")
         for failure in report.failures:
             refused.setdefault(f"{failure.script.label} ({failure.script.file})", failure.message)
-        if report.loads:
-            labels = ", ".join(s.label for s in report.loads)
+        if loaded:
+            labels = ", ".join(s.label for s in loaded)
             print(f"{report.node.address:<22} {report.node.role:<8} loaded {labels}")
     for node in unreachable:
         print(f"warning: not synced, {node}", file=sys.stderr)
@@ -301,7 +303,7 @@ def _print_sync(reports: list[NodeReport]) -> int:
         print(f"error: Redis refused {script}: {message}", file=sys.stderr)
     reachable = [r for r in reports if r.state.answered]
     in_sync = [r for r in reachable if r.in_sync]
-    print(f"{len(in_sync)} of {len(reports)} node(s) hold the catalog; {loads} load(s) this pass")
+    print(f"{len(in_sync)} of {len(reports)} node(s) hold the catalog; {loads} load(s) this run")
     if refused or not reachable or len(in_sync) < len(reachable):
         return EXIT_FINDINGS
     return EXIT_CLEAN

@@ -17,8 +17,10 @@ from prometheus_client import CollectorRegistry
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.cli import main
 from redis_orchestrator.config.loader import load_config
-from redis_orchestrator.daemon.lifecycle import Daemon, ReloadResult
+from redis_orchestrator.daemon.assembly import build_daemon
+from redis_orchestrator.daemon.lifecycle import Daemon
 from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.daemon.reload import ReloadResult
 from redis_orchestrator.devcluster.cluster import LocalCluster
 from redis_orchestrator.reconcile.node_pass import NodeState
 from tests.helpers import all_hold, catalog_shas, libraries, present, wait_for, write_config
@@ -35,7 +37,9 @@ class FakeClock:
 
 
 def daemon_for(config: Path) -> Daemon:
-    return Daemon(load_config(config), metrics=Metrics(CollectorRegistry()), serve_metrics=False, clock=FakeClock())
+    return build_daemon(
+        load_config(config), metrics=Metrics(CollectorRegistry()), serve_metrics=False, clock=FakeClock()
+    )
 
 
 def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
@@ -54,7 +58,7 @@ def test_converge_loads_every_node_then_repairs_a_flushed_replica(clean_cluster:
             reports = first.reports
             assert set(reports) == {n.address for n in clean_cluster.nodes}
             assert all(r.state == NodeState.OK and r.in_sync for r in reports.values())
-            assert daemon.readiness.ready
+            assert daemon.readiness.current.ready
             for node in clean_cluster.nodes:
                 assert sample(daemon, "redis_orchestrator_node_up", node=node.address, role=node.role()) == 1
             with replica.client() as c:
@@ -69,7 +73,7 @@ def test_converge_loads_every_node_then_repairs_a_flushed_replica(clean_cluster:
             steady = await daemon.converge()
             assert len(steady.passes) == 1
             for address, report in steady.reports.items():
-                server = daemon.supervisors[address].worker.server
+                server = daemon.fleet[address].server
                 assert server is not None
                 expected = (3 if report.node.role == "primary" else 1) + (1 if server.scripts_can_vanish else 0)
                 assert (report.commands, report.round_trips) == (expected, 1), (address, server.label)
@@ -91,15 +95,15 @@ def test_a_broken_edit_is_rejected_whole_and_the_fix_rolls_out(
             before = daemon.desired
             # 1. YAML that does not parse; 2. a script Redis refuses to compile; 3. a missing file
             config.write_text(config.read_text() + "\n  - {name: oops\n")
-            assert await daemon.reload() == ReloadResult.REJECTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.REJECTED
             (tmp_path / "bad.lua").write_text("return redis.call('GET', KEYS[1]\n")
             broken = {**good, "catalog": {**good["catalog"], "scripts": [*good["catalog"]["scripts"]]}}
             broken["catalog"]["scripts"].append({"name": "bad", "version": 1, "file": "bad.lua"})
             config.write_text(yaml.safe_dump(broken))
-            assert await daemon.reload() == ReloadResult.REJECTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.REJECTED
             broken["catalog"]["scripts"][-1] = {"name": "bad", "version": 1, "file": "nowhere.lua"}
             config.write_text(yaml.safe_dump(broken))
-            assert await daemon.reload() == ReloadResult.REJECTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.REJECTED
             assert daemon.desired is before  # nothing of the rejected candidates applied
             assert sample(daemon, "redis_orchestrator_catalog_reloads_total", result="rejected") == 3
             await daemon.converge()
@@ -109,8 +113,8 @@ def test_a_broken_edit_is_rejected_whole_and_the_fix_rolls_out(
             broken["catalog"]["scripts"][-1] = {"name": "incr", "version": 1, "file": "new.lua"}
             broken["catalog"]["version"] = "test-2"
             config.write_text(yaml.safe_dump(broken))
-            assert await daemon.reload() == ReloadResult.ACCEPTED
-            assert await daemon.reload() == ReloadResult.UNCHANGED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.ACCEPTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.UNCHANGED
             await daemon.converge()
             assert sample(daemon, "redis_orchestrator_catalog_info", version="test-2") == 1
 
@@ -134,7 +138,7 @@ def test_a_reload_applies_every_live_setting_and_names_what_needs_a_restart(
     async def scenario() -> None:
         async with daemon_for(config) as daemon:
             await daemon.converge()
-            watcher = daemon.supervisors[clean_cluster.seeds[0]].tasks[-1]
+            watcher = daemon.fleet[clean_cluster.seeds[0]].tasks[-1]
             data["daemon"] = {**data["daemon"], "reconcile_interval": "3s", "down_poll_interval": "50ms"}
             data["slow_scripts"] = {"poll_interval": "2s", "warn_ratio": 0.9, "kill": {"enabled": True, "after": "1s"}}
             data["analysis"] = {"block_on": "error"}
@@ -142,7 +146,7 @@ def test_a_reload_applies_every_live_setting_and_names_what_needs_a_restart(
             data["redis"] = {**data["redis"], "timeout": "5s"}  # start-time: named, not applied
             data["metrics"] = {"enabled": True, "listen": "127.0.0.1:0"}
             config.write_text(yaml.safe_dump(data))
-            assert await daemon.reload() == ReloadResult.ACCEPTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.ACCEPTED
             live = daemon.desired
             assert live.daemon.reconcile_interval == 3.0 and live.daemon.down_poll_interval == 0.05
             assert live.slow_scripts.warn_ratio == 0.9 and live.slow_scripts.kill.enabled
@@ -150,11 +154,11 @@ def test_a_reload_applies_every_live_setting_and_names_what_needs_a_restart(
             # Every node's tasks read the new values, the nodes found before the reload included.
             assert watcher.settings.poll_interval == 2.0  # type: ignore[attr-defined]
             # The start-time settings stay as they were, and the gauge says a restart is pending.
-            assert daemon.config.start.redis.timeout == 1.0
+            assert daemon.catalog_keeper.config.start.redis.timeout == 1.0
             assert daemon.connector.settings.timeout == 1.0
             assert sample(daemon, "redis_orchestrator_config_restart_pending") == 3
             # Only the start-time change left: the desired state is unchanged, the restart still pending.
-            assert await daemon.reload() == ReloadResult.UNCHANGED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.UNCHANGED
             assert sample(daemon, "redis_orchestrator_config_restart_pending") == 3
 
     with caplog.at_level(logging.INFO, logger="redis_orchestrator"):
@@ -224,14 +228,14 @@ def test_versioned_rollout_keeps_the_old_sha_while_kept(
             await daemon.converge()
             assert all_hold(cluster, {v1}) and not any(present(n, {v2}) for n in cluster.nodes)
             edit("rollout-2", current=2, keep=1)  # v2 current, v1 kept beside it
-            assert await daemon.reload() == ReloadResult.ACCEPTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.ACCEPTED
             await daemon.converge()
             assert all_hold(cluster, {v1, v2})
             flush()
             await daemon.converge()
             assert present(flushed, {v1, v2}) == {v1, v2}  # both kept versions repaired
             edit("rollout-3", current=2, keep=0)  # v1 retired: no longer loaded, but never unloaded
-            assert await daemon.reload() == ReloadResult.ACCEPTED
+            assert await daemon.catalog_keeper.reload() == ReloadResult.ACCEPTED
             flush()
             await daemon.converge()
             assert present(flushed, {v1, v2}) == {v2}  # retired: not reloaded

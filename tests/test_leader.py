@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
-from redis_orchestrator.topology.model import Node, Role, Topology, parse_cluster_shards
+from redis_orchestrator.topology.cluster import parse_cluster_shards
+from redis_orchestrator.topology.model import Node, Role, Topology
 from tests.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]

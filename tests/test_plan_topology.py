@@ -7,7 +7,8 @@ from redis.crc import key_slot
 from redis_orchestrator.catalog.model import Catalog, Kind, Script, sha1_hex
 from redis_orchestrator.daemon.leader import primary_for
 from redis_orchestrator.reconcile.plan import Observation, plan_node
-from redis_orchestrator.topology.model import Node, Role, Topology, parse_cluster_nodes, parse_cluster_shards
+from redis_orchestrator.topology.cluster import parse_cluster_nodes, parse_cluster_shards
+from redis_orchestrator.topology.model import Node, Role, Topology
 
 
 def _script(name: str, body: bytes, kind: str = "script", library: str | None = None) -> Script:

@@ -102,7 +102,7 @@ def test_prune_yes_drops_retired_and_foreign_with_zero_noscript_for_live_scripts
         assert present(node, live) == live
         assert present(node, {v1, foreign}) == set()
         with node.client() as c:
-            # exactly the live set, plus the daemon's cache marker (sync.MARKER_SOURCE)
+            # exactly the live set, plus the daemon's cache marker (observe.MARKER_SOURCE)
             assert int(c.info("memory")["number_of_cached_scripts"]) == len(live) + 1
     capsys.readouterr()
     assert main(["--config", str(config), "prune"]) == 0  # nothing left

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.config.loader import load_config
-from redis_orchestrator.daemon.lifecycle import Daemon
+from redis_orchestrator.daemon.assembly import build_daemon
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.devcluster.sentinel import LocalSentinel
 from tests.helpers import (
@@ -175,12 +175,12 @@ def test_sentinels_that_disagree_majority_wins_logged_once(tmp_path: Path, caplo
             c.execute_command("SENTINEL", "REMOVE", group.service_name)
             c.execute_command("SENTINEL", "MONITOR", group.service_name, replica.host, replica.port, 2)
         config = sentinel_config(tmp_path, group)
-        daemon = Daemon(load_config(config), metrics=Metrics(CollectorRegistry()), serve_metrics=False)
+        daemon = build_daemon(load_config(config), metrics=Metrics(CollectorRegistry()), serve_metrics=False)
 
         async def scenario() -> None:
             async with daemon:
                 for _ in range(3):
-                    await daemon.refresh_topology(raise_errors=True)
+                    await daemon.topology_keeper.refresh(raise_errors=True)
                 assert daemon.topology is not None
                 assert [n.address for n in daemon.topology.primaries] == [primary.address]
                 done = await daemon.converge()

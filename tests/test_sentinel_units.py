@@ -10,10 +10,12 @@ import pytest
 
 from redis_orchestrator.config.loader import parse_config
 from redis_orchestrator.config.settings import Mode, RedisOverrides, Secret
+from redis_orchestrator.daemon.primary_watch import role_change
 from redis_orchestrator.daemon.sentinel_events import parse_event
 from redis_orchestrator.errors import EXIT_UNREACHABLE, ConfigError, SeedsUnreachableError, ServiceUnknownError
 from redis_orchestrator.topology.model import Health, Node, Role, Topology
-from redis_orchestrator.topology.replication import GroupView, RoleReply, elect, group_nodes, parse_role, role_change
+from redis_orchestrator.topology.replication import GroupView, elect, group_nodes
+from redis_orchestrator.topology.role import RoleReply, parse_role
 from redis_orchestrator.topology.sentinel import Instance, SentinelView, decide, parse_instance, parse_masters
 from redis_orchestrator.topology.sentinel import group_nodes as sentinel_nodes
 

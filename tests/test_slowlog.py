@@ -22,7 +22,8 @@ import redis.asyncio
 from redis_orchestrator.catalog.model import Catalog, Kind, Script, mark_live, sha1_hex
 from redis_orchestrator.config.settings import DesiredState, KillPolicy, SlowScriptSettings
 from redis_orchestrator.daemon import busy
-from redis_orchestrator.daemon.metrics import KILL_RESULTS, Metrics
+from redis_orchestrator.daemon.busy import KillResult
+from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.slowlog import (
     SlowlogEntry,
     SlowlogWatcher,
@@ -514,7 +515,7 @@ def test_no_kill_unless_leader(solo_node: LocalNode) -> None:
         await asyncio.sleep(0.2)
         await w.poll_once()
         assert sample(metrics, "redis_orchestrator_node_busy", node=solo_node.address) == 1
-        for result in KILL_RESULTS:
+        for result in KillResult:
             assert sample(metrics, "redis_orchestrator_script_kills_total", node=solo_node.address, result=result) == 0
         with solo_node.client() as c:
             c.execute_command("SCRIPT", "KILL")

@@ -72,8 +72,9 @@ def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: Lo
     import asyncio
 
     from redis_orchestrator.config.loader import load_config
-    from redis_orchestrator.reconcile.node_pass import reconcile_all
+    from redis_orchestrator.reconcile.settle import one_shot_passes, settle
     from redis_orchestrator.topology.discovery import discover
+    from redis_orchestrator.topology.model import Topology
     from redis_orchestrator.wire.connections import Connector
 
     config = load_config(write_config(tmp_path, clean_cluster.seeds[:1]))
@@ -82,8 +83,13 @@ def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: Lo
         connector = Connector(config.start.redis)
         try:
             topology = await discover(connector, config.start.redis.seeds)
-            await reconcile_all(connector, topology, config.catalog)
-            reports = await reconcile_all(connector, topology, config.catalog)
+            run = one_shot_passes(connector, config.catalog, write=True)
+
+            async def same() -> Topology:
+                return topology
+
+            await settle(run, topology, same)
+            reports = (await settle(run, topology, same)).reports.values()
         finally:
             await connector.aclose()
         return [(r.node.address, r.node.role, r.round_trips, r.commands) for r in reports]

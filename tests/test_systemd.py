@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.daemon.systemd import LoopHealth, Notifier, watchdog_interval, watchdog_loop
+from redis_orchestrator.daemon.health import LoopHealth
+from redis_orchestrator.daemon.systemd import Notifier, watchdog_interval, watchdog_loop
 from redis_orchestrator.devcluster.cluster import LocalCluster
 from tests.helpers import REPO, DaemonProcess, wait_for, write_config
 

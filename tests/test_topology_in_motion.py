@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.daemon.assembly import build_daemon
 from redis_orchestrator.daemon.lifecycle import Daemon
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode, server_version
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def in_process(config: Path) -> Daemon:
-    return Daemon(load_config(config), metrics=Metrics(CollectorRegistry()), serve_metrics=False)
+    return build_daemon(load_config(config), metrics=Metrics(CollectorRegistry()), serve_metrics=False)
 
 
 def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
@@ -158,7 +159,8 @@ def test_renamed_commands_cost_their_feature_not_the_pass(tmp_path: Path, caplog
                 second = await daemon.converge()
                 for report in (*first.reports.values(), *second.reports.values()):
                     assert report.state == NodeState.OK, (report.node, report.error)
-                for address, supervisor in daemon.supervisors.items():
+                for supervisor in daemon.fleet:
+                    address = supervisor.address
                     watcher = supervisor.tasks[-1]
                     await watcher.poll_once()  # type: ignore[attr-defined]
                     await watcher.poll_once()  # type: ignore[attr-defined]
@@ -203,10 +205,10 @@ def test_evictions_turn_the_next_quick_check_into_a_full_one(clean_cluster: Loca
     async def scenario() -> None:
         async with in_process(config) as daemon:
             await daemon.converge()
-            worker = daemon.supervisors[node.address].worker
-            assert worker.server is not None
+            node_pass = daemon.fleet[node.address].worker.node_pass
+            assert node_pass.server is not None
             # This node's server may keep what SCRIPT LOAD saw (Valkey): treat it as one that does not.
-            worker.server = dataclasses.replace(worker.server, name="redis")
+            node_pass.server = dataclasses.replace(node_pass.server, name="redis")
             await daemon.converge()
             quiet = await daemon.converge()
             assert quiet.reports[node.address].quick  # nothing evicted: the marker (+ INFO stats) suffices

@@ -1,9 +1,26 @@
 """Static analysis behind `redis-orchestrator check`: is a script or function library cluster-safe?
 
-One module per concern: `shebang` (the `#!lua` line), `lexer`/`syntax` (Lua 5.1 AST), `keyspecs`
-(Redis' command table: which arguments are keys, which commands write), `lua` (the AST walk),
-`slots` (hash slots, tags, suggestions), `findings`, `report` (text / JSON), `analyzer` (the cached
-conductor).
+One module per concern; each imports only modules listed above it (the shebang line is read by
+`catalog.shebang`):
+
+    findings         a finding and its severity
+    lexer, syntax    Lua 5.1 tokens and AST (recursive descent)
+    keyspecs         Redis' command table: which arguments are keys, which commands write
+    slots            hash slots, hash tags, tag suggestions, keyslot reports
+    values           the abstract values of the walk: shapes, tables, closures, scopes
+    derive           lupa's Lua 5.1: the syntax check, string operations run on witnesses
+    declared         a catalog entry's declared keys: / argv: patterns and the slot they name
+    keyslots         the verdict on one key argument, with the message a user acts on
+    suggest          keys: pattern suggestions from how a script uses KEYS
+    state            the walk's settings, call context and findings merged per source position
+    expressions      the value of each expression
+    library          models of Lua's standard library, string / table, cjson / cmsgpack
+    calls            calling: the script's own functions, redis.call / pcall judged, redis.*
+    walker           statements and control flow: the Walker, the complete AST walk
+    analyzer         the conductor: shebang, syntax, walk and key patterns, cached by SHA1
+    report           findings as text or JSON
+    checks           a catalog's analysis as the daemon and `check` run it
+    key_suggestions  suggested keys: patterns as YAML, written back to the catalog
 """
 
 from __future__ import annotations
@@ -12,11 +29,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .analyzer import Analyzer
-    from .findings import Finding
-    from .keyspecs import CommandSpec, KeySpec, KeySpecs, load_keyspecs
-    from .report import format_json, format_text
-    from .slots import KeyslotReport, hash_tag, key_slot, keyslot_report, suggest_hash_tags
+    from redis_orchestrator.analysis.analyzer import Analyzer
+    from redis_orchestrator.analysis.findings import Finding
+    from redis_orchestrator.analysis.keyspecs import CommandSpec, KeySpec, KeySpecs, load_keyspecs
+    from redis_orchestrator.analysis.report import format_json, format_text
+    from redis_orchestrator.analysis.slots import KeyslotReport, hash_tag, key_slot, keyslot_report, suggest_hash_tags
 
 # Imported on first use (PEP 562): the daemon and the one-shot verbs read `findings` (Severity) and
 # `shebang` through this package on every start, and should not pay for the parser, the walker and

@@ -8,17 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 
+from redis_orchestrator.analysis.declared import Declared, read_declared
+from redis_orchestrator.analysis.derive import Lua51
+from redis_orchestrator.analysis.findings import ERROR, INFO, WARNING, Finding, Severity
+from redis_orchestrator.analysis.keyspecs import KeySpecs, load_keyspecs
+from redis_orchestrator.analysis.lexer import LineMap, LuaSyntaxError
+from redis_orchestrator.analysis.slots import patterns_share_slot, suggest_hash_tags
+from redis_orchestrator.analysis.suggest import KeyUsage
+from redis_orchestrator.analysis.syntax import parse
+from redis_orchestrator.analysis.walker import Walker
 from redis_orchestrator.catalog.shebang import KNOWN_FLAGS, parse_shebang, strip_shebang
-
-from .declared import Declared, read_declared
-from .derive import Lua51
-from .findings import ERROR, INFO, WARNING, Finding, Severity
-from .keyspecs import KeySpecs, load_keyspecs
-from .lexer import LineMap, LuaSyntaxError
-from .lua import Walker
-from .slots import patterns_share_slot, suggest_hash_tags
-from .suggest import KeyUsage
-from .syntax import parse
 
 _CACHE_SIZE = 20_000
 

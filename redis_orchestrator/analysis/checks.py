@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from redis_orchestrator.analysis.findings import Finding, Severity
 from redis_orchestrator.analysis.suggest import KeySuggestion, suggest_keys
 from redis_orchestrator.catalog.model import Catalog, Kind
-from redis_orchestrator.config.settings import DesiredState
 from redis_orchestrator.errors import CatalogRejected
 
 if TYPE_CHECKING:
@@ -91,11 +90,11 @@ class CatalogAnalysis:
         temporary.write_text(json.dumps(data), encoding="utf-8")
         os.replace(temporary, path)
 
-    def for_desired(self, desired: DesiredState) -> AnalysisResult:
-        """The catalog analysed as the `analysis:` section says (nothing when disabled)."""
-        if not desired.analysis.enabled:
+    def when_enabled(self, catalog: Catalog, enabled: bool, block_on: Severity | None) -> AnalysisResult:
+        """The catalog analysed as the config's `analysis:` section says (nothing when disabled)."""
+        if not enabled:
             return AnalysisResult()
-        return self.run(desired.catalog, block_on=desired.analysis.block_on)
+        return self.run(catalog, block_on=block_on)
 
     def run(self, catalog: Catalog, block_on: Severity | None = None) -> AnalysisResult:
         with self._lock:

@@ -17,8 +17,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .slots import PLACEHOLDER, hash_tag, hashed_part, key_slot
-from .values import UNSEEN
+from redis_orchestrator.analysis.slots import PLACEHOLDER, hash_tag, hashed_part, key_slot
+from redis_orchestrator.analysis.values import UNSEEN
 
 _REF_TAIL = r"""(?:\s*\[\s*\d+\s*\]|\s*\[\s*['"][^'"]+['"]\s*\]|\s*\.\s*[A-Za-z_]\w*)*"""
 _BY_REF = re.compile(r"^\s*(ARGV\s*\[\s*\d+\s*\]" + _REF_TAIL + r")\s*=\s*(.*?)\s*$")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .slots import PLACEHOLDER, hash_tag
-from .values import Hole, Lit, Pat, Shape, slot_fact
+from redis_orchestrator.analysis.slots import PLACEHOLDER, hash_tag
+from redis_orchestrator.analysis.values import Hole, Lit, Pat, Shape, slot_fact
 
 _LUA_ERROR = re.compile(r"^[^:]*:(\d+): (.*)$", re.DOTALL)
 STRING_OPS = frozenset({"sub", "match", "gsub"})

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .declared import Declared
-from .findings import ERROR, WARNING, Severity
-from .values import Shape, Val, slot_fact
+from redis_orchestrator.analysis.declared import Declared
+from redis_orchestrator.analysis.findings import ERROR, WARNING, Severity
+from redis_orchestrator.analysis.values import Shape, Val, slot_fact
 
 
 @dataclass(frozen=True)

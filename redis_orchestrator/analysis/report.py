@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .findings import Finding
+from redis_orchestrator.analysis.findings import Finding
 
 
 def format_text(findings: Sequence[Finding]) -> str:

@@ -2,7 +2,7 @@
 
 luaparser (ANTLR) takes ~25 ms for a 40-line script, which makes 1,000 scripts cost ~25 s; this
 parser keeps only what the analysis reads and takes well under a millisecond. Syntax errors are
-confirmed by lupa's real Lua 5.1 (see lua.py), so this parser only has to be right on valid code.
+confirmed by lupa's real Lua 5.1 (see derive.py), so this parser only has to be right on valid code.
 Positions are character offsets into the source; lexer.LineMap turns them into line:column.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lexer import LuaSyntaxError, Token, tokenize
+from redis_orchestrator.analysis.lexer import LuaSyntaxError, Token, tokenize
 
 
 class Node:

@@ -17,16 +17,18 @@ between the first `{` and the first `}` after it when that text is non-empty, el
 Tables carry their elements (`Tab`): the known positions, then a repeated cycle (what a loop
 appends on each turn: `{KEYS[i], ARGV[i]}` pairs for MSETNX) or any number of `more`, and named
 fields (`M.helper`). A value that may be one of several (an if/else join) is `either` with `alts`.
+
+A function value carries its `Closure`: the function's AST and the `Scope` it was made in, whose
+variables are its upvalues. Both live here, beside `Val`, because each holds the other: a scope maps
+names to values and a value may hold a closure; the walker modules above build and read them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
 
-if TYPE_CHECKING:
-    from .lua import Closure
+from redis_orchestrator.analysis.syntax import Function
 
 _MAX_ALTS = 8
 _MAX_FUNCTIONS = 256
@@ -199,6 +201,39 @@ class Val:
     alts: tuple[Val, ...] = ()
     local_only: bool = False  # names read from this node (SCAN, KEYS, RANDOMKEY): served here
     source: str = ""  # tables: "KEYS", "ARGV", "ARGV[1]" (decoded), "keys"/"args" (a function's)
+
+
+@dataclass(frozen=True, eq=False)
+class Closure:
+    func: Function
+    scope: Scope
+    name: str = ""  # what call chains show: the function's name, or the local / field it was stored in
+
+    @property
+    def label(self) -> str:
+        return self.name or self.func.name
+
+
+@dataclass(eq=False)
+class Scope:
+    parent: Scope | None
+    vars: dict[str, Val] = field(default_factory=dict)
+
+    def find(self, name: str) -> Scope | None:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.vars:
+                return scope
+            scope = scope.parent
+        return None
+
+    def chain(self) -> list[Scope]:
+        scopes: list[Scope] = []
+        scope: Scope | None = self
+        while scope is not None:
+            scopes.append(scope)
+            scope = scope.parent
+        return scopes
 
 
 UNKNOWN = Val("unknown")

@@ -6,7 +6,7 @@ Past the threshold every other client gets
 
 (`...FUNCTION KILL...` when a function runs). The text is our only way to tell the two apart, and
 the kill command must match it: `SCRIPT KILL` during a function answers the other BUSY text. Only a
-script that has not written can be killed; otherwise the answer is `UNKILLABLE ...` and the node
+script that has not written can be killed; otherwise the answer is `KillResult.UNKILLABLE ...` and the node
 stays busy until the script ends. We report that and leave it: the only other way out is
 `SHUTDOWN NOSAVE`, which loses data and is never ours to decide.
 
@@ -21,6 +21,7 @@ function is named by FUNCTION STATS:
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +35,15 @@ from redis_orchestrator.wire.batch import call
 from redis_orchestrator.wire.features import refused
 from redis_orchestrator.wire.replies import as_map, error_code, text
 
-KILLED = "killed"
-UNKILLABLE = "unkillable"
-NOTBUSY = "notbusy"
-REFUSED = "refused"  # the kill command itself is renamed away, not offered, or not granted (NOPERM)
-ERROR = "error"
+
+class KillResult(enum.StrEnum):
+    """How a SCRIPT KILL / FUNCTION KILL ended: the values of redis_orchestrator_script_kills_total{result}."""
+
+    KILLED = "killed"
+    UNKILLABLE = "unkillable"
+    NOTBUSY = "notbusy"
+    REFUSED = "refused"  # the kill command itself is renamed away, not offered, or not granted (NOPERM)
+    ERROR = "error"
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -62,7 +67,7 @@ class BusyEpisode:
     kind: Kind
     first_seen: float  # monotonic seconds of the first BUSY reply
     function: str | None = None  # from FUNCTION STATS, when a function runs
-    kill_result: str | None = None  # last kill attempt's result, if any
+    kill_result: KillResult | None = None  # last kill attempt's result, if any
     next_kill_at: float | None = None  # after an "error" result: when to try again
     leader_refused_logged: bool = False
     ended_at: float | None = None  # the first normal reply after it
@@ -74,12 +79,12 @@ class BusyEpisode:
 def kill_due(policy: KillPolicy, episode: BusyEpisode, now: float, is_leader: Callable[[], bool]) -> bool:
     """The kill policy: on, `after` seconds past the first BUSY reply, once per episode, leader only.
 
-    An UNKILLABLE script is never asked again (it stays unkillable); a failed attempt ("error") is
+    An KillResult.UNKILLABLE script is never asked again (it stays unkillable); a failed attempt ("error") is
     retried `after` seconds later. `is_leader` is called last so followers never touch it needlessly.
     """
     if not policy.enabled:
         return False
-    if episode.kill_result in (KILLED, UNKILLABLE, NOTBUSY):
+    if episode.kill_result in (KillResult.KILLED, KillResult.UNKILLABLE, KillResult.NOTBUSY):
         return False
     if episode.next_kill_at is not None and now < episode.next_kill_at:
         return False
@@ -88,18 +93,18 @@ def kill_due(policy: KillPolicy, episode: BusyEpisode, now: float, is_leader: Ca
     return is_leader()
 
 
-def classify_kill_reply(exc: BaseException | None) -> str:
-    """OK -> killed; UNKILLABLE, NOTBUSY by their code; a command the node refuses -> refused;
+def classify_kill_reply(exc: BaseException | None) -> KillResult:
+    """OK -> killed; KillResult.UNKILLABLE, KillResult.NOTBUSY by their code; a command the node refuses -> refused;
     anything else -> error."""
     if exc is None:
-        return KILLED
+        return KillResult.KILLED
     code = error_code(exc)
     if code in ("UNKILLABLE", "NOTBUSY"):
-        return UNKILLABLE if code == "UNKILLABLE" else NOTBUSY
-    return REFUSED if refused(exc) else ERROR
+        return KillResult.UNKILLABLE if code == "UNKILLABLE" else KillResult.NOTBUSY
+    return KillResult.REFUSED if refused(exc) else KillResult.ERROR
 
 
-async def send_kill(client: redis.asyncio.Redis, kind: Kind) -> tuple[str, str, str]:
+async def send_kill(client: redis.asyncio.Redis, kind: Kind) -> tuple[KillResult, str, str]:
     """SCRIPT KILL or FUNCTION KILL as `kind` says -> (result, command sent, server's text).
 
     If the node answers with the *other* BUSY text (a function started after an EVAL ended, or the
@@ -109,7 +114,7 @@ async def send_kill(client: redis.asyncio.Redis, kind: Kind) -> tuple[str, str, 
         command = kill_command(kind)
         try:
             await call(client, *command)
-            return KILLED, " ".join(command), "OK"
+            return KillResult.KILLED, " ".join(command), "OK"
         except redis.RedisError as exc:
             if attempt == 0 and is_busy_error(exc) and busy_kind(str(exc)) != kind:
                 kind = busy_kind(str(exc))

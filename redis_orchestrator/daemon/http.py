@@ -18,21 +18,14 @@ import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from redis_orchestrator import logs
 from redis_orchestrator.config.addresses import parse_address
-
-
-class Readiness(NamedTuple):
-    """Whether the daemon is doing its job, and why not: published whole by the event loop."""
-
-    ready: bool
-    reason: str
-
+from redis_orchestrator.daemon.readiness import Readiness
 
 Ready = Callable[[], Readiness]
 

@@ -25,10 +25,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
 from redis_orchestrator.analysis.findings import Severity
+from redis_orchestrator.daemon.busy import KillResult
+from redis_orchestrator.daemon.reload import ReloadResult
 
 PREFIX = "redis_orchestrator"
-RELOAD_RESULTS = ("accepted", "rejected", "unchanged")
-KILL_RESULTS = ("killed", "unkillable", "notbusy", "refused", "error")
 
 
 class Metrics:
@@ -149,7 +149,7 @@ class Metrics:
         )
         for severity in Severity:
             self.check_findings.labels(severity)
-        for result in RELOAD_RESULTS:
+        for result in ReloadResult:
             self.catalog_reloads.labels(result)
         # a node's series, created when it is known, removed when it is forgotten
         self._by_node_role = (self.node_up, self.node_scripts_missing)
@@ -181,7 +181,7 @@ class Metrics:
             gauge.labels(node, role)
         for metric in self._by_node:
             metric.labels(node)
-        for result in KILL_RESULTS:
+        for result in KillResult:
             self.script_kills.labels(node, result)
 
     def node_forgotten(self, node: str) -> None:
@@ -194,7 +194,7 @@ class Metrics:
         for feature in self._features.pop(node, set()):
             _remove(self.feature_unavailable, node, feature)
         self._evicted.forget(node)
-        for result in KILL_RESULTS:
+        for result in KillResult:
             _remove(self.script_kills, node, result)
         for script in self._slow_scripts.pop(node, set()):
             _remove(self.slow_script_runs, script, node)
@@ -252,9 +252,7 @@ class Metrics:
     def node_busy_changed(self, node: str, busy: bool) -> None:
         self.node_busy.labels(node).set(1 if busy else 0)
 
-    def script_kill(self, node: str, result: str) -> None:
-        if result not in KILL_RESULTS:
-            raise ValueError(f"kill result {result!r} is not one of {KILL_RESULTS}")
+    def script_kill(self, node: str, result: KillResult) -> None:
         self.script_kills.labels(node, result).inc()
 
     # ------------------------------------------------------------------ catalog
@@ -265,7 +263,7 @@ class Metrics:
         for kind, count in counts.items():
             self.catalog_scripts.labels(kind).set(count)
 
-    def catalog_reload(self, result: str) -> None:
+    def catalog_reload(self, result: ReloadResult) -> None:
         self.catalog_reloads.labels(result).inc()
 
     def findings(self, severities: Iterable[Severity]) -> None:

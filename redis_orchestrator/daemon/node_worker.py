@@ -17,20 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-import redis.asyncio
-
 from redis_orchestrator import logs
-from redis_orchestrator.catalog.model import Catalog
 from redis_orchestrator.config.settings import DesiredState
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.waiting import wait_event
-from redis_orchestrator.reconcile.node_pass import NodeReport, NodeState, reconcile_node
+from redis_orchestrator.reconcile.node_pass import NodePass, NodeReport, NodeState
 from redis_orchestrator.topology.model import Node
-from redis_orchestrator.wire.batch import send_batch
 from redis_orchestrator.wire.connections import Connector
-from redis_orchestrator.wire.features import Feature, NodeFeatures, refused
-from redis_orchestrator.wire.replies import text
+from redis_orchestrator.wire.features import NodeFeatures
 from redis_orchestrator.wire.servers import ServerInfo
 
 _MAX_REFUSED_BACKOFF = 5.0
@@ -40,8 +34,6 @@ _MAX_REFUSED_BACKOFF = 5.0
 # (a restarted replica serves reads at once). A refused connect costs next to nothing.
 _FAST_PROBE_FACTOR = 10
 _FAST_PROBE_WINDOW = 10.0
-# A full observation (every SHA) at least this often, even while the cache marker says all is well.
-_FULL_CHECK_EVERY = 60
 # INFO memory (cached scripts, their memory) for the cache gauges every this many passes: it moves
 # slowly, and its reply is a kilobyte and a half per node.
 _CACHE_STATS_EVERY = 10
@@ -63,7 +55,8 @@ class NodeStatus:
 
 
 class NodeWorker:
-    """The reconcile loop of one node (`run`), and one pass of it (`reconcile_once`)."""
+    """The reconcile loop of one node (`run`), and one pass of it (`reconcile_once`): the pass itself
+    is reconcile/node_pass.py's NodePass; here it gets its cadence, its log lines and its metrics."""
 
     name = "reconcile"
 
@@ -77,7 +70,6 @@ class NodeWorker:
         on_moved: Callable[[Node], None] = lambda _node: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.node = node
         self.connector = connector
         self._desired = desired
         self.metrics = metrics
@@ -88,21 +80,27 @@ class NodeWorker:
         self.status = NodeStatus()
         self.wake = asyncio.Event()
         self.features = NodeFeatures(node.address, metrics)
-        self.server: ServerInfo | None = None  # asked once per connection epoch (a restart may change it)
-        self._evicted = -1  # evicted_scripts at the last look (-1: not read yet), where scripts can vanish
-        self._trusted_catalog: Catalog | None = None
-        self._passes_since_full = 0
+        self.node_pass = NodePass(node, connector, self.features)
+
+    @property
+    def node(self) -> Node:
+        return self.node_pass.node
 
     @property
     def address(self) -> str:
         return self.node.address
+
+    @property
+    def server(self) -> ServerInfo | None:
+        """What the node said it is (INFO server), once per connection epoch."""
+        return self.node_pass.server
 
     def update_node(self, node: Node) -> None:
         if node.role != self.node.role:
             logs.event("role_changed", node=self.address, old=self.node.role, new=node.role)
             self.metrics.node_known(self.address, node.role)
             self.wake.set()
-        self.node = node
+        self.node_pass.node = node
 
     async def repair_now(self) -> None:
         """The node dropped or came back (liveness watch): reconcile now, on fresh connections (the
@@ -110,68 +108,25 @@ class NodeWorker:
         restarted as another server or with another config: ask again what it is and refuses."""
         with contextlib.suppress(Exception):
             await self.connector.client(self.node.host, self.node.port).connection_pool.disconnect()
-        self.server = None
-        self.features.reset()
+        self.node_pass.forget_server()
         self.wake.set()
-
-    async def _learn_server(self, client: redis.asyncio.Redis) -> None:
-        """INFO server + stats, once: which server this is decides how far the cache marker is trusted."""
-        try:
-            server_reply, stats_reply = await send_batch(client, [("INFO", "server"), ("INFO", "stats")])
-        except (redis.RedisError, OSError):
-            return  # down or frozen: the pass itself will say so
-        if isinstance(server_reply, Exception) or isinstance(stats_reply, Exception):
-            failed = server_reply if isinstance(server_reply, Exception) else stats_reply
-            assert isinstance(failed, Exception)
-            if refused(failed):
-                self.features.refuse(Feature.EVICTION_WATCH, "INFO", failed)
-            return
-        self.server = ServerInfo.parse(text(server_reply), text(stats_reply))
-
-    def _watches_evictions(self) -> bool:
-        """Where scripts can leave the cache one at a time, or where we could not tell."""
-        return self.server is None or self.server.scripts_can_vanish
 
     # ------------------------------------------------------------------ one pass
 
     async def reconcile_once(self) -> NodeReport:
         desired = self._desired()
-        catalog = desired.catalog
-        client = self.connector.client(self.node.host, self.node.port)
         started = time.perf_counter()
-        if self.server is None and self.status.state != NodeState.DOWN:
-            await self._learn_server(client)
-        # Trust the cache marker only after a complete, clean full pass on this very catalog, and
-        # look at every SHA again every _FULL_CHECK_EVERY passes anyway.
-        quick = (
-            self._trusted_catalog is catalog
-            and self._passes_since_full < _FULL_CHECK_EVERY
-            and self.status.state == NodeState.OK
-        )
-        report = await reconcile_node(
-            client,
-            self.node,
-            catalog,
-            write=True,
+        report = await self.node_pass.run(
+            desired.catalog,
             delete_unlisted=desired.functions.delete_unlisted,
-            quick=quick,
-            features=self.features,
-            evictions_seen=self._evicted if self._watches_evictions() else None,
             cache_stats=self.status.reconciles % _CACHE_STATS_EVERY == 0,
         )
         cache = report.cache
-        if cache.evicted_scripts is not None:
-            self._evicted = cache.evicted_scripts
         self.metrics.script_cache_read(
             self.address, cache.cached_scripts, cache.eval_memory_bytes, cache.evicted_scripts
         )
         if report.role is not None and report.role != self.node.role:
             self._on_moved(self.node)  # the node knows better than the topology: look again now
-        if report.quick and report.state == NodeState.OK:
-            self._passes_since_full += 1
-        elif not report.quick:
-            self._trusted_catalog = catalog if report.state == NodeState.OK else None
-            self._passes_since_full = 0
         self._record(report, time.perf_counter() - started)
         return report
 

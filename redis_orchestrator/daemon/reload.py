@@ -9,6 +9,7 @@ with one log line; the running catalog keeps being enforced and nothing is unloa
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 from pathlib import Path
@@ -20,10 +21,18 @@ from redis_orchestrator.catalog.model import Catalog
 from redis_orchestrator.config.loader import load_config
 from redis_orchestrator.config.settings import Config, RedisOverrides
 from redis_orchestrator.errors import CatalogRejected, ConfigError
-from redis_orchestrator.reconcile.node_pass import apply
+from redis_orchestrator.reconcile.apply import apply
 from redis_orchestrator.reconcile.plan import NodePlan
 from redis_orchestrator.topology.model import Topology
 from redis_orchestrator.wire.connections import Connector
+
+
+class ReloadResult(enum.StrEnum):
+    """What a reload did: the values of redis_orchestrator_catalog_reloads_total{result}."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNCHANGED = "unchanged"
 
 
 @functools.lru_cache(maxsize=8)
@@ -112,8 +121,9 @@ async def load_candidate(
     every problem. `running` is the catalog enforced now: only what the candidate adds is compiled.
     `overrides`: the command line's, as at start."""
     config = load_config(path, overrides=overrides)
-    result = analysis.for_desired(config.desired)
-    result.raise_if_blocking(config.desired.analysis.block_on)
+    settings = config.desired.analysis
+    result = analysis.when_enabled(config.catalog, settings.enabled, settings.block_on)
+    result.raise_if_blocking(settings.block_on)
     if topology is not None:
         problems = await compile_on_one_node(connector, topology, config.catalog, running)
         if problems:
@@ -121,4 +131,4 @@ async def load_candidate(
     return config, result
 
 
-__all__ = ["CatalogRejected", "ConfigError", "FileWatch", "compile_on_one_node", "load_candidate"]
+__all__ = ["CatalogRejected", "ConfigError", "FileWatch", "ReloadResult", "compile_on_one_node", "load_candidate"]

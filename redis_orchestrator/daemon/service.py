@@ -1,5 +1,5 @@
 """`redis-orchestrator run`: the daemon as a process. The event loop, signals, the embedded local
-cluster or Sentinel group and systemd's notify socket; the Daemon does the rest (daemon.py shows
+cluster or Sentinel group and systemd's notify socket; the Daemon does the rest (lifecycle.py shows
 every task it runs).
 
 Under systemd (Type=notify, see deploy/systemd/): READY=1 once the first catalog is loaded and
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from redis_orchestrator import logs
 from redis_orchestrator.config.loader import load_config
 from redis_orchestrator.config.settings import Config, Mode, RedisOverrides
+from redis_orchestrator.daemon.assembly import build_daemon
 from redis_orchestrator.daemon.lifecycle import Daemon
 from redis_orchestrator.daemon.systemd import Notifier, watchdog_interval
 from redis_orchestrator.errors import EXIT_CLEAN
@@ -70,7 +71,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def serve(config: Config, *, overrides: RedisOverrides | None = None, serve_metrics: bool = True) -> int:
     notifier = Notifier()
-    daemon = Daemon(
+    daemon = build_daemon(
         config,
         overrides=overrides,
         notifier=notifier,
@@ -92,7 +93,7 @@ async def serve(config: Config, *, overrides: RedisOverrides | None = None, serv
         metrics=f"http://{start.metrics.listen}/metrics" if daemon.http is not None else None,
         leader_key=start.leader.key if daemon.leader is not None else None,
         systemd="notify" if notifier.enabled else None,
-        watchdog_s=round(daemon.watchdog_interval, 3) if daemon.watchdog is not None else None,
+        watchdog_s=round(daemon.watchdog.interval, 3) if daemon.watchdog is not None else None,
     )
     if daemon.leader is None:
         logs.warning(

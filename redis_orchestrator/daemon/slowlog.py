@@ -417,15 +417,15 @@ class SlowlogWatcher:
             )
         if self.features.available(Feature.KILL) and busy.kill_due(self.settings.kill, episode, now, self.is_leader):
             result, command, reply = await busy.send_kill(self.client, kind)
-            if result == busy.REFUSED:
+            if result == busy.KillResult.REFUSED:
                 self.features.refuse(Feature.KILL, command, redis.ResponseError(reply))
             episode.kill_result = result
-            episode.next_kill_at = now + self.settings.kill.after if result == busy.ERROR else None
+            episode.next_kill_at = now + self.settings.kill.after if result == busy.KillResult.ERROR else None
             self.metrics.script_kill(self.node, result)
             logs.warning(
                 "script_kill",
                 "the script already wrote: left running (only SHUTDOWN NOSAVE would stop it, never ours to send)"
-                if result == busy.UNKILLABLE
+                if result == busy.KillResult.UNKILLABLE
                 else "",
                 node=self.node,
                 result=result,
@@ -433,7 +433,7 @@ class SlowlogWatcher:
                 kind=kind,
                 script=self._function_detail(episode),
                 busy_for_s=round(episode.busy_for(now), 3),
-                reply=None if result == busy.KILLED else reply,
+                reply=None if result == busy.KillResult.KILLED else reply,
             )
         elif self.settings.kill.enabled and not episode.leader_refused_logged and not self.is_leader():
             episode.leader_refused_logged = True

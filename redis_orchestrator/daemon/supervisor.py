@@ -23,11 +23,13 @@ from redis_orchestrator import logs
 from redis_orchestrator.config.settings import DesiredState
 from redis_orchestrator.daemon.liveness import LivenessWatch
 from redis_orchestrator.daemon.metrics import Metrics
-from redis_orchestrator.daemon.node_worker import NodeWorker
+from redis_orchestrator.daemon.node_worker import NodeStatus, NodeWorker
 from redis_orchestrator.daemon.slowlog import SlowlogWatcher
 from redis_orchestrator.daemon.waiting import cancel_and_wait
+from redis_orchestrator.reconcile.node_pass import NodeReport
 from redis_orchestrator.topology.model import Node
 from redis_orchestrator.wire.connections import Connector
+from redis_orchestrator.wire.servers import ServerInfo
 
 _RESTART_AFTER = 1.0
 
@@ -56,6 +58,8 @@ class NodeSupervisor:
         self.tasks: tuple[NodeTask, ...] = (worker, *watchers)
         self._running: list[asyncio.Task[None]] = []
 
+    # What the daemon asks of a node, answered here so that nothing reaches through to its tasks.
+
     @property
     def node(self) -> Node:
         return self.worker.node
@@ -63,6 +67,22 @@ class NodeSupervisor:
     @property
     def address(self) -> str:
         return self.worker.address
+
+    @property
+    def status(self) -> NodeStatus:
+        return self.worker.status
+
+    @property
+    def server(self) -> ServerInfo | None:
+        return self.worker.server
+
+    def wake(self) -> None:
+        """Reconcile now (a catalog change): the worker's next pass starts at once."""
+        self.worker.wake.set()
+
+    async def reconcile_once(self) -> NodeReport:
+        """One pass, recorded as the worker records its own (what `converge()` drives)."""
+        return await self.worker.reconcile_once()
 
     def start(self) -> None:
         self.worker.metrics.node_known(self.address, self.node.role)

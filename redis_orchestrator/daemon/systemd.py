@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from redis_orchestrator import logs
+from redis_orchestrator.daemon.health import LoopHealth
 
 
 class Notifier:
@@ -96,48 +96,6 @@ def watchdog_interval(environ: Mapping[str, str] | None = None, pid: int | None 
     if watched.isdigit() and int(watched) != (pid if pid is not None else os.getpid()):
         return None
     return int(usec) / 1_000_000 / 2
-
-
-class LoopHealth:
-    """Whether the daemon's loops still make progress, from values they update themselves.
-
-    `heartbeat()` is the monotonic time a daemon loop last touched (Daemon.heartbeat); `passes()` the
-    total reconcile passes of all node workers. Before the first pass (still looking for a seed) the
-    process is merely starting: systemd's TimeoutStartSec= covers that. After it, healthy while the
-    heartbeat is fresh and some reconcile pass happened within `stale_after`; a reconcile loop stuck
-    on an await that never returns, or an event loop blocked by a call, stops both (and a blocked
-    loop stops this check from running at all)."""
-
-    def __init__(
-        self,
-        heartbeat: Callable[[], float],
-        passes: Callable[[], int],
-        stale_after: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.heartbeat = heartbeat
-        self.passes = passes
-        self.stale_after = stale_after
-        self.clock = clock
-        self._last_passes = -1
-        self._last_progress = clock()
-
-    def check(self) -> tuple[bool, str]:
-        now = self.clock()
-        passes = self.passes()
-        if passes == 0:
-            self._last_progress = now
-            return True, "starting"
-        if passes != self._last_passes:
-            self._last_passes = passes
-            self._last_progress = now
-        beat_age = now - self.heartbeat()
-        if beat_age > self.stale_after:
-            return False, f"daemon loops silent for {beat_age:.1f}s"
-        progress_age = now - self._last_progress
-        if progress_age > self.stale_after:
-            return False, f"no reconcile pass for {progress_age:.1f}s"
-        return True, "ok"
 
 
 async def watchdog_loop(notifier: Notifier, interval: float, health: LoopHealth) -> None:

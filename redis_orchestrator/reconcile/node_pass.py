@@ -1,42 +1,33 @@
-"""Bring one node's script cache and function libraries to the catalog: observe, plan, apply.
+"""One pass on one node: observe, plan, and (when writing) apply; and what a node's passes remember.
 
-Per node and pass: one round trip to observe (`SCRIPT EXISTS` of the cache marker, and of every SHA
-unless the marker is trusted, plus `FUNCTION LIST WITHCODE` on primaries when the catalog has
-functions, pipelined together), and when something is missing one more round trip with a batch of
-`SCRIPT LOAD` / `FUNCTION LOAD REPLACE`. Nodes run in
-parallel and independently: one that is down or frozen costs only its own timeout.
+Per node and pass: one round trip to observe (observe.py), and when something is missing one more
+with the batch of loads (apply.py). `NodePass` is the one place a pass is run: the daemon's node
+worker drives it on its cadence, and `settle.py` drives one per node for `converge()` and the
+one-shot verbs (`plan`, `sync`, `status`). Nodes run in parallel and independently: one that is
+down or frozen costs only its own timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import redis
 import redis.asyncio
 
-from redis_orchestrator.catalog.model import Catalog, Script, sha1_hex
-from redis_orchestrator.reconcile.plan import NodePlan, Observation, plan_node, wants_functions
-from redis_orchestrator.topology.model import Node, Role, Topology
-from redis_orchestrator.wire.batch import Window, encode, link, send_encoded, windows
+from redis_orchestrator.catalog.model import Catalog, Script
+from redis_orchestrator.reconcile.apply import LoadFailure, apply
+from redis_orchestrator.reconcile.observe import TOPOLOGY_MOVED_CODES, TopologyMoved, observe
+from redis_orchestrator.reconcile.plan import NodePlan, plan_node
+from redis_orchestrator.topology.model import Node, Role
+from redis_orchestrator.wire.batch import send_batch
 from redis_orchestrator.wire.connections import Connector, describe_error
 from redis_orchestrator.wire.features import Feature, NodeFeatures, refused
-from redis_orchestrator.wire.replies import as_list, as_map, error_code, text
-from redis_orchestrator.wire.servers import evicted_scripts, info_fields
+from redis_orchestrator.wire.replies import error_code, text
+from redis_orchestrator.wire.servers import CacheStats, ServerInfo
 
-# The cache marker: a tiny script of our own, loaded LAST in every batch that completes a node's
-# catalog. Redis 7 drops cached scripts only all at once (SCRIPT FLUSH, restart: there is no way to
-# remove one, and scripts added by SCRIPT LOAD are never evicted), and no client ever loads this
-# one, so while it is present nothing has been flushed since the last complete pass. That lets the
-# steady-state check ask for one SHA instead of the whole catalog. A client re-adding one of *its*
-# scripts with EVAL after a flush cannot fool it, as it could a check on any catalog script.
-MARKER_SOURCE = (
-    b"-- redis-orchestrator cache marker: present while this node's script cache is complete\n"
-    b"return 'redis-orchestrator'\n"
-)
-MARKER_SHA = sha1_hex(MARKER_SOURCE)
+# A full observation (every SHA) at least this often, even while the cache marker says all is well.
+FULL_CHECK_EVERY = 60
 
 
 class NodeState(StrEnum):
@@ -52,27 +43,6 @@ class NodeState(StrEnum):
     @property
     def answered(self) -> bool:
         return self in (NodeState.OK, NodeState.FAILING)
-
-
-@dataclass(frozen=True)
-class LoadFailure:
-    script: Script
-    message: str
-    code: str = ""  # the error code the node answered with, if it answered with one
-
-    def describe(self, node: Node) -> str:
-        return f"{self.script.label} ({self.script.file}) refused by {node.address}: {self.message}"
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """What one batch did on one node."""
-
-    loaded: tuple[Script, ...] = ()
-    functions_loaded: tuple[Script, ...] = ()
-    deleted_libraries: tuple[str, ...] = ()
-    failures: tuple[LoadFailure, ...] = ()
-    commands: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,257 +92,6 @@ class NodeReport:
         return (*self.loaded, *self.functions_loaded)
 
 
-def parse_function_list(reply: object) -> dict[str, bytes]:
-    """library name -> code, from FUNCTION LIST WITHCODE. One library, RESP2 shape:
-
-    1) "library_name" 2) "orchestrator_lib" 3) "engine" 4) "LUA"
-    5) "functions" 6) 1) 1) "name" 2) "capped_incr_fn" 3) "description" 4) (nil) 5) "flags" 6) (empty)
-    7) "library_code" 8) "#!lua name=orchestrator_lib\n..."
-    """
-    libraries: dict[str, bytes] = {}
-    for item in as_list(reply):
-        library = as_map(item)
-        code = library.get("library_code", b"")
-        libraries[text(library.get("library_name", ""))] = code if isinstance(code, bytes) else str(code).encode()
-    return libraries
-
-
-@dataclass(frozen=True)
-class Asks:
-    """What one observation asks, beyond SCRIPT EXISTS of the marker (and of every SHA when `full`)."""
-
-    full: bool = False
-    functions: bool = False  # FUNCTION LIST WITHCODE: the libraries and their code
-    role: bool = False  # ROLE: what the node itself says it is (decides FUNCTION LOAD)
-    stats: bool = False  # INFO stats: evicted_scripts
-    memory: bool = False  # INFO memory: number_of_cached_scripts, used_memory_scripts_eval
-
-    def commands(self, shas: tuple[str, ...]) -> list[tuple[str, ...]]:
-        commands: list[tuple[str, ...]] = [("SCRIPT", "EXISTS", MARKER_SHA, *(shas if self.full else ()))]
-        commands += [("FUNCTION", "LIST", "WITHCODE")] if self.functions else []
-        commands += [("ROLE",)] if self.role else []
-        commands += [("INFO", "stats")] if self.stats else []
-        commands += [("INFO", "memory")] if self.memory else []
-        return commands
-
-
-# Which feature each optional ask serves, for a node that refuses the command (features.py).
-_FEATURE_OF = {
-    "functions": Feature.FUNCTIONS,
-    "role": Feature.ROLE,
-    "stats": Feature.EVICTION_WATCH,
-    "memory": Feature.CACHE_STATS,
-}
-
-
-def _packet(catalog: Catalog, asks: Asks) -> tuple[bytes, int]:
-    """The observation's bytes, encoded once per catalog and kind of ask: the steady state sends
-    the same packet to every node every interval."""
-
-    def make() -> tuple[bytes, int]:
-        commands = asks.commands(catalog.shas)
-        return encode(commands), len(commands)
-
-    return catalog.derived(("observe", asks), make)
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """The node's script cache as INFO reports it (None where the server does not say)."""
-
-    cached_scripts: int | None = None
-    eval_memory_bytes: int | None = None
-    evicted_scripts: int | None = None
-
-
-@dataclass(frozen=True)
-class Observed:
-    observation: Observation
-    marker: bool  # the cache marker was there
-    commands: int
-    role: Role | None = None  # what the node said with ROLE, when asked
-    cache: CacheStats = field(default_factory=CacheStats)
-
-
-class TopologyMoved(Exception):
-    """The node answered with an error that means its place changed under the pass (it became a
-    replica, its slots moved, it is loading or its cluster is down): re-plan, don't count a failure."""
-
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(f"{error_code(exc)} {exc}".strip())
-
-
-# READONLY: FUNCTION LOAD on a node that just became a replica. LOADING: restarting. The others come
-# with slots moving or a cluster failing over.
-TOPOLOGY_MOVED_CODES = frozenset({"READONLY", "MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN"})
-
-
-def _raise_unless_refused(exc: Exception, feature: Feature, command: str, features: NodeFeatures | None) -> None:
-    if error_code(exc) in TOPOLOGY_MOVED_CODES:
-        raise TopologyMoved(exc) from exc
-    if features is not None and refused(exc):
-        features.refuse(feature, command, exc)
-        return
-    raise exc
-
-
-def parse_role(reply: object) -> Role | None:
-    """ROLE's first element: `master` / `slave` (`sentinel` and anything else: None)."""
-    first = text(as_list(reply)[0]) if as_list(reply) else ""
-    return {"master": Role.PRIMARY, "slave": Role.REPLICA}.get(first)
-
-
-async def observe(
-    client: redis.asyncio.Redis,
-    node: Node,
-    catalog: Catalog,
-    delete_unlisted: bool = False,
-    *,
-    quick: bool = False,
-    features: NodeFeatures | None = None,
-    stats: bool = False,
-    memory: bool = False,
-) -> Observed:
-    """One round trip: `SCRIPT EXISTS marker [sha...]`, plus on primaries (when the catalog has
-    functions) `FUNCTION LIST WITHCODE` and `ROLE`, plus `INFO stats` / `INFO memory` when asked.
-
-    With `quick`, only the marker is asked and, when present, every catalog script is taken as
-    present. A command the node refuses (renamed, not offered, NOPERM) costs its feature, not the
-    pass. The node's own ROLE decides whether it is planned as a primary: the topology's view of a
-    node's role lags behind (a former primary rejoining, a node that just became a replica).
-    """
-    can = features.available if features is not None else (lambda _feature: True)
-    functions = wants_functions(node, catalog, delete_unlisted) and can(Feature.FUNCTIONS)
-    asks = Asks(
-        full=not quick,
-        functions=functions,
-        role=functions and can(Feature.ROLE),
-        stats=stats and can(Feature.EVICTION_WATCH),
-        memory=memory and can(Feature.CACHE_STATS),
-    )
-    packet, count = _packet(catalog, asks)
-    replies = iter(await send_encoded(client, packet, count))
-    flags = next(replies)
-    if isinstance(flags, Exception):
-        if error_code(flags) in TOPOLOGY_MOVED_CODES:
-            raise TopologyMoved(flags) from flags
-        raise flags
-    assert isinstance(flags, list)
-    answers: dict[str, object] = {}
-    for name in ("functions", "role", "stats", "memory"):
-        if getattr(asks, name):
-            reply = next(replies)
-            if isinstance(reply, Exception):
-                _raise_unless_refused(reply, _FEATURE_OF[name], _COMMAND_OF[name], features)
-            else:
-                answers[name] = reply
-    marker = bool(flags[0])
-    # The catalog's own set when everything is there: plan_node then knows it by identity, and the
-    # steady state never walks 10,000 SHAs.
-    if quick:
-        present = catalog.sha_set if marker else frozenset()
-    elif all(flags):
-        present = catalog.sha_set
-    else:
-        present = frozenset(sha for sha, flag in zip(catalog.shas, flags[1:], strict=True) if int(flag))
-    role = parse_role(answers["role"]) if "role" in answers else None
-    libraries = parse_function_list(answers["functions"]) if "functions" in answers else None
-    if role == Role.REPLICA:
-        libraries = None  # it says it is a replica: it gets its libraries by replication, never FUNCTION LOAD
-    memory_fields = info_fields(text(answers["memory"])) if "memory" in answers else {}
-    cache = CacheStats(
-        cached_scripts=_int(memory_fields.get("number_of_cached_scripts")),
-        eval_memory_bytes=_int(memory_fields.get("used_memory_scripts_eval")),
-        evicted_scripts=evicted_scripts(_raw(answers["stats"])) if "stats" in answers else None,
-    )
-    observation = Observation(node=node, present_shas=present, libraries=libraries)
-    return Observed(observation, marker, count, role, cache)
-
-
-_COMMAND_OF = {"functions": "FUNCTION LIST", "role": "ROLE", "stats": "INFO stats", "memory": "INFO memory"}
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.strip().isdigit() else None
-
-
-def _raw(value: object) -> bytes | str:
-    return value if isinstance(value, bytes | str) else str(value)
-
-
-def _script_loads(plan: NodePlan, catalog: Catalog | None) -> tuple[Window, ...]:
-    """The plan's SCRIPT LOADs, in windows. A node that lacks every script (a restart, a new node, a
-    cold start) gets the catalog's own windows, encoded once and shared by every node."""
-    loads = plan.load_scripts
-    if catalog is not None and len(loads) == len(catalog.shas):
-        return catalog.derived("load-all", lambda: windows([("SCRIPT", "LOAD", s.source) for s in loads]))
-    return windows([("SCRIPT", "LOAD", s.source) for s in loads])
-
-
-async def apply(
-    client: redis.asyncio.Redis, plan: NodePlan, *, with_marker: bool = False, catalog: Catalog | None = None
-) -> ApplyResult:
-    """One pipelined round trip for everything the plan asks. Failures are per script, never fatal.
-
-    With `with_marker`, the cache marker is loaded last: the node runs a connection's commands in
-    order, so once the marker is there every load before it has been done (or has failed, which
-    the caller sees in the failures and answers with full observations until it is fixed).
-    """
-    if plan.in_sync and not with_marker:
-        return ApplyResult()
-    rest: list[tuple[str | bytes, ...]] = [("FUNCTION", "LOAD", "REPLACE", f.source) for f in plan.load_functions]
-    rest += [("FUNCTION", "DELETE", name) for name in plan.delete_libraries]
-    if with_marker:
-        rest.append(("SCRIPT", "LOAD", MARKER_SOURCE))
-    loaded: list[Script] = []
-    failures: list[LoadFailure] = []
-    sent = 0
-    tail: list[object] = []
-    async with link(client) as held:
-        # Window by window: each window's replies are judged before the next is sent, so a node
-        # loading 10,000 scripts never holds 10,000 replies.
-        for packet, count in _script_loads(plan, catalog):
-            replies = await held.exchange(packet, count)
-            for script, reply in zip(plan.load_scripts[sent : sent + count], replies, strict=True):
-                failure = _load_failure(script, reply, expect=script.sha)
-                if failure:
-                    failures.append(failure)
-                else:
-                    loaded.append(script)
-            sent += count
-        for packet, count in windows(rest):
-            tail += await held.exchange(packet, count)
-    functions_loaded: list[Script] = []
-    for library, reply in zip(plan.load_functions, tail, strict=False):
-        failure = _load_failure(library, reply, expect=library.library)
-        if failure:
-            failures.append(failure)
-        else:
-            functions_loaded.append(library)
-    deleted = [
-        name
-        for name, reply in zip(plan.delete_libraries, tail[len(plan.load_functions) :], strict=False)
-        if not isinstance(reply, Exception)
-    ]
-    return ApplyResult(tuple(loaded), tuple(functions_loaded), tuple(deleted), tuple(failures), sent + len(tail))
-
-
-def _load_failure(entry: Script, reply: object, expect: str | None) -> LoadFailure | None:
-    """SCRIPT LOAD answers the SHA it computed, FUNCTION LOAD the library name: check it."""
-    if expect is not None and reply == entry.sha_bytes and expect == entry.sha:
-        return None  # the usual answer, checked without decoding (a cold start checks millions)
-    if isinstance(reply, Exception):
-        return LoadFailure(entry, _server_message(reply), error_code(reply))
-    if expect is not None and text(reply) != expect and text(reply).lower() != expect:
-        return LoadFailure(entry, f"server answered {text(reply)!r}, expected {expect!r}")
-    return None
-
-
-def _server_message(exc: Exception) -> str:
-    # describe_error names NOPERM (which redis-py strips from the text) and the like.
-    return " ".join(describe_error(exc).split())
-
-
 async def reconcile_node(
     client: redis.asyncio.Redis,
     node: Node,
@@ -417,8 +136,7 @@ async def reconcile_node(
             seen = await observe(client, node, catalog, delete_unlisted, features=features)
             seen = replace(seen, cache=CacheStats(seen.cache.cached_scripts, seen.cache.eval_memory_bytes, evicted))
             commands, round_trips, quick = commands + seen.commands, 2, False
-        observation = seen.observation
-        plan = plan_node(observation, catalog, delete_unlisted)
+        plan = plan_node(seen, catalog, delete_unlisted)
         if not write or (plan.in_sync and seen.marker):
             return NodeReport(
                 node=node,
@@ -426,7 +144,7 @@ async def reconcile_node(
                 plan=plan,
                 commands=commands,
                 round_trips=round_trips,
-                present=observation.present_shas,
+                present=seen.present_shas,
                 quick=quick,
                 role=seen.role,
                 cache=seen.cache,
@@ -449,7 +167,7 @@ async def reconcile_node(
             # The catalog's own set when the pass completed the node (no 10,000-SHA set per node).
             present=catalog.sha_set
             if len(done.loaded) == len(plan.load_scripts)
-            else observation.present_shas | {s.sha for s in done.loaded},
+            else seen.present_shas | {s.sha for s in done.loaded},
             role=seen.role,
             cache=seen.cache,
         )
@@ -471,47 +189,81 @@ def evicted_count_grew(before: int | None, now: int) -> bool:
     return before is None or now != before
 
 
-async def reconcile_all(
-    connector: Connector,
-    topology: Topology,
-    catalog: Catalog,
-    *,
-    write: bool = True,
-    delete_unlisted: bool = False,
-    rediscover: Callable[[], Awaitable[Topology]] | None = None,
-    settle_attempts: int = 5,
-) -> list[NodeReport]:
-    """Every node in parallel; the reports come back in topology order.
+class NodePass:
+    """Runs passes on one node, remembering between them what makes the next one cheap and right:
+    which server it is (INFO server, once per connection epoch: decides how far the cache marker is
+    trusted), what it refuses (features), its evicted_scripts count, and whether its last full pass
+    on the current catalog was clean (then a pass asks for the marker alone, and every SHA again
+    every FULL_CHECK_EVERY passes).
 
-    A node whose place moved under the pass (MOVING: READONLY, LOADING... right after a cluster is
-    created or fails over) is re-planned with a fresh topology from `rediscover`, up to
-    `settle_attempts` times, a moment apart: a one-shot verb ends on where the cluster settled."""
+    `one_shot` (the verbs): every pass is a full look and nothing more is asked (no INFO, no
+    eviction watch): the marker's shortcut pays off only over many passes."""
 
-    async def one(node: Node) -> NodeReport:
-        client = connector.client(node.host, node.port)
-        return await reconcile_node(client, node, catalog, write=write, delete_unlisted=delete_unlisted)
+    def __init__(self, node: Node, connector: Connector, features: NodeFeatures, *, one_shot: bool = False) -> None:
+        self.node = node
+        self.connector = connector
+        self.features = features
+        self.one_shot = one_shot
+        self.server: ServerInfo | None = None
+        self._evicted = -1  # evicted_scripts at the last look (-1: not read yet), where scripts can vanish
+        self._trusted_catalog: Catalog | None = None
+        self._passes_since_full = 0
+        self._last = NodeState.UNKNOWN
 
-    reports = {report.node.address: report for report in await asyncio.gather(*(one(n) for n in topology.nodes))}
+    async def run(
+        self, catalog: Catalog, *, write: bool = True, delete_unlisted: bool = False, cache_stats: bool = False
+    ) -> NodeReport:
+        client = self.connector.client(self.node.host, self.node.port)
+        if self.server is None and self._last != NodeState.DOWN and not self.one_shot:
+            await self._learn_server(client)
+        # Trust the cache marker only after a complete, clean full pass on this very catalog.
+        quick = (
+            not self.one_shot
+            and self._trusted_catalog is catalog
+            and self._passes_since_full < FULL_CHECK_EVERY
+            and self._last == NodeState.OK
+        )
+        report = await reconcile_node(
+            client,
+            self.node,
+            catalog,
+            write=write,
+            delete_unlisted=delete_unlisted,
+            quick=quick,
+            features=self.features,
+            evictions_seen=self._evicted if self._watches_evictions() and not self.one_shot else None,
+            cache_stats=cache_stats,
+        )
+        if report.cache.evicted_scripts is not None:
+            self._evicted = report.cache.evicted_scripts
+        if report.quick and report.state == NodeState.OK:
+            self._passes_since_full += 1
+        elif not report.quick:
+            self._trusted_catalog = catalog if report.state == NodeState.OK else None
+            self._passes_since_full = 0
+        self._last = report.state
+        return report
 
-    def replan(node: Node) -> bool:
-        """Moving under the last pass, planned with another role (a replica promoted while we loaded
-        its old primary was planned without FUNCTION LOAD), or not seen yet."""
-        before = reports.get(node.address)
-        return before is None or before.state == NodeState.MOVING or before.node.role != node.role
+    def forget_server(self) -> None:
+        """The node dropped or came back: it may have restarted as another server or with another
+        config. Ask again what it is and what it refuses."""
+        self.server = None
+        self.features.reset()
 
-    for attempt in range(settle_attempts if rediscover is not None else 0):
-        moving = any(r.state == NodeState.MOVING for r in reports.values())
-        if attempt > 0 and not moving:
-            break
-        if moving:
-            await asyncio.sleep(_SETTLE_PAUSE)
-        assert rediscover is not None
-        topology = await rediscover()  # one more look even when nothing moved: a failover may have ended
-        again = [n for n in topology.nodes if replan(n)]
-        if not again:
-            break
-        reports.update({r.node.address: r for r in await asyncio.gather(*(one(n) for n in again))})
-    return [reports[n.address] for n in topology.nodes]
+    async def _learn_server(self, client: redis.asyncio.Redis) -> None:
+        """INFO server + stats, once: which server this is decides how far the cache marker is trusted."""
+        try:
+            server_reply, stats_reply = await send_batch(client, [("INFO", "server"), ("INFO", "stats")])
+        except (redis.RedisError, OSError):
+            return  # down or frozen: the pass itself will say so
+        if isinstance(server_reply, Exception) or isinstance(stats_reply, Exception):
+            failed = server_reply if isinstance(server_reply, Exception) else stats_reply
+            assert isinstance(failed, Exception)
+            if refused(failed):
+                self.features.refuse(Feature.EVICTION_WATCH, "INFO", failed)
+            return
+        self.server = ServerInfo.parse(text(server_reply), text(stats_reply))
 
-
-_SETTLE_PAUSE = 0.2
+    def _watches_evictions(self) -> bool:
+        """Where scripts can leave the cache one at a time, or where we could not tell."""
+        return self.server is None or self.server.scripts_can_vanish

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis_orchestrator.catalog.model import Catalog, Script
-from redis_orchestrator.topology.model import Node
+from redis_orchestrator.topology.model import Node, Role
+from redis_orchestrator.wire.servers import CacheStats
 
 
 @dataclass(frozen=True)
 class Observation:
-    """What one node holds, as far as we asked. `libraries` is None when functions were not asked."""
+    """What one node holds, as far as we asked (observe.py reads it in one round trip).
+
+    `libraries` is None when functions were not asked; `marker`: the cache marker was there (see
+    observe.py); `role`: what the node said with ROLE, when asked; `commands`: how many were sent."""
 
     node: Node
     present_shas: frozenset[str]
     libraries: Mapping[str, bytes] | None = None
+    marker: bool = True
+    role: Role | None = None
+    cache: CacheStats = field(default_factory=CacheStats)
+    commands: int = 0
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import redis.asyncio
 
 from redis_orchestrator.catalog.model import Catalog, Kind, Script
 from redis_orchestrator.config.settings import Config
-from redis_orchestrator.reconcile.node_pass import MARKER_SHA, MARKER_SOURCE
+from redis_orchestrator.reconcile.observe import MARKER_SHA, MARKER_SOURCE
 from redis_orchestrator.topology.discovery import discover
 from redis_orchestrator.topology.model import Node
 from redis_orchestrator.wire.connections import Connector, describe_error
@@ -54,7 +54,7 @@ class CacheSurvey:
     live_present: tuple[Script, ...]
     live_missing: tuple[Script, ...]
     retired_present: tuple[Script, ...]
-    marker_present: bool = False  # our cache marker (sync.MARKER_SOURCE) is ours, not foreign
+    marker_present: bool = False  # our cache marker (observe.MARKER_SOURCE) is ours, not foreign
 
     @property
     def foreign(self) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from redis_orchestrator.topology.model import Topology, discover_cluster
+from redis_orchestrator.topology.cluster import discover_cluster
+from redis_orchestrator.topology.model import Topology
 from redis_orchestrator.topology.replication import discover_replication
 from redis_orchestrator.topology.sentinel import discover_sentinel
 from redis_orchestrator.wire.connections import Connector

@@ -1,25 +1,11 @@
-"""A primary and its replicas as the data nodes themselves tell it: `ROLE`.
-
-Used twice: `redis.mode: replication` finds the whole group this way (any node is a seed), and
-sentinel mode asks the primary Sentinel named for the replicas that connected since the Sentinels'
-last look (they `INFO` a primary every 10 s; a new replica shows in its `ROLE` as soon as it syncs).
-`PrimaryWatch` asks the primary every reconcile interval, so a new replica or a demoted primary
-wakes the topology loop at once instead of at its next interval.
-
-The three shapes of the reply (RESP2 and RESP3 alike):
-
-    primary:  1) "master"   2) (integer) 3129659   3) 1) 1) "127.0.0.1" 2) "9001" 3) "3129242"
-    replica:  1) "slave"    2) "127.0.0.1"   3) (integer) 9000   4) "connected"   5) (integer) 3167038
-    Sentinel: 1) "sentinel" 2) 1) "mymaster"
-
-A replica's link state is connect | connecting | sync | connected (or handshake on newer servers).
-"""
+"""A primary and its replicas without Sentinel (`redis.mode: replication`), as the data nodes
+themselves tell it: every seed's `ROLE` (role.py), the primary elected by their votes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -27,57 +13,9 @@ import redis.asyncio
 
 from redis_orchestrator.config.addresses import parse_address
 from redis_orchestrator.errors import SeedsUnreachableError
-from redis_orchestrator.topology.model import Health, Node, Role, Topology
+from redis_orchestrator.topology.model import Health, Node, Role, Topology, node_at
+from redis_orchestrator.topology.role import RoleReply, read_role
 from redis_orchestrator.wire.connections import Connector, describe_error
-from redis_orchestrator.wire.replies import as_list, text
-
-
-@dataclass(frozen=True)
-class RoleReply:
-    """One node's answer to ROLE. `role` is None for a Sentinel (not a data node)."""
-
-    role: Role | None
-    offset: int = 0
-    replicas: tuple[str, ...] = ()  # a primary's replicas, as "ip:port"
-    primary: str | None = None  # a replica's primary, as "host:port"
-    link_up: bool = False  # a replica: its link to the primary is up
-    monitors: tuple[str, ...] = ()  # a Sentinel: the names it monitors
-
-
-def parse_role(reply: object) -> RoleReply:
-    """RoleReply from a raw ROLE reply; ValueError on anything else."""
-    items = as_list(reply)
-    if not items:
-        raise ValueError(f"ROLE reply is not an array: {reply!r}")
-    kind = text(items[0])
-    if kind in ("master", "primary"):
-        replicas = []
-        for entry in as_list(items[2]) if len(items) > 2 else []:
-            fields = as_list(entry)
-            if len(fields) >= 2:
-                replicas.append(f"{text(fields[0])}:{int(text(fields[1]))}")
-        return RoleReply(Role.PRIMARY, offset=int(text(items[1])), replicas=tuple(replicas))
-    if kind in ("slave", "replica"):
-        if len(items) < 5:
-            raise ValueError(f"ROLE reply of a replica is too short: {reply!r}")
-        return RoleReply(
-            Role.REPLICA,
-            offset=int(text(items[4])),
-            primary=f"{text(items[1])}:{int(text(items[2]))}",
-            link_up=text(items[3]) == "connected",
-        )
-    if kind == "sentinel":
-        names = as_list(items[1]) if len(items) > 1 else []
-        return RoleReply(None, monitors=tuple(text(n) for n in names))
-    raise ValueError(f"ROLE reply names an unknown role {kind!r}")
-
-
-async def read_role(client: redis.asyncio.Redis) -> RoleReply:
-    untyped: object = await client.execute_command("ROLE")
-    return parse_role(untyped)
-
-
-# ---------------------------------------------------------------------- the group, from its nodes
 
 
 @dataclass(frozen=True)
@@ -127,10 +65,10 @@ def group_nodes(view: GroupView, asked: Sequence[str]) -> tuple[list[Node], list
     """
     primary_reply = view.answers.get(view.primary)
     primary_up = primary_reply is not None and primary_reply.role == Role.PRIMARY
-    nodes = {view.primary: _node(view.primary, Role.PRIMARY, None, Health.ONLINE if primary_up else Health.FAILED)}
+    nodes = {view.primary: node_at(view.primary, Role.PRIMARY, None, Health.ONLINE if primary_up else Health.FAILED)}
     notes: list[str] = []
     for address in primary_reply.replicas if primary_reply is not None and primary_up else ():
-        nodes.setdefault(address, _node(address, Role.REPLICA, view.primary, Health.ONLINE))
+        nodes.setdefault(address, node_at(address, Role.REPLICA, view.primary, Health.ONLINE))
     for address, reply in sorted(view.answers.items()):
         if address == view.primary or reply.role is None:
             continue
@@ -143,18 +81,11 @@ def group_nodes(view: GroupView, asked: Sequence[str]) -> tuple[list[Node], list
         elif reply.primary != view.primary:
             notes.append(f"{address} replicates from {reply.primary}, not from {view.primary}: left out of the group")
             continue
-        nodes[address] = _node(address, Role.REPLICA, view.primary, Health.ONLINE, stray=stray)
+        nodes[address] = node_at(address, Role.REPLICA, view.primary, Health.ONLINE, stray=stray)
     for address in asked:
         if address not in view.answers and address not in nodes:
-            nodes[address] = _node(address, Role.REPLICA, view.primary, Health.FAILED)
+            nodes[address] = node_at(address, Role.REPLICA, view.primary, Health.FAILED)
     return list(nodes.values()), notes
-
-
-def _node(address: str, role: Role, primary: str | None, health: Health, stray: bool = False) -> Node:
-    host, port = parse_address(address)
-    return Node(
-        host=host, port=port, role=role, node_id=address, primary_id=primary, health=health, stray_primary=stray
-    )
 
 
 async def discover_replication(connector: Connector, seeds: Sequence[str], timeout: float | None) -> Topology:
@@ -194,55 +125,3 @@ async def _ask_all(
     answers = {a: r for a, r in zip(addresses, replies, strict=True) if isinstance(r, RoleReply)}
     attempts = [(a, r) for a, r in zip(addresses, replies, strict=True) if isinstance(r, str)]
     return answers, attempts
-
-
-# ---------------------------------------------------------------------- watching the primary
-
-
-def role_change(topology: Topology, primary: Node, reply: RoleReply) -> str | None:
-    """Why the topology is out of date, judging by the primary's ROLE; None when it is not."""
-    if reply.role != Role.PRIMARY:
-        return f"{primary.address} answers ROLE as {reply.role or 'a Sentinel'}"
-    new = [address for address in reply.replicas if topology.get(address) is None]
-    if new:
-        return f"{primary.address} has new replica(s): {', '.join(new)}"
-    return None
-
-
-class PrimaryWatch:
-    """Asks the group's primary ROLE every `interval()`; `on_change(reason)` when the topology is
-    behind. A primary that does not answer is left to the reconcile worker (node_down) and, in
-    sentinel mode, to the Sentinels' events."""
-
-    name = "primary watch"
-
-    def __init__(
-        self,
-        connector: Connector,
-        topology: Callable[[], Topology | None],
-        interval: Callable[[], float],
-        on_change: Callable[[str], None],
-    ) -> None:
-        self.connector = connector
-        self.topology = topology
-        self.interval = interval
-        self.on_change = on_change
-
-    async def check(self) -> str | None:
-        topology = self.topology()
-        if topology is None or len(topology.primaries) != 1:
-            return None
-        primary = topology.primaries[0]
-        try:
-            async with asyncio.timeout(self.connector.settings.timeout):
-                reply = await read_role(self.connector.client(primary.host, primary.port))
-        except (redis.RedisError, OSError, TimeoutError, ValueError):
-            return None
-        return role_change(topology, primary, reply)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval())
-            reason = await self.check()
-            if reason is not None:
-                self.on_change(reason)

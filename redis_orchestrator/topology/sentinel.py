@@ -17,7 +17,7 @@ A Sentinel that is down or refuses is skipped while one answers. When they disag
 (one has not heard of a failover yet) the majority wins, ties going to the newer configuration
 (config-epoch); the disagreement is a note on the topology, which the daemon logs once.
 
-Then the primary itself is asked `ROLE` (replication.py): a replica that connected since the
+Then the primary itself is asked `ROLE` (role.py): a replica that connected since the
 Sentinels' last INFO of the primary (every 10 s) is in the topology at once.
 """
 
@@ -33,8 +33,8 @@ import redis.asyncio
 
 from redis_orchestrator.config.addresses import parse_address
 from redis_orchestrator.errors import SeedsUnreachableError, ServiceUnknownError
-from redis_orchestrator.topology.model import Health, Node, Role, Topology
-from redis_orchestrator.topology.replication import read_role
+from redis_orchestrator.topology.model import Health, Node, Role, Topology, node_at
+from redis_orchestrator.topology.role import read_role
 from redis_orchestrator.wire.connections import Connector, describe_error
 from redis_orchestrator.wire.replies import as_list, as_map, text
 
@@ -173,7 +173,7 @@ def group_nodes(verdict: Verdict, connected: Sequence[str] = ()) -> tuple[list[N
     majority = len(verdict.agreeing) // 2 + 1
     primary_down = sum(1 for v in verdict.agreeing if v.primary is not None and v.primary.down) >= majority
     nodes: dict[str, Node] = {
-        primary.address: _node(primary.address, Role.PRIMARY, None, Health.FAILED if primary_down else Health.ONLINE)
+        primary.address: node_at(primary.address, Role.PRIMARY, None, Health.FAILED if primary_down else Health.ONLINE)
     }
     listed: dict[str, list[Instance]] = {}
     for view in verdict.agreeing:
@@ -185,19 +185,12 @@ def group_nodes(verdict: Verdict, connected: Sequence[str] = ()) -> tuple[list[N
         down = all(r.down for r in seen)
         stray = not down and any(r.role_reported == "master" for r in seen)
         health = Health.FAILED if down else Health.ONLINE
-        nodes[address] = _node(address, Role.REPLICA, primary.address, health, stray=stray)
+        nodes[address] = node_at(address, Role.REPLICA, primary.address, health, stray=stray)
         if stray:
             notes.append(f"{address} reports itself a primary; Sentinel counts it a replica of {primary.address}")
     for address in connected:
-        nodes.setdefault(address, _node(address, Role.REPLICA, primary.address, Health.ONLINE))
+        nodes.setdefault(address, node_at(address, Role.REPLICA, primary.address, Health.ONLINE))
     return list(nodes.values()), notes
-
-
-def _node(address: str, role: Role, primary: str | None, health: Health, stray: bool = False) -> Node:
-    host, port = parse_address(address)
-    return Node(
-        host=host, port=port, role=role, node_id=address, primary_id=primary, health=health, stray_primary=stray
-    )
 
 
 async def discover_sentinel(

@@ -10,13 +10,17 @@ Refused means: `ERR unknown command/subcommand` (renamed away, or not offered) o
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from redis_orchestrator import logs
 from redis_orchestrator.wire.replies import error_code, is_unknown_command
 
-if TYPE_CHECKING:  # one-shot verbs use this module without a metrics registry (or prometheus_client)
-    from redis_orchestrator.daemon.metrics import Metrics
+
+class FeatureSink(Protocol):
+    """Where a change of what a node refuses is exported (the daemon's Metrics; the one-shot verbs
+    have none)."""
+
+    def feature_changed(self, node: str, feature: str, unavailable: bool) -> None: ...
 
 
 class Feature(enum.StrEnum):
@@ -48,9 +52,9 @@ def refused(exc: BaseException) -> bool:
 class NodeFeatures:
     """The features one node has refused, learnt from its answers."""
 
-    def __init__(self, node: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, node: str, sink: FeatureSink | None = None) -> None:
         self.node = node
-        self.metrics = metrics
+        self.sink = sink
         self._lost: dict[Feature, str] = {}
 
     def available(self, feature: Feature) -> bool:
@@ -73,12 +77,12 @@ class NodeFeatures:
             command=command,
             error=f"{error_code(exc)} {exc}".strip(),
         )
-        if self.metrics is not None:
-            self.metrics.feature_changed(self.node, feature, True)
+        if self.sink is not None:
+            self.sink.feature_changed(self.node, feature, True)
 
     def reset(self) -> None:
         """The node restarted: ask again."""
-        if self.metrics is not None:
+        if self.sink is not None:
             for feature in self._lost:
-                self.metrics.feature_changed(self.node, feature, False)
+                self.sink.feature_changed(self.node, feature, False)
         self._lost.clear()

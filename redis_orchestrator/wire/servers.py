@@ -61,3 +61,12 @@ class ServerInfo:
         evicts. Where this is true the cache marker alone cannot be trusted (sync.py watches
         evicted_scripts instead)."""
         return self.reports_evictions and self.name != "valkey"
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """A node's script cache as INFO reports it (None where the server does not say)."""
+
+    cached_scripts: int | None = None
+    eval_memory_bytes: int | None = None
+    evicted_scripts: int | None = None

@@ -1,0 +1,162 @@
+"""Making a Daemon from a config: every collaborator built once, here, and handed to the next by
+constructor (the conductor in lifecycle.py receives them whole and builds nothing).
+
+The wiring between them is all callbacks read at call time: node workers ask the topology keeper
+for a look when a node moves, the catalog keeper wakes the fleet on an accepted reload, the fleet's
+nodes read the current desired state and leadership.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from redis_orchestrator.analysis.checks import CatalogAnalysis
+from redis_orchestrator.config.settings import Config, Mode, RedisOverrides
+from redis_orchestrator.daemon.catalog_keeper import CatalogKeeper
+from redis_orchestrator.daemon.fleet import Fleet
+from redis_orchestrator.daemon.health import Heartbeat, LoopHealth
+from redis_orchestrator.daemon.http import MetricsServer
+from redis_orchestrator.daemon.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
+from redis_orchestrator.daemon.lifecycle import Daemon, Watchdog
+from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.daemon.primary_watch import PrimaryWatch
+from redis_orchestrator.daemon.readiness import ReadinessLoop
+from redis_orchestrator.daemon.sentinel_events import SentinelEvents
+from redis_orchestrator.daemon.supervisor import NodeEnv, NodeFactory, standard_node
+from redis_orchestrator.daemon.systemd import Notifier
+from redis_orchestrator.daemon.topology_keeper import TopologyKeeper
+from redis_orchestrator.errors import ConfigError
+from redis_orchestrator.topology.model import Topology
+from redis_orchestrator.wire.connections import Connector
+
+
+def build_daemon(
+    config: Config,
+    *,
+    metrics: Metrics | None = None,
+    nodes: NodeFactory = standard_node,
+    analysis: CatalogAnalysis | None = None,
+    notifier: Notifier | None = None,
+    watchdog_interval: float | None = None,
+    serve_metrics: bool = True,
+    seeds_override: Sequence[str] | None = None,
+    overrides: RedisOverrides | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Daemon:
+    """Raises ConfigError when a start-time setting cannot be honoured (the lease's scripts).
+    `seeds_override` / `overrides`: what the command line put in place of redis settings."""
+    start = config.start
+    redis = start.redis
+    metrics = metrics if metrics is not None else Metrics()
+    notifier = notifier if notifier is not None else Notifier({})
+    connector = Connector(redis)
+    heartbeat = Heartbeat(clock)
+
+    def topology() -> Topology | None:
+        return topology_keeper.topology
+
+    leader = _lease(config, topology, metrics) if start.leader.enabled else None
+    is_leader = leader.is_leader if leader is not None else _always
+    if leader is None:
+        metrics.leader.set(1)  # the only instance: always the leader
+    catalog_keeper = CatalogKeeper(
+        config,
+        (overrides or RedisOverrides()).with_seeds(seeds_override),
+        connector,
+        metrics,
+        analysis if analysis is not None else CatalogAnalysis(),
+        topology=topology,
+        on_change=lambda: fleet.wake_all(),
+        heartbeat=heartbeat,
+    )
+    env = NodeEnv(
+        connector=connector,
+        desired=lambda: catalog_keeper.desired,
+        metrics=metrics,
+        is_leader=is_leader,
+        on_moved=lambda _node: topology_keeper.look_now(closely=True),
+        clock=clock,
+    )
+    fleet = Fleet(nodes, env, metrics, connector)
+    sentinel_events = (
+        SentinelEvents(
+            redis,
+            redis.seeds,
+            redis.service_name or "",
+            on_event=lambda _event: topology_keeper.look_now(closely=True),
+            on_resync=lambda reason: topology_keeper.look_now(reason),
+            metrics=metrics,
+        )
+        if redis.mode == Mode.SENTINEL
+        else None
+    )
+    topology_keeper = TopologyKeeper(
+        redis,
+        connector,
+        fleet.apply,
+        interval=lambda: catalog_keeper.desired.daemon.topology_interval,
+        # Polling is the fallback while no Sentinel subscription is up.
+        polling_only=lambda: sentinel_events is not None and not sentinel_events.live,
+        notifier=notifier,
+        heartbeat=heartbeat,
+        clock=clock,
+    )
+    primary_watch = (
+        PrimaryWatch(
+            connector,
+            topology,
+            lambda: catalog_keeper.desired.daemon.reconcile_interval,
+            lambda reason: topology_keeper.look_now(reason),
+        )
+        if redis.mode in (Mode.SENTINEL, Mode.REPLICATION)
+        else None
+    )
+    router = leader.router if leader is not None else KeyRouter(connector, topology)
+    manifest = (
+        ManifestPublisher(start.manifest.key, router, lambda: catalog_keeper.catalog, start.manifest.sources)
+        if start.manifest.key
+        else None
+    )
+    readiness = ReadinessLoop(topology, fleet.statuses, lambda: catalog_keeper.catalog, metrics, notifier)
+    http = (
+        MetricsServer(start.metrics.listen, metrics.registry, lambda: readiness.current)
+        if serve_metrics and start.metrics.enabled
+        else None
+    )
+    watchdog = None
+    if watchdog_interval is not None and notifier.enabled:
+        # A pass may take up to the command timeout on a frozen node; allow three of either before
+        # declaring the loops stuck.
+        stale_after = max(3 * config.desired.daemon.reconcile_interval, 3 * redis.timeout, 2 * watchdog_interval)
+        health = LoopHealth(lambda: heartbeat.last, fleet.passes, stale_after=stale_after, clock=clock)
+        watchdog = Watchdog(watchdog_interval, health)
+    return Daemon(
+        catalog=catalog_keeper,
+        topology=topology_keeper,
+        fleet=fleet,
+        readiness=readiness,
+        metrics=metrics,
+        connector=connector,
+        notifier=notifier,
+        is_leader=is_leader,
+        http=http,
+        leader=leader,
+        manifest=manifest,
+        watchdog=watchdog,
+        sentinel_events=sentinel_events,
+        primary_watch=primary_watch,
+    )
+
+
+def _always() -> bool:
+    return True
+
+
+def _lease(config: Config, topology: Callable[[], Topology | None], metrics: Metrics) -> LeaderLease:
+    try:
+        scripts = load_lock_scripts()
+    except LeaderError as exc:
+        raise ConfigError(str(config.path), [f"leader.enabled: {exc}"]) from exc
+    start = config.start
+    return LeaderLease(start.leader, start.redis, topology, metrics, scripts=scripts)

@@ -1,0 +1,135 @@
+"""The daemon's view of the deployment: the first topology (waiting for a seed, with backoff), a
+refresh every `topology_interval`, and a look at once when something says it moved.
+
+Three things ask for an early look, and all go through `look_now()`: a node worker whose node went
+down, answered READONLY/LOADING or says another role than the topology (`closely=True`: then every
+second for a while, long enough to see a failover through); a Sentinel event (the same); the
+primary's ROLE or a restored Sentinel subscription saying the topology is behind (a reason is
+logged). The steady state stays one discovery per interval, asked of a different node each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from redis_orchestrator import logs
+from redis_orchestrator.config.settings import Mode, RedisSettings
+from redis_orchestrator.daemon.health import Heartbeat
+from redis_orchestrator.daemon.systemd import Notifier
+from redis_orchestrator.daemon.waiting import wait_event
+from redis_orchestrator.errors import SeedsUnreachableError
+from redis_orchestrator.topology.discovery import discover
+from redis_orchestrator.topology.model import Topology
+from redis_orchestrator.wire.connections import Connector
+
+# After a node goes down: a failover takes about twice cluster-node-timeout; watch the topology
+# every second for long enough to see it through.
+_FAST_INTERVAL = 1.0
+_FAST_WINDOW = 30.0
+
+
+class TopologyKeeper:
+    name = "topology"
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        connector: Connector,
+        on_topology: Callable[[Topology, bool], None],
+        *,
+        interval: Callable[[], float],
+        polling_only: Callable[[], bool] = lambda: False,
+        notifier: Notifier,
+        heartbeat: Heartbeat,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`on_topology(topology, first)` follows each new topology (the fleet); `polling_only()`:
+        no Sentinel subscription is up, so the topology is polled every second instead."""
+        self.settings = settings
+        self.connector = connector
+        self._on_topology = on_topology
+        self._interval = interval
+        self._polling_only = polling_only
+        self.notifier = notifier
+        self.heartbeat = heartbeat
+        self.clock = clock
+        self.topology: Topology | None = None
+        self.discovered = asyncio.Event()  # set once the first topology is known
+        self._failed = False
+        self._wake = asyncio.Event()
+        self._closely_until = 0.0
+        self._seed_turn = -1
+
+    def look_now(self, reason: str | None = None, *, closely: bool = False) -> None:
+        """Refresh now; with `closely`, every second for a while after (a failover takes seconds)."""
+        if reason is not None:
+            logs.event("topology_refresh", reason=reason)
+        if closely:
+            self._closely_until = self.clock() + _FAST_WINDOW
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The first topology (waiting for a seed, with backoff), then a refresh every interval."""
+        self.notifier.notify("STATUS=discovering topology")
+        backoff = 0.2
+        while self.topology is None:
+            try:
+                await self.refresh(raise_errors=True)
+            except SeedsUnreachableError as exc:
+                if not self._failed:
+                    logs.error("no_seed_reachable", str(exc))
+                    self._failed = True
+                self.notifier.notify(f"STATUS=waiting for a seed: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        while True:
+            interval = self._interval()
+            if self.clock() < self._closely_until or self._polling_only():
+                interval = min(interval, _FAST_INTERVAL)
+            await wait_event(self._wake, interval)
+            self._wake.clear()
+            self.heartbeat.beat()
+            await self.refresh()
+
+    async def refresh(self, raise_errors: bool = False) -> Topology | None:
+        """Discover once and follow what was found; the topology now known (the last one when no
+        seed answered and `raise_errors` is off)."""
+        try:
+            seeds, mode = self._seeds(), self.settings.mode
+            topology = await discover(self.connector, seeds, mode, timeout=self.settings.timeout * 2)
+        except SeedsUnreachableError as exc:
+            if raise_errors:
+                raise
+            if not self._failed:
+                logs.error("topology_unavailable", f"keeping the last known topology: {exc}")
+                self._failed = True
+            return self.topology
+        if self._failed:
+            logs.event("topology_available", answered_by=topology.answered_by)
+            self._failed = False
+        self._log_notes(topology)
+        first = self.topology is None
+        self.topology = topology
+        self.discovered.set()
+        self._on_topology(topology, first)
+        return topology
+
+    def _seeds(self) -> list[str]:
+        configured = list(self.settings.seeds)  # --seed already in place (load_config)
+        if self.settings.mode == Mode.SENTINEL:
+            return configured  # the seeds are the Sentinels; data nodes are what they tell us
+        known = list(self.topology.addresses) if self.topology else []
+        if known:
+            # Ask a different node each refresh: no node pays for every CLUSTER SHARDS.
+            self._seed_turn = (self._seed_turn + 1) % len(known)
+            known = known[self._seed_turn :] + known[: self._seed_turn]
+        return list(dict.fromkeys([*known, *configured]))
+
+    def _log_notes(self, topology: Topology) -> None:
+        """Each note (Sentinels that disagree, a stray primary) once, when it appears."""
+        seen = set(self.topology.notes) if self.topology is not None else set()
+        for note in topology.notes:
+            if note not in seen:
+                logs.warning("topology_note", note, answered_by=topology.answered_by)

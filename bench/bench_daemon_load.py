@@ -28,7 +28,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import make_catalog
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from harness.chaos import ChaosCluster
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,7 +63,7 @@ def commands(node: LocalNode) -> int:
     return sum(command_counts(node).values())
 
 
-def measure(config: Path, cluster: LocalCluster, window: float, label: str, loop: str = "auto") -> dict[str, float]:
+def measure(config: Path, cluster: ChaosCluster, window: float, label: str, loop: str = "auto") -> dict[str, float]:
     log = config.parent / f"{label}.log"
     env = {**os.environ, "REDIS_ORCHESTRATOR_EVENT_LOOP": loop}
     with log.open("wb") as out:
@@ -144,7 +145,7 @@ def main() -> None:
     sample = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())["catalog"]["scripts"]
     started = time.monotonic()
     with (
-        LocalCluster(primaries=args.primaries, replicas_per_primary=1) as cluster,
+        ChaosCluster(primaries=args.primaries, replicas_per_primary=1) as cluster,
         tempfile.TemporaryDirectory() as tmp,
     ):
         print(f"{len(cluster.nodes)}-node cluster up in {time.monotonic() - started:.1f}s")

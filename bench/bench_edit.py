@@ -21,8 +21,11 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # harness/, the shared test support
+
+from harness.chaos import ChaosCluster
 from redis_orchestrator.catalog.model import sha1_hex
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode, free_port_pair
+from redis_orchestrator.devcluster.cluster import LocalNode, free_port_pair
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with LocalCluster() as cluster, tempfile.TemporaryDirectory() as tmp:
+    with ChaosCluster() as cluster, tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         subprocess.run(["cp", "-r", str(REPO / "examples" / "lua"), str(directory / "lua")], check=True)
         data = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())

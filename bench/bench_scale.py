@@ -38,13 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_daemon_load import bare_interpreter_rss, commands, cpu_seconds, rss_mb
 from bench_sync import make_catalog
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
-from tests.helpers import free_port
+from harness.chaos import ChaosCluster
+from harness.helpers import free_port
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 SETTLE = 5.0  # after ready: the first slowlog polls, threshold reads and full checks go by
 
 
-def flush(cluster: LocalCluster) -> None:
+def flush(cluster: ChaosCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
@@ -57,7 +58,7 @@ def load_calls(node: LocalNode) -> int:
         return int(c.info("commandstats").get("cmdstat_script|load", {}).get("calls", 0))
 
 
-def servers_cpu(cluster: LocalCluster) -> float:
+def servers_cpu(cluster: ChaosCluster) -> float:
     return sum(cpu_seconds(n.pid) for n in cluster.nodes if n.pid is not None)
 
 
@@ -82,7 +83,7 @@ def configure(directory: Path, catalog: Path, seeds: list[str], port: int) -> Pa
     return config
 
 
-def cell(cluster: LocalCluster, catalog: Path, window: float, workdir: Path) -> dict[str, float]:
+def cell(cluster: ChaosCluster, catalog: Path, window: float, workdir: Path) -> dict[str, float]:
     flush(cluster)
     port = free_port()
     directory = Path(tempfile.mkdtemp(dir=workdir))
@@ -149,7 +150,7 @@ def main() -> int:
     for nodes in (int(n) for n in args.nodes.split(",")):
         print(f"== {nodes} nodes: starting the cluster", file=sys.stderr, flush=True)
         started = time.monotonic()
-        with LocalCluster(primaries=nodes // 2, replicas_per_primary=1, node_timeout_ms=15000) as cluster:
+        with ChaosCluster(primaries=nodes // 2, replicas_per_primary=1, node_timeout_ms=15000) as cluster:
             print(f"   up in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             for count, catalog in catalogs.items():
                 print(f"== {nodes} nodes x {count} scripts", file=sys.stderr, flush=True)

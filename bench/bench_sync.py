@@ -29,8 +29,10 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # harness/, the shared test support
+
+from harness.chaos import ChaosCluster
 from redis_orchestrator.config.loader import load_config
-from redis_orchestrator.devcluster.cluster import LocalCluster
 from redis_orchestrator.reconcile.settle import one_shot_passes, settle
 from redis_orchestrator.topology.discovery import discover
 from redis_orchestrator.topology.model import Topology
@@ -55,13 +57,13 @@ def make_catalog(directory: Path, count: int) -> Path:
     return path
 
 
-def flush_all(cluster: LocalCluster) -> None:
+def flush_all(cluster: ChaosCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
 
 
-def cached(cluster: LocalCluster) -> int:
+def cached(cluster: ChaosCluster) -> int:
     total = 0
     for node in cluster.nodes:
         with node.client() as c:
@@ -123,7 +125,7 @@ rc.close()
 
 
 def whole_process(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp, LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+    with tempfile.TemporaryDirectory() as tmp, ChaosCluster(primaries=3, replicas_per_primary=1) as cluster:
         directory = Path(tmp)
         config_path = make_catalog(directory, args.scripts)
         host, port = cluster.seeds[0].rsplit(":", 1)
@@ -179,7 +181,7 @@ def main() -> None:
     if args.whole_process:
         whole_process(args)
         return
-    with tempfile.TemporaryDirectory() as tmp, LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+    with tempfile.TemporaryDirectory() as tmp, ChaosCluster(primaries=3, replicas_per_primary=1) as cluster:
         directory = Path(tmp)
         config_path = make_catalog(directory, args.scripts)
         sources = [(directory / f"s{i}.lua").read_text() for i in range(args.scripts)]

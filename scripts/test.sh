@@ -12,7 +12,7 @@ need_prometheus
 need_venv "test"
 cd "$ROOT"
 echo "== ruff" >&2
-"$VENV/bin/ruff" check redis_orchestrator tests bench tools
+"$VENV/bin/ruff" check redis_orchestrator tests bench tools harness
 echo "== mypy (strict, the package)" >&2
 "$VENV/bin/mypy" redis_orchestrator
 if [ -n "${REDIS_SERVER:-}" ]; then

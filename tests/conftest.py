@@ -16,7 +16,39 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, redis_server_binary, server_version
+from harness.chaos import ChaosCluster
+from redis_orchestrator.devcluster.cluster import redis_server_binary, server_version
+
+
+# Fixtures that bring real server processes: a test that uses one is `live` without saying so.
+# Tests that start servers some other way say it themselves (pytestmark = pytest.mark.live).
+LIVE_FIXTURES = frozenset(
+    {
+        "cluster", "fresh_cluster", "clean_cluster", "rc", "group", "clean_group", "acl_cluster", "acl_group",
+        "auth_cluster", "tls_cluster", "solo", "solo_node", "stack", "prometheus", "wheel_venv", "scratch",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """A test not marked live cannot start a server, in its fixtures of any scope or in subprocesses
+    (devcluster refuses while REDIS_ORCHESTRATOR_NO_SERVERS is set): `pytest -m "not live"` is the
+    pure suite and stays one."""
+    pure = item.get_closest_marker("live") is None
+    if pure:
+        os.environ["REDIS_ORCHESTRATOR_NO_SERVERS"] = "1"
+    try:
+        return (yield)
+    finally:
+        if pure:
+            os.environ.pop("REDIS_ORCHESTRATOR_NO_SERVERS", None)
 
 
 def pytest_report_header() -> str:
@@ -24,8 +56,8 @@ def pytest_report_header() -> str:
     return f"server: {server_version(binary)} ({binary}); set REDIS_SERVER to run on another binary"
 
 
-def _make_cluster() -> LocalCluster:
-    return LocalCluster(primaries=3, replicas_per_primary=1).start()
+def _make_cluster() -> ChaosCluster:
+    return ChaosCluster(primaries=3, replicas_per_primary=1).start()
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +73,7 @@ def _package_logger_as_it_was() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[LocalCluster]:
+def cluster() -> Iterator[ChaosCluster]:
     if os.environ.get("REDIS_TEST_BACKEND", "local") == "docker":
         from tests.docker_backend import docker_cluster
 
@@ -56,7 +88,7 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def fresh_cluster() -> Iterator[LocalCluster]:
+def fresh_cluster() -> Iterator[ChaosCluster]:
     c = _make_cluster()
     try:
         yield c
@@ -65,7 +97,7 @@ def fresh_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def clean_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
+def clean_cluster(cluster: ChaosCluster) -> Iterator[ChaosCluster]:
     """The session cluster with every script cache and function library emptied before and after."""
 
     def flush() -> None:
@@ -82,7 +114,7 @@ def clean_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def rc(cluster: LocalCluster) -> Iterator[RedisCluster]:
+def rc(cluster: ChaosCluster) -> Iterator[RedisCluster]:
     """redis-py's cluster client on the session cluster, replies decoded to str."""
     host, port = cluster.seeds[0].split(":")
     client = RedisCluster(host=host, port=int(port), socket_timeout=5, decode_responses=True)

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from harness.chaos import ChaosCluster
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 IMAGE = os.environ.get("REDIS_TEST_IMAGE", "redis:7.0")
 
@@ -58,8 +59,8 @@ class ContainerProcess:
 
 
 @contextmanager
-def docker_cluster() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(primaries=3, replicas_per_primary=1, launcher=ContainerProcess)
+def docker_cluster() -> Iterator[ChaosCluster]:
+    cluster = ChaosCluster(primaries=3, replicas_per_primary=1, launcher=ContainerProcess)
     cluster.start()
     try:
         yield cluster

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import (
+from harness.chaos import ChaosCluster
+from harness.helpers import (
     REPO,
     DaemonProcess,
     acl_log_fields,
@@ -44,14 +44,14 @@ def acl_rules() -> list[str]:
     return words[2:]
 
 
-def set_user(cluster: LocalCluster, *rules: str) -> None:
+def set_user(cluster: ChaosCluster, *rules: str) -> None:
     """ACLs are per node: apply on every node, primaries and replicas."""
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("ACL", "SETUSER", USER, *rules)
 
 
-def acl_log(cluster: LocalCluster) -> list[str]:
+def acl_log(cluster: ChaosCluster) -> list[str]:
     denials = []
     for node in cluster.nodes:
         with node.client() as c:
@@ -62,14 +62,14 @@ def acl_log(cluster: LocalCluster) -> list[str]:
     return denials
 
 
-def reset_acl_log(cluster: LocalCluster) -> None:
+def reset_acl_log(cluster: ChaosCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("ACL", "LOG", "RESET")
 
 
 @pytest.fixture(scope="module")
-def acl_cluster() -> Iterator[LocalCluster]:
+def acl_cluster() -> Iterator[ChaosCluster]:
     # The admin (default user) keeps every right and a password; replicas authenticate with it.
     with password_cluster(ADMIN_PASSWORD) as cluster:
         set_user(cluster, "reset", *acl_rules(), f">{USER_PASSWORD}")
@@ -77,7 +77,7 @@ def acl_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def acl_config(acl_cluster: LocalCluster, tmp_path: Path) -> Path:
+def acl_config(acl_cluster: ChaosCluster, tmp_path: Path) -> Path:
     for node in acl_cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
@@ -108,7 +108,7 @@ def test_the_file_is_one_user_line_without_password_or_broad_grants() -> None:
 
 
 def test_every_verb_and_the_daemon_run_as_the_acl_user_with_nothing_denied(
-    acl_cluster: LocalCluster, acl_config: Path
+    acl_cluster: ChaosCluster, acl_config: Path
 ) -> None:
     shas = catalog_shas(acl_config)
     for verb in (["plan"], ["sync"], ["status"], ["status", "--format", "json"], ["plan"]):
@@ -139,7 +139,7 @@ def test_every_verb_and_the_daemon_run_as_the_acl_user_with_nothing_denied(
     assert acl_log(acl_cluster) == []
 
 
-def test_a_missing_permission_is_named(acl_cluster: LocalCluster, acl_config: Path) -> None:
+def test_a_missing_permission_is_named(acl_cluster: ChaosCluster, acl_config: Path) -> None:
     set_user(acl_cluster, "-script|load")
     done = cli(acl_config, "sync")
     assert done.returncode == 1
@@ -176,7 +176,7 @@ def test_a_missing_permission_is_named(acl_cluster: LocalCluster, acl_config: Pa
         assert daemon.stop() == 0
 
 
-def _get(cluster: LocalCluster, key: str) -> str | None:
+def _get(cluster: ChaosCluster, key: str) -> str | None:
     for node in cluster.primaries():
         with node.client() as c:
             try:

@@ -17,10 +17,10 @@ import yaml
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
+from harness.chaos import ChaosCluster
+from harness.helpers import REFUSED_KEY, heal_poisoned_scripts
 from redis_orchestrator.analysis import Analyzer, Finding, key_slot, keyslot_report, load_keyspecs
-from redis_orchestrator.devcluster.cluster import LocalCluster
 from redis_orchestrator.wire.command_table import refresh_keyspecs
-from tests.helpers import REFUSED_KEY, heal_poisoned_scripts
 
 CORPUS = Path(__file__).parent / "analysis_corpus"
 
@@ -166,7 +166,7 @@ def test_clean_script_runs_on_every_shard(analyzer: Analyzer, rc: RedisCluster, 
 
 
 def test_declared_keys_in_different_slots_give_crossslot(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster
 ) -> None:
     source = b"redis.call('INCRBY', KEYS[1], -1)\nreturn redis.call('INCRBY', KEYS[2], 1)\n"
     [finding] = analyzer.analyze(source, script="t", file="t.lua", key_patterns=["acct:<from>", "acct:<to>"])
@@ -214,7 +214,7 @@ def test_undefined_global_read_fails(analyzer: Analyzer, rc: RedisCluster, prefi
 
 
 def test_function_library_findings_match_the_server(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster, prefix: str
 ) -> None:
     name = f"analysis_{uuid.uuid4().hex[:8]}"
     source = (
@@ -246,7 +246,7 @@ def test_function_library_findings_match_the_server(
 # ------------------------------------------------------------------ slots and key specs vs the server
 
 
-def test_key_slot_agrees_with_cluster_keyslot(cluster: LocalCluster) -> None:
+def test_key_slot_agrees_with_cluster_keyslot(cluster: ChaosCluster) -> None:
     keys = ["123456789", "{user1000}.following", "foo{bar}{zap}", "foo{}{bar}", "{}", "a{b", "é:ü"]
     with cluster.nodes[0].client() as node:
         for key in keys:
@@ -254,7 +254,7 @@ def test_key_slot_agrees_with_cluster_keyslot(cluster: LocalCluster) -> None:
 
 
 def test_the_shipped_table_covers_this_server_and_agrees_on_every_command(
-    cluster: LocalCluster, rc: RedisCluster
+    cluster: ChaosCluster, rc: RedisCluster
 ) -> None:
     """One table for the servers we build it from (tools/gen_keyspecs.py merges them): every command
     such a server has is in it, and for each the key positions and the write flag are the server's
@@ -415,7 +415,7 @@ def test_undeclared_argv_prefix_fails_and_tagged_one_runs(analyzer: Analyzer, rc
     ],
 )
 def test_errors_really_fail(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str, name: str, make: str, call: Any
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster, prefix: str, name: str, make: str, call: Any
 ) -> None:
     source, findings = analysed(analyzer, name)
     assert severities(findings) == {"error"}
@@ -444,7 +444,7 @@ def test_errors_really_fail(
 
 
 def test_shebang_fails_on_another_slot_of_the_same_node_where_no_shebang_works(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster, prefix: str
 ) -> None:
     """Seen on 7.0.15: without a shebang an undeclared key only has to be on this node."""
     with_shebang, findings = analysed(analyzer, "mode_shebang")
@@ -467,7 +467,7 @@ def test_shebang_fails_on_another_slot_of_the_same_node_where_no_shebang_works(
 
 
 def test_a_call_mixing_slots_fails_even_on_one_node_without_a_shebang(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster, prefix: str
 ) -> None:
     """Without a shebang a single-key call may reach another slot of this node, but a call that mixes
     keys of two slots fails even when this node serves both (seen on Redis 7.0.15 and 8.0.2, Valkey
@@ -493,7 +493,7 @@ def test_a_call_mixing_slots_fails_even_on_one_node_without_a_shebang(
 
 
 def test_scan_in_a_script_sees_one_node(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster, prefix: str
 ) -> None:
     """A reset script run on one node deletes only that node's share of the keys; nothing errors."""
     source, findings = analysed(analyzer, "enum_scan_delete")
@@ -513,7 +513,7 @@ def test_scan_in_a_script_sees_one_node(
 
 
 def test_names_from_keys_fail_with_a_shebang(
-    analyzer: Analyzer, cluster: LocalCluster, rc: RedisCluster, prefix: str
+    analyzer: Analyzer, cluster: ChaosCluster, rc: RedisCluster, prefix: str
 ) -> None:
     source, findings = analysed(analyzer, "enum_keys_shebang")
     assert {(f.code, f.severity) for f in findings} == {("enumeration", "warning"), ("undeclared-key", "error")}

@@ -7,12 +7,12 @@ import asyncio
 import redis
 import redis.asyncio
 
+from harness.chaos import ChaosCluster
 from redis_orchestrator.catalog.model import sha1_hex
-from redis_orchestrator.devcluster.cluster import LocalCluster
 from redis_orchestrator.wire.batch import encode, raw_stream, send_batch, send_encoded
 
 
-def test_errors_in_place_and_connection_reusable(cluster: LocalCluster) -> None:
+def test_errors_in_place_and_connection_reusable(cluster: ChaosCluster) -> None:
     node = cluster.nodes[0]
     good = [f"return {i} -- batch test".encode() for i in range(300)]
     bad = b"return (("
@@ -38,7 +38,7 @@ def test_errors_in_place_and_connection_reusable(cluster: LocalCluster) -> None:
     assert after is True
 
 
-def test_the_fast_path_still_finds_redis_pys_stream(cluster: LocalCluster) -> None:
+def test_the_fast_path_still_finds_redis_pys_stream(cluster: ChaosCluster) -> None:
     """batch.raw_stream reads two private attributes of redis-py's asyncio Connection. A redis-py
     release that moves them must fail here, loudly, not silently fall back to the slow path."""
     node = cluster.nodes[0]

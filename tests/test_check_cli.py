@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.chaos import ChaosCluster
+from harness.helpers import REPO, DaemonProcess, write_config
 from redis_orchestrator.cli import main
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import REPO, DaemonProcess, write_config
 
 UNSAFE = """\
 -- builds its key from ARGV: works on one node, fails in a cluster on the unlucky key
@@ -61,7 +61,7 @@ def test_keyslot_verb(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.timeout(60)
 def test_daemon_refuses_a_catalog_with_errors_when_block_on_is_error(
-    clean_cluster: LocalCluster, tmp_path: Path
+    clean_cluster: ChaosCluster, tmp_path: Path
 ) -> None:
     (tmp_path / "unsafe.lua").write_text(UNSAFE)
     config = write_config(
@@ -80,7 +80,7 @@ def test_daemon_refuses_a_catalog_with_errors_when_block_on_is_error(
 
 @pytest.mark.timeout(60)
 def test_daemon_rejects_an_edit_that_adds_an_unsafe_script_when_blocking(
-    clean_cluster: LocalCluster, tmp_path: Path
+    clean_cluster: ChaosCluster, tmp_path: Path
 ) -> None:
     import yaml
 
@@ -97,7 +97,7 @@ def test_daemon_rejects_an_edit_that_adds_an_unsafe_script_when_blocking(
 
 
 @pytest.mark.timeout(60)
-def test_daemon_logs_the_findings_of_a_new_script_on_reload(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_daemon_logs_the_findings_of_a_new_script_on_reload(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     import yaml
 
     config = write_config(tmp_path, clean_cluster.seeds[:1])

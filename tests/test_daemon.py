@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.chaos import ChaosCluster
+from harness.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
 from redis_orchestrator.catalog.model import sha1_hex
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, present, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def test_run_repairs_a_flushed_replica_within_two_intervals_and_stops_on_sigterm(
-    clean_cluster: LocalCluster, tmp_path: Path
+    clean_cluster: ChaosCluster, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     shas = catalog_shas(config)
@@ -38,14 +38,14 @@ def test_run_repairs_a_flushed_replica_within_two_intervals_and_stops_on_sigterm
         assert " stopped" in daemon.log()
 
 
-def test_sigint_stops_cleanly_too(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_sigint_stops_cleanly_too(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     with DaemonProcess(config) as daemon:
         daemon.wait_log(" ready ")
         assert daemon.stop(signal.SIGINT) == 0
 
 
-def test_sighup_reloads(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_sighup_reloads(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1], daemon={"watch_config": False, "reconcile_interval": "1s"})
     with DaemonProcess(config) as daemon:
         daemon.wait_log(" ready ")
@@ -60,7 +60,7 @@ def test_sighup_reloads(clean_cluster: LocalCluster, tmp_path: Path) -> None:
         wait_for(lambda: all_hold(clean_cluster, {sha}), 5, "the SIGHUP catalog on every node")
 
 
-def test_with_block_on_none_loading_does_not_wait_for_the_analysis(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_with_block_on_none_loading_does_not_wait_for_the_analysis(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     """Nothing waits for an analysis that guards nothing: the nodes are loaded and the daemon says
     ready first; the findings (here a global write) come after."""
     (tmp_path / "global.lua").write_text("counter = 1\nreturn redis.call('GET', KEYS[1])\n")

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from harness.chaos import ChaosCluster
+from harness.helpers import all_hold, catalog_shas, libraries, present, wait_for, write_config
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.cli import main
 from redis_orchestrator.config.loader import load_config
@@ -21,9 +23,7 @@ from redis_orchestrator.daemon.assembly import build_daemon
 from redis_orchestrator.daemon.lifecycle import Daemon
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.reload import ReloadResult
-from redis_orchestrator.devcluster.cluster import LocalCluster
 from redis_orchestrator.reconcile.node_pass import NodeState
-from tests.helpers import all_hold, catalog_shas, libraries, present, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,7 +46,7 @@ def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
     return daemon.metrics.registry.get_sample_value(name, labels)
 
 
-def test_converge_loads_every_node_then_repairs_a_flushed_replica(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_converge_loads_every_node_then_repairs_a_flushed_replica(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     shas = catalog_shas(config)
     replica = clean_cluster.replicas()[1]
@@ -83,7 +83,7 @@ def test_converge_loads_every_node_then_repairs_a_flushed_replica(clean_cluster:
 
 
 def test_a_broken_edit_is_rejected_whole_and_the_fix_rolls_out(
-    clean_cluster: LocalCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    clean_cluster: ChaosCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     shas = catalog_shas(config)
@@ -130,7 +130,7 @@ def test_a_broken_edit_is_rejected_whole_and_the_fix_rolls_out(
 
 
 def test_a_reload_applies_every_live_setting_and_names_what_needs_a_restart(
-    clean_cluster: LocalCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    clean_cluster: ChaosCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     data = yaml.safe_load(config.read_text())
@@ -170,7 +170,7 @@ def test_a_reload_applies_every_live_setting_and_names_what_needs_a_restart(
     assert reloaded.fields["settings"] == "daemon,slow_scripts,analysis,functions"  # type: ignore[attr-defined]
 
 
-def test_a_library_replaced_by_hand_is_put_back(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_a_library_replaced_by_hand_is_put_back(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     source = (tmp_path / "lua/functions/orchestrator_lib.lua").read_bytes()
     primary = clean_cluster.primaries()[1]
@@ -192,7 +192,7 @@ def test_a_library_replaced_by_hand_is_put_back(clean_cluster: LocalCluster, tmp
 
 
 def test_versioned_rollout_keeps_the_old_sha_while_kept(
-    clean_cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = clean_cluster
     config = write_config(tmp_path, cluster.seeds[:1])
@@ -250,7 +250,7 @@ def test_versioned_rollout_keeps_the_old_sha_while_kept(
 
 
 def test_the_analysis_cache_file_spares_a_restart_the_analysis(
-    clean_cluster: LocalCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    clean_cluster: ChaosCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With block_on set, the first catalog is analysed before anything is loaded; analysis.cache_file
     keeps the analyses by SHA so the next start takes them from the file."""

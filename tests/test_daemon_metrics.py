@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, free_port_pair
-from tests.helpers import DaemonProcess, http_get, spin_lua, wait_for, write_config
+from harness.chaos import ChaosCluster
+from harness.helpers import DaemonProcess, http_get, spin_lua, wait_for, write_config
+from redis_orchestrator.devcluster.cluster import free_port_pair
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,7 +30,7 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_daemon_metrics_name_slow_scripts_and_count_repairs(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_daemon_metrics_name_slow_scripts_and_count_repairs(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     import yaml
 
     (tmp_path / "slow.lua").write_text(SLOW)

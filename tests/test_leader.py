@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from harness.chaos import ChaosCluster
+from harness.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
+from redis_orchestrator.devcluster.cluster import LocalNode
 from redis_orchestrator.topology.cluster import parse_cluster_shards
 from redis_orchestrator.topology.model import Node, Role, Topology
-from tests.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(170), pytest.mark.slow]
 
@@ -33,7 +34,7 @@ def leader_gauge(port: int) -> float | None:
     return None
 
 
-def key_value(cluster: LocalCluster, key: str) -> str | None:
+def key_value(cluster: ChaosCluster, key: str) -> str | None:
     for node in cluster.primaries():
         with node.client() as c, contextlib.suppress(redis.ResponseError):  # MOVED elsewhere
             value = c.get(key)
@@ -43,7 +44,7 @@ def key_value(cluster: LocalCluster, key: str) -> str | None:
 
 class Instance:
     def __init__(
-        self, tmp_path: Path, name: str, cluster: LocalCluster, key: str | None, manifest: str | None = None
+        self, tmp_path: Path, name: str, cluster: ChaosCluster, key: str | None, manifest: str | None = None
     ) -> None:
         """`key` None: the leader section left out, as in the sample config (the lease is on by default)."""
         directory = tmp_path / name
@@ -68,7 +69,7 @@ def leaders(instances: list[Instance]) -> list[Instance]:
     return [i for i in instances if i.leader() == 1.0]
 
 
-def test_one_leader_and_a_takeover_after_sigkill(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_one_leader_and_a_takeover_after_sigkill(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
     manifest = "{redis-orchestrator}:manifest-test"
     instances = [Instance(tmp_path, name, clean_cluster, key, manifest) for name in ("a", "b")]
@@ -104,7 +105,7 @@ def test_one_leader_and_a_takeover_after_sigkill(clean_cluster: LocalCluster, tm
         _delete(clean_cluster, key, manifest)
 
 
-def test_two_instances_with_the_default_config_elect_one_leader(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_two_instances_with_the_default_config_elect_one_leader(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     """The sample config has no leader section: the lease is on by default, so two instances never
     both report redis_orchestrator_leader 1 (both would kill the same script)."""
     instances = [Instance(tmp_path, name, clean_cluster, None) for name in ("a", "b")]
@@ -121,7 +122,7 @@ def test_two_instances_with_the_default_config_elect_one_leader(clean_cluster: L
             instance.daemon.stop()
 
 
-def test_leader_disabled_is_said_at_start(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_leader_disabled_is_said_at_start(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1], leader={"enabled": False})
     with DaemonProcess(config) as daemon:
         daemon.wait_log(" ready ", timeout=30)
@@ -129,7 +130,7 @@ def test_leader_disabled_is_said_at_start(clean_cluster: LocalCluster, tmp_path:
 
 
 @pytest.mark.destructive
-def test_the_lease_survives_a_failover_of_its_shard(fresh_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_the_lease_survives_a_failover_of_its_shard(fresh_cluster: ChaosCluster, tmp_path: Path) -> None:
     key = "{redis-orchestrator}:leader"
     instances = [Instance(tmp_path, name, fresh_cluster, key, "{redis-orchestrator}:manifest") for name in ("a", "b")]
     try:
@@ -173,8 +174,8 @@ def test_primary_for_routes_by_slot_and_standalone() -> None:
     assert _moved_to(redis.ResponseError("MOVED 3999 127.0.0.1:6381")) == Node("127.0.0.1", 6381)
 
 
-def clean_cluster_calls(cluster: LocalCluster, command: str) -> int:
-    from tests.helpers import command_calls
+def clean_cluster_calls(cluster: ChaosCluster, command: str) -> int:
+    from harness.helpers import command_calls
 
     return sum(command_calls(n, command) for n in cluster.primaries())
 
@@ -185,7 +186,7 @@ def _serves(node: LocalNode, slot: int) -> bool:
     return any(n.port == node.port and any(a <= slot <= b for a, b in n.slots) for n in nodes)
 
 
-def _delete(cluster: LocalCluster, *keys: str) -> None:
+def _delete(cluster: ChaosCluster, *keys: str) -> None:
     for node in cluster.primaries():
         with node.client() as c, contextlib.suppress(redis.ResponseError):
             c.delete(*keys)

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
+from harness.chaos import ChaosCluster
+from harness.helpers import DaemonProcess, catalog_shas, present, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def test_json_logs_are_one_object_per_line(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_json_logs_are_one_object_per_line(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1], leader={"enabled": True, "lease": "2s"})
     shas = catalog_shas(config)
     with DaemonProcess(config, "--log-format", "json") as daemon:

@@ -16,7 +16,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from harness.chaos import ChaosCluster
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "examples" / "lua"
 MAX_SAFE = 2**53 - 1
@@ -81,7 +82,7 @@ def run(rc: RedisCluster, name: str, keys: list[str], *args: Any) -> Any:
     return rc.eval(source(name), len(keys), *keys, *args)
 
 
-def primary_and_replica(rc: RedisCluster, cluster: LocalCluster, key: str) -> tuple[LocalNode, LocalNode]:
+def primary_and_replica(rc: RedisCluster, cluster: ChaosCluster, key: str) -> tuple[LocalNode, LocalNode]:
     node = rc.get_node_from_key(key)
     primary = cluster.node_at(f"{node.host}:{node.port}")
     replicas = cluster.replicas_of(primary)
@@ -175,7 +176,7 @@ def test_transfer_moves_funds_and_returns_new_balances(rc: RedisCluster, keys: C
 
 
 def test_balances_snapshot_on_primary_and_replica(
-    rc: RedisCluster, cluster: LocalCluster, keys: Callable[..., Keys]
+    rc: RedisCluster, cluster: ChaosCluster, keys: Callable[..., Keys]
 ) -> None:
     k = keys("ledger")
     alice, bob, carol = k("acct:alice"), k("acct:bob"), k("acct:carol")
@@ -369,7 +370,7 @@ def test_capped_incr_corrupt_value(rc: RedisCluster, keys: Callable[..., Keys]) 
     assert rc.get(c) == "ten"
 
 
-def test_counter_get_reads_and_is_read_only(rc: RedisCluster, cluster: LocalCluster, keys: Callable[..., Keys]) -> None:
+def test_counter_get_reads_and_is_read_only(rc: RedisCluster, cluster: ChaosCluster, keys: Callable[..., Keys]) -> None:
     k = keys("quota")
     c, missing, bad = k("count"), k("missing"), k("bad")
     rc.set(c, 42)
@@ -592,7 +593,7 @@ def test_lock_errors(name: str, args: tuple[Any, ...], code: str, rc: RedisClust
 
 
 def test_over_maxmemory_release_extend_and_get_still_work(
-    rc: RedisCluster, cluster: LocalCluster, keys: Callable[..., Keys]
+    rc: RedisCluster, cluster: ChaosCluster, keys: Callable[..., Keys]
 ) -> None:
     """allow-oom / no-writes flags: freeing and reading work over maxmemory, growing is refused."""
     k = keys("lock")
@@ -622,7 +623,7 @@ def test_over_maxmemory_release_extend_and_get_still_work(
 
 
 @pytest.fixture
-def orchestrator_lib(cluster: LocalCluster) -> Iterator[list[LocalNode]]:
+def orchestrator_lib(cluster: ChaosCluster) -> Iterator[list[LocalNode]]:
     code = source("functions/orchestrator_lib.lua")
     primaries = cluster.primaries()
     try:
@@ -656,7 +657,7 @@ def test_function_library_registers_both_functions_with_flags(orchestrator_lib: 
 
 
 def test_function_capped_incr_and_counter_get(
-    rc: RedisCluster, cluster: LocalCluster, orchestrator_lib: list[LocalNode], keys: Callable[..., Keys]
+    rc: RedisCluster, cluster: ChaosCluster, orchestrator_lib: list[LocalNode], keys: Callable[..., Keys]
 ) -> None:
     k = keys("quota")
     # Keys on three different tags: most likely spread over several shards, each needing the library.

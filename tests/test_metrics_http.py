@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.helpers import NODE, http_get, populated_metrics
 from redis_orchestrator.daemon.http import MetricsServer
 from redis_orchestrator.daemon.http import Readiness as HttpReadiness
 from redis_orchestrator.daemon.metrics import Metrics
-from tests.helpers import NODE, http_get, populated_metrics
 
 
 class Readiness:

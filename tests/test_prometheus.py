@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from harness.helpers import NODE, free_port, http_get, populated_metrics
 from redis_orchestrator.daemon.http import MetricsServer, Readiness
 from redis_orchestrator.daemon.metrics import Metrics
-from tests.helpers import NODE, free_port, http_get, populated_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.chaos import ChaosCluster
+from harness.helpers import EvalshaOnlyClient, all_hold, local_key, present, wait_for, write_config
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.cli import main
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import EvalshaOnlyClient, all_hold, local_key, present, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -42,7 +42,7 @@ def _live_shas(config: Path) -> set[str]:
 
 
 def test_dry_run_names_retired_and_foreign_scripts_and_changes_nothing(
-    clean_cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = clean_cluster
     config, v1, _v2 = _versioned_config(tmp_path, cluster.seeds[:1], keep=None)  # both versions live
@@ -65,7 +65,7 @@ def test_dry_run_names_retired_and_foreign_scripts_and_changes_nothing(
 
 
 def test_prune_yes_drops_retired_and_foreign_with_zero_noscript_for_live_scripts(
-    clean_cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = clean_cluster
     config, v1, v2 = _versioned_config(tmp_path, cluster.seeds[:1], keep=None)

@@ -1,5 +1,5 @@
 """`redis.mode: replication`: a primary and its replicas without Sentinel, found from any of them
-by ROLE. Real processes of the server under test (LocalSentinel with no Sentinels)."""
+by ROLE. Real processes of the server under test (ChaosSentinel with no Sentinels)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos import ChaosSentinel
+from harness.helpers import DaemonProcess, catalog_shas, cli, free_port, present, wait_for
+from harness.sentinel import RECONCILE, group_holds, replication_config, slow_runs, started_group
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.devcluster.cluster import LocalNode
-from redis_orchestrator.devcluster.sentinel import LocalSentinel
-from tests.helpers import DaemonProcess, catalog_shas, cli, free_port, present, wait_for
-from tests.sentinel_helpers import RECONCILE, group_holds, replication_config, slow_runs, started_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def group() -> Iterator[LocalSentinel]:
+def group() -> Iterator[ChaosSentinel]:
     with started_group(sentinels=0) as started:
         yield started
 
 
-def test_any_node_is_a_seed_and_every_verb_works(group: LocalSentinel, tmp_path: Path) -> None:
+def test_any_node_is_a_seed_and_every_verb_works(group: ChaosSentinel, tmp_path: Path) -> None:
     replica = group.replicas()[0]
     config = replication_config(tmp_path, [replica.address])
     shas = catalog_shas(config)
@@ -45,7 +45,7 @@ def test_any_node_is_a_seed_and_every_verb_works(group: LocalSentinel, tmp_path:
 
 
 def test_daemon_follows_a_new_replica_and_a_manual_promotion_and_keeps_the_lease(
-    group: LocalSentinel, tmp_path: Path
+    group: ChaosSentinel, tmp_path: Path
 ) -> None:
     key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
     old = group.primary()

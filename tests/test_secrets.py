@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import (
+from harness.chaos import ChaosCluster
+from harness.helpers import (
     DaemonProcess,
     acl_log_fields,
     cli,
@@ -28,12 +28,12 @@ WRONG = "pw-wrong-7Hx2-never-print-me-either"
 
 
 @pytest.fixture(scope="module")
-def auth_cluster() -> Iterator[LocalCluster]:
+def auth_cluster() -> Iterator[ChaosCluster]:
     with password_cluster(PASSWORD) as cluster:
         yield cluster
 
 
-def auth_failures(cluster: LocalCluster) -> int:
+def auth_failures(cluster: ChaosCluster) -> int:
     """Refused AUTHs on every node, from ACL LOG (7.0 has no acl_access_denied_auth in INFO)."""
     total = 0
     for node in cluster.nodes:
@@ -45,7 +45,7 @@ def auth_failures(cluster: LocalCluster) -> int:
     return total
 
 
-def test_nothing_prints_the_password(auth_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_nothing_prints_the_password(auth_cluster: ChaosCluster, tmp_path: Path) -> None:
     port = free_port()
     redis = {"seeds": auth_cluster.seeds[:1], "timeout": "2s", "password_env": "ORCH_TEST_PASSWORD"}
     config = write_config(
@@ -91,7 +91,7 @@ def test_nothing_prints_the_password(auth_cluster: LocalCluster, tmp_path: Path)
     assert PASSWORD not in everything
 
 
-def test_a_wrong_password_is_one_clear_error(auth_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_a_wrong_password_is_one_clear_error(auth_cluster: ChaosCluster, tmp_path: Path) -> None:
     seed = auth_cluster.seeds[0]
     (tmp_path / "secret").write_text(WRONG + "\n")
     redis = {"seeds": [seed], "timeout": "2s", "password_file": str(tmp_path / "secret")}
@@ -116,7 +116,7 @@ def test_a_wrong_password_is_one_clear_error(auth_cluster: LocalCluster, tmp_pat
     assert WRONG not in daemon.log()
 
 
-def test_password_file_from_systemd_credentials(auth_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_password_file_from_systemd_credentials(auth_cluster: ChaosCluster, tmp_path: Path) -> None:
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     (credentials / "redis-password").write_text(PASSWORD)

@@ -1,6 +1,6 @@
 """Self-healing against real processes: `redis-orchestrator run` beside a cluster we break.
 
-Every test starts the daemon as a subprocess (tests.helpers.DaemonProcess), breaks something the way
+Every test starts the daemon as a subprocess (harness.helpers.DaemonProcess), breaks something the way
 production does (kill -9, restart, SCRIPT FLUSH, a new or removed node, SIGSTOP, a library changed by
 hand, a catalog edit) and asserts what a user would see: the repair, that the other nodes never lost
 anything, that the daemon is still up, and what it logged. No timing assertions: latencies are
@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.cli import main
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
-from tests.helpers import (
+from harness.chaos import ChaosCluster
+from harness.helpers import (
     DaemonProcess,
     EvalshaOnlyClient,
     all_hold,
@@ -30,6 +29,8 @@ from tests.helpers import (
     wait_for,
     write_config,
 )
+from redis_orchestrator.cli import main
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -86,10 +87,10 @@ def _poll_first_pong_to_loaded(node: LocalNode, shas: set[str], deadline: float,
             time.sleep(0.002)
 
 
-def restart_measured(cluster: LocalCluster, node: LocalNode, shas: set[str], timeout: float = 30) -> float:
+def restart_measured(cluster: ChaosCluster, node: LocalNode, shas: set[str], timeout: float = 30) -> float:
     """kill -9 and restart `node`; seconds from its first PONG to every SHA present (polled every ~2 ms).
 
-    The restart runs in the calling thread: LocalCluster's children die with the *thread* that
+    The restart runs in the calling thread: ChaosCluster's children die with the *thread* that
     started them (PR_SET_PDEATHSIG), so the poller is the background thread.
     """
     cluster.kill(node)
@@ -110,7 +111,7 @@ def restart_measured(cluster: LocalCluster, node: LocalNode, shas: set[str], tim
 
 @pytest.mark.destructive
 def test_kill_9_of_a_primary_failover_zero_noscript_then_old_primary_rejoins_loaded(
-    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess], capsys: pytest.CaptureFixture[str]
+    fresh_cluster: ChaosCluster, tmp_path: Path, daemon_for: list[DaemonProcess], capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = fresh_cluster
     config = write_config(tmp_path, cluster.seeds[:2])
@@ -150,7 +151,7 @@ def test_kill_9_of_a_primary_failover_zero_noscript_then_old_primary_rejoins_loa
 
 @pytest.mark.destructive
 def test_restart_of_a_primary_and_a_replica_reloads_right_after_the_first_pong(
-    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+    fresh_cluster: ChaosCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
 ) -> None:
     cluster = fresh_cluster
     config = write_config(tmp_path, cluster.seeds[:2])
@@ -173,7 +174,7 @@ def test_restart_of_a_primary_and_a_replica_reloads_right_after_the_first_pong(
 
 @pytest.mark.slow
 def test_script_flush_on_a_primary_and_a_replica_is_repaired(
-    clean_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+    clean_cluster: ChaosCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
 ) -> None:
     cluster = clean_cluster
     config = write_config(tmp_path, cluster.seeds[:1])
@@ -192,7 +193,7 @@ def test_script_flush_on_a_primary_and_a_replica_is_repaired(
 
 @pytest.mark.destructive
 def test_new_node_is_loaded_and_a_removed_one_is_logged_once(
-    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+    fresh_cluster: ChaosCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
 ) -> None:
     cluster = fresh_cluster
     config = write_config(tmp_path, cluster.seeds[:1])
@@ -215,7 +216,7 @@ def test_new_node_is_loaded_and_a_removed_one_is_logged_once(
 
 @pytest.mark.destructive
 def test_a_frozen_node_does_not_stall_the_others(
-    fresh_cluster: LocalCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+    fresh_cluster: ChaosCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
 ) -> None:
     cluster = fresh_cluster
     config = write_config(tmp_path, cluster.seeds[:1])

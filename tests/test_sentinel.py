@@ -18,12 +18,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from redis_orchestrator.catalog.model import sha1_hex
-from redis_orchestrator.config.loader import load_config
-from redis_orchestrator.daemon.assembly import build_daemon
-from redis_orchestrator.daemon.metrics import Metrics
-from redis_orchestrator.devcluster.sentinel import LocalSentinel
-from tests.helpers import (
+from harness.chaos import ChaosSentinel
+from harness.helpers import (
     DaemonProcess,
     catalog_shas,
     cli,
@@ -33,19 +29,23 @@ from tests.helpers import (
     wait_for,
     write_config,
 )
-from tests.sentinel_helpers import RECONCILE, gauge, group_holds, sentinel_config, slow_runs, started_group
+from harness.sentinel import RECONCILE, gauge, group_holds, sentinel_config, slow_runs, started_group
+from redis_orchestrator.catalog.model import sha1_hex
+from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.daemon.assembly import build_daemon
+from redis_orchestrator.daemon.metrics import Metrics
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def group() -> Iterator[LocalSentinel]:
+def group() -> Iterator[ChaosSentinel]:
     with started_group() as started:
         yield started
 
 
 @pytest.fixture
-def clean_group(group: LocalSentinel) -> LocalSentinel:
+def clean_group(group: ChaosSentinel) -> ChaosSentinel:
     """The module's group with every script cache and library emptied (libraries replicate)."""
     primary = group.primary()
     with primary.client() as c:
@@ -56,7 +56,7 @@ def clean_group(group: LocalSentinel) -> LocalSentinel:
     return group
 
 
-def test_every_verb_on_a_sentinel_group(clean_group: LocalSentinel, tmp_path: Path) -> None:
+def test_every_verb_on_a_sentinel_group(clean_group: ChaosSentinel, tmp_path: Path) -> None:
     group = clean_group
     config = sentinel_config(tmp_path, group)
     shas = catalog_shas(config)
@@ -84,7 +84,7 @@ def test_every_verb_on_a_sentinel_group(clean_group: LocalSentinel, tmp_path: Pa
     assert prune.returncode == 0 and prune.stdout.count("  nothing to prune (") == 3, prune.stdout + prune.stderr
 
 
-def test_a_wrong_service_name_is_one_clear_error_and_exit_3(group: LocalSentinel, tmp_path: Path) -> None:
+def test_a_wrong_service_name_is_one_clear_error_and_exit_3(group: ChaosSentinel, tmp_path: Path) -> None:
     config = sentinel_config(tmp_path, group, redis={"service_name": "mymastr"})
     for verb in ("plan", "sync", "status", "prune"):
         done = cli(config, verb)
@@ -96,7 +96,7 @@ def test_a_wrong_service_name_is_one_clear_error_and_exit_3(group: LocalSentinel
             assert f"{sentinel}: monitors mymaster" in lines[0]
 
 
-def test_keyslot_and_check_say_slots_only_matter_in_cluster_mode(group: LocalSentinel, tmp_path: Path) -> None:
+def test_keyslot_and_check_say_slots_only_matter_in_cluster_mode(group: ChaosSentinel, tmp_path: Path) -> None:
     config = sentinel_config(tmp_path, group)
     keyslot = cli(config, "keyslot", "{a}x", "b")
     assert "only in Redis Cluster" in keyslot.stdout + keyslot.stderr, keyslot.stdout + keyslot.stderr
@@ -104,7 +104,7 @@ def test_keyslot_and_check_say_slots_only_matter_in_cluster_mode(group: LocalSen
     assert "only in Redis Cluster" in check.stdout + check.stderr, check.stdout + check.stderr
 
 
-def test_daemon_repairs_a_flushed_replica_and_loads_a_new_one(clean_group: LocalSentinel, tmp_path: Path) -> None:
+def test_daemon_repairs_a_flushed_replica_and_loads_a_new_one(clean_group: ChaosSentinel, tmp_path: Path) -> None:
     group = clean_group
     config = sentinel_config(tmp_path, group)
     shas = catalog_shas(config)
@@ -131,7 +131,7 @@ def test_daemon_repairs_a_flushed_replica_and_loads_a_new_one(clean_group: Local
     assert daemon.log().count(f"node_added node={added.address}") == 1
 
 
-def test_leader_lease_and_slow_scripts_in_sentinel_mode(group: LocalSentinel, tmp_path: Path) -> None:
+def test_leader_lease_and_slow_scripts_in_sentinel_mode(group: ChaosSentinel, tmp_path: Path) -> None:
     key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
     port = free_port()
     config = sentinel_config(

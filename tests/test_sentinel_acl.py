@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos import ChaosSentinel
+from harness.helpers import REPO, DaemonProcess, acl_log_fields, catalog_shas, cli, present, wait_for
+from harness.sentinel import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 from redis_orchestrator.devcluster.cluster import LocalNode
-from redis_orchestrator.devcluster.sentinel import LocalSentinel
-from tests.helpers import REPO, DaemonProcess, acl_log_fields, catalog_shas, cli, present, wait_for
-from tests.sentinel_helpers import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -58,7 +58,7 @@ def acl_log(node: LocalNode, client_kwargs: dict[str, object]) -> list[str]:
 
 
 @pytest.fixture
-def acl_group() -> Iterator[LocalSentinel]:
+def acl_group() -> Iterator[ChaosSentinel]:
     with started_group(
         data_config=[f"requirepass {ADMIN}", f"masterauth {ADMIN}"],
         sentinel_config=[
@@ -76,7 +76,7 @@ def acl_group() -> Iterator[LocalSentinel]:
         yield group
 
 
-def acl_config(tmp_path: Path, group: LocalSentinel) -> Path:
+def acl_config(tmp_path: Path, group: ChaosSentinel) -> Path:
     """Both users, each with its password in a file of its own."""
     (tmp_path / "data-password").write_text(DATA_PASSWORD + "\n")
     (tmp_path / "sentinel-password").write_text(SENTINEL_PASSWORD + "\n")
@@ -91,7 +91,7 @@ def acl_config(tmp_path: Path, group: LocalSentinel) -> Path:
     )
 
 
-def test_every_verb_and_the_daemon_as_the_acl_users(acl_group: LocalSentinel, tmp_path: Path) -> None:
+def test_every_verb_and_the_daemon_as_the_acl_users(acl_group: ChaosSentinel, tmp_path: Path) -> None:
     group = acl_group
     config = acl_config(tmp_path, group)
     shas = catalog_shas(config)
@@ -112,7 +112,7 @@ def test_every_verb_and_the_daemon_as_the_acl_users(acl_group: LocalSentinel, tm
     assert denied == []
 
 
-def test_a_missing_sentinel_permission_is_named(acl_group: LocalSentinel, tmp_path: Path) -> None:
+def test_a_missing_sentinel_permission_is_named(acl_group: ChaosSentinel, tmp_path: Path) -> None:
     config = acl_config(tmp_path, acl_group)
     for sentinel in acl_group.sentinels:
         set_user(sentinel, {}, *rules("sentinel.acl"), f">{SENTINEL_PASSWORD}", "-sentinel|replicas")
@@ -125,7 +125,7 @@ def test_a_missing_sentinel_permission_is_named(acl_group: LocalSentinel, tmp_pa
     assert "WRONGPASS" in done.stderr and "check redis.sentinel.username" in done.stderr, done.stderr
 
 
-def test_a_replica_that_refuses_loads_is_reported_and_blocks_no_one(acl_group: LocalSentinel, tmp_path: Path) -> None:
+def test_a_replica_that_refuses_loads_is_reported_and_blocks_no_one(acl_group: ChaosSentinel, tmp_path: Path) -> None:
     config = acl_config(tmp_path, acl_group)
     shas = catalog_shas(config)
     refusing = acl_group.replicas()[0]
@@ -146,7 +146,7 @@ def test_a_replica_that_refuses_loads_is_reported_and_blocks_no_one(acl_group: L
 
 
 def test_without_subscriptions_the_daemon_polls_and_still_follows_a_failover(
-    acl_group: LocalSentinel, tmp_path: Path
+    acl_group: ChaosSentinel, tmp_path: Path
 ) -> None:
     """The Sentinels' user may not SUBSCRIBE: no event ever comes, the topology is polled every
     second instead, and a failover is followed all the same."""

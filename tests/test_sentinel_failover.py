@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_orchestrator.devcluster.cluster import LocalNode
-from tests.helpers import DaemonProcess, catalog_shas, libraries, wait_for
-from tests.sentinel_helpers import (
+from harness.helpers import DaemonProcess, catalog_shas, libraries, wait_for
+from harness.sentinel import (
     SentinelClient,
     calls_of,
     group_holds,
@@ -24,8 +23,9 @@ from tests.sentinel_helpers import (
     sentinel_config,
     started_group,
 )
+from redis_orchestrator.devcluster.cluster import LocalNode
 
-pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(150)]
 
 
 @dataclass

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.helpers import DaemonProcess, catalog_shas, cli
+from harness.sentinel import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 from tests.certs import make_test_certificates
-from tests.helpers import DaemonProcess, catalog_shas, cli
-from tests.sentinel_helpers import group_holds, repairs_and_hears_sentinels, sentinel_config, started_group
 
 pytestmark = [
+    pytest.mark.live,
     pytest.mark.slow,
     pytest.mark.timeout(120),
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"),

@@ -12,19 +12,20 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, server_version
-from tests.helpers import REFUSED_KEY, heal_poisoned_scripts, local_key_of, scripts_poisoned
+from harness.chaos import ChaosCluster
+from harness.helpers import REFUSED_KEY, heal_poisoned_scripts, local_key_of, scripts_poisoned
+from redis_orchestrator.devcluster.cluster import server_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def scratch() -> Iterator[LocalCluster]:
-    with LocalCluster(primaries=3, replicas_per_primary=0) as cluster:
+def scratch() -> Iterator[ChaosCluster]:
+    with ChaosCluster(primaries=3, replicas_per_primary=0) as cluster:
         yield cluster
 
 
-def test_a_failed_multi_key_call_leaves_later_scripts_alone(scratch: LocalCluster) -> None:
+def test_a_failed_multi_key_call_leaves_later_scripts_alone(scratch: ChaosCluster) -> None:
     """A script whose DEL mixes a key of this node with one of another node fails ("non local key";
     Redis 8.0.2 says "don't hash to the same slot"), as it should. Afterwards, scripts on keys this
     node serves must still run.

@@ -19,6 +19,8 @@ import pytest
 import redis
 import redis.asyncio
 
+from harness.chaos import ChaosCluster
+from harness.helpers import spin_lua
 from redis_orchestrator.catalog.model import Catalog, Kind, Script, mark_live, sha1_hex
 from redis_orchestrator.config.settings import DesiredState, KillPolicy, SlowScriptSettings
 from redis_orchestrator.daemon import busy
@@ -33,8 +35,7 @@ from redis_orchestrator.daemon.slowlog import (
     parse_config_value,
     parse_slowlog,
 )
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
-from tests.helpers import spin_lua
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 # Spins for ARGV[1] milliseconds on any server (longer than 128 bytes: EVAL gets cut).
 SPIN = spin_lua()
@@ -278,13 +279,13 @@ def test_running_function_from_function_stats_shapes() -> None:
 
 
 @pytest.fixture(scope="module")
-def solo() -> Iterator[LocalCluster]:
-    with LocalCluster(primaries=1, replicas_per_primary=0) as cluster:
+def solo() -> Iterator[ChaosCluster]:
+    with ChaosCluster(primaries=1, replicas_per_primary=0) as cluster:
         yield cluster
 
 
 @pytest.fixture
-def solo_node(solo: LocalCluster) -> Iterator[LocalNode]:
+def solo_node(solo: ChaosCluster) -> Iterator[LocalNode]:
     node = solo.nodes[0]
     reset(node)
     yield node
@@ -525,10 +526,11 @@ def test_no_kill_unless_leader(solo_node: LocalNode) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.live
 @pytest.mark.destructive
 def test_script_that_wrote_is_unkillable_and_left_running(caplog: pytest.LogCaptureFixture) -> None:
     metrics = Metrics()
-    with LocalCluster(primaries=1, replicas_per_primary=0) as throwaway:
+    with ChaosCluster(primaries=1, replicas_per_primary=0) as throwaway:
         node = throwaway.nodes[0]
         sha = busy_threshold_200ms(node, "SCRIPT", "LOAD", SPIN_AFTER_WRITE)
 
@@ -554,6 +556,7 @@ def test_script_that_wrote_is_unkillable_and_left_running(caplog: pytest.LogCapt
     assert kill.fields["result"] == "unkillable" and kill.fields["reply"].startswith("UNKILLABLE")  # type: ignore[attr-defined]
 
 
+@pytest.mark.live  # the daemon as a process
 def test_run_survives_an_unreachable_node() -> None:
     metrics = Metrics()
 

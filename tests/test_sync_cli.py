@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos import ChaosCluster
+from harness.helpers import all_hold, catalog_shas, command_calls, present, wait_for, write_config
 from redis_orchestrator.cli import main
-from redis_orchestrator.devcluster.cluster import LocalCluster, free_port_pair
-from tests.helpers import all_hold, catalog_shas, command_calls, present, wait_for, write_config
+from redis_orchestrator.devcluster.cluster import free_port_pair
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_sync_loads_every_script_on_all_six_nodes_then_plan_is_clean(
-    clean_cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     shas = catalog_shas(config)
@@ -35,7 +36,7 @@ def test_sync_loads_every_script_on_all_six_nodes_then_plan_is_clean(
 
 
 def test_flush_on_one_replica_is_named_by_plan_and_repaired_by_sync(
-    clean_cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     shas = catalog_shas(config)
@@ -55,7 +56,7 @@ def test_flush_on_one_replica_is_named_by_plan_and_repaired_by_sync(
     assert present(replica, shas) == shas
 
 
-def test_steady_state_costs_one_command_per_node(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_steady_state_costs_one_command_per_node(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     # Without function libraries in the catalog a pass is one SCRIPT EXISTS per node, nothing more.
     scripts = [s for s in _sample_scripts() if s.get("kind") != "function"]
     config = write_config(tmp_path, clean_cluster.seeds[:1], scripts=scripts)
@@ -68,7 +69,7 @@ def test_steady_state_costs_one_command_per_node(clean_cluster: LocalCluster, tm
         assert delta == {"script|exists": 1, "script|load": 0, "function|list": 0, "function|load": 0}, node
 
 
-def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_reconcile_reports_one_round_trip_when_nothing_changed(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     import asyncio
 
     from redis_orchestrator.config.loader import load_config
@@ -116,13 +117,13 @@ def _calls(node):  # type: ignore[no-untyped-def]
 def _sample_scripts() -> list[dict[str, object]]:
     import yaml
 
-    from tests.helpers import REPO
+    from harness.helpers import REPO
 
     return list(yaml.safe_load((REPO / "examples" / "config.yaml").read_text())["catalog"]["scripts"])
 
 
 def test_script_redis_refuses_is_named_and_the_others_still_load(
-    clean_cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "broken.lua").write_text("return redis.call('GET', KEYS[1]\n")
     (tmp_path / "fine.lua").write_text("return redis.call('GET', KEYS[1])\n")
@@ -155,7 +156,7 @@ def test_no_seed_reachable_exits_3_naming_each_seed(tmp_path: Path, capsys: pyte
         assert seed in err
 
 
-def test_seed_option_overrides_config(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_seed_option_overrides_config(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, [f"127.0.0.1:{free_port_pair()}"])
     assert main(["--config", str(config), "--seed", clean_cluster.seeds[2], "sync"]) == 0
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos import ChaosCluster
+from harness.helpers import REPO, DaemonProcess, wait_for, write_config
 from redis_orchestrator.daemon.health import LoopHealth
 from redis_orchestrator.daemon.systemd import Notifier, watchdog_interval, watchdog_loop
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import REPO, DaemonProcess, wait_for, write_config
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -140,7 +140,7 @@ def test_watchdog_pings_only_while_the_loops_progress(notify_socket: NotifySocke
 
 
 @pytest.mark.slow
-def test_daemon_notifies_ready_status_watchdog_reload_and_stopping(clean_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_daemon_notifies_ready_status_watchdog_reload_and_stopping(clean_cluster: ChaosCluster, tmp_path: Path) -> None:
     receiver = NotifySocket(f"@orch-test-{uuid.uuid4().hex}")
     config = write_config(tmp_path, clean_cluster.seeds[:1])
     try:

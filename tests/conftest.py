@@ -19,7 +19,6 @@ from redis.cluster import RedisCluster
 from harness.chaos import ChaosCluster
 from redis_orchestrator.devcluster.cluster import redis_server_binary, server_version
 
-
 # Fixtures that bring real server processes: a test that uses one is `live` without saying so.
 # Tests that start servers some other way say it themselves (pytestmark = pytest.mark.live).
 LIVE_FIXTURES = frozenset(

@@ -22,6 +22,8 @@ import redis.exceptions
 from prometheus_client import CollectorRegistry
 from redis.cluster import LoadBalancingStrategy, RedisCluster
 
+from harness.chaos import ChaosCluster
+from harness.helpers import command_calls, wait_for
 from redis_orchestrator.client import (
     CrossSlotError,
     KeyPatternError,
@@ -37,8 +39,7 @@ from redis_orchestrator.client import (
     UnknownScript,
 )
 from redis_orchestrator.config.loader import load_config
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
-from tests.helpers import command_calls, wait_for
+from redis_orchestrator.devcluster.cluster import LocalNode
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "examples" / "config.yaml"
@@ -93,18 +94,18 @@ def ledger(rc: RedisCluster) -> Iterator[Ledger]:
         made.cleanup()
 
 
-def node_of(cluster: LocalCluster, rc: RedisCluster, key: str) -> LocalNode:
+def node_of(cluster: ChaosCluster, rc: RedisCluster, key: str) -> LocalNode:
     node = rc.get_node_from_key(key)
     return cluster.node_at(f"{node.host}:{node.port}")
 
 
-def flush_scripts(cluster: LocalCluster) -> None:
+def flush_scripts(cluster: ChaosCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
 
 
-def total_calls(cluster: LocalCluster, command: str) -> int:
+def total_calls(cluster: ChaosCluster, command: str) -> int:
     return sum(command_calls(node, command) for node in cluster.nodes)
 
 
@@ -112,7 +113,7 @@ def total_calls(cluster: LocalCluster, command: str) -> int:
 
 
 def test_public_api_from_redis_run_crossslot_pipeline_across_a_flush_and_a_retried_transaction(
-    clean_cluster: LocalCluster, rc: RedisCluster, manifest_key: str, ledger: Ledger
+    clean_cluster: ChaosCluster, rc: RedisCluster, manifest_key: str, ledger: Ledger
 ) -> None:
     evals_before = total_calls(clean_cluster, "eval")
     scripts = Scripts.from_redis(rc, key=manifest_key)
@@ -173,7 +174,7 @@ def test_public_api_from_redis_run_crossslot_pipeline_across_a_flush_and_a_retri
 
 
 def test_pipeline_resends_only_the_failed_calls_in_order(
-    clean_cluster: LocalCluster, rc: RedisCluster, ledger: Ledger
+    clean_cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger
 ) -> None:
     scripts = Scripts.from_config(CONFIG, rc)
     alice, bob = ledger.account("alice", 100), ledger.account("bob", 100)
@@ -191,7 +192,7 @@ def test_pipeline_resends_only_the_failed_calls_in_order(
     assert scripts.counters.noscript == 2 and scripts.counters.fallbacks == 1
 
 
-def test_fallback_raise_leaves_the_node_alone(clean_cluster: LocalCluster, rc: RedisCluster, ledger: Ledger) -> None:
+def test_fallback_raise_leaves_the_node_alone(clean_cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger) -> None:
     scripts = Scripts.from_config(CONFIG, rc, fallback="raise")
     alice, bob = ledger.account("alice", 100), ledger.account("bob", 0)
     with pytest.raises(ScriptMissing) as missing:
@@ -205,7 +206,7 @@ def test_fallback_raise_leaves_the_node_alone(clean_cluster: LocalCluster, rc: R
 
 
 def test_server_runs_the_rest_of_a_multi_after_a_noscript(
-    clean_cluster: LocalCluster, rc: RedisCluster, ledger: Ledger
+    clean_cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger
 ) -> None:
     """The server fact the transaction check exists for (REDIS_FACTS: Transactions), on this server."""
     alice = ledger.account("alice", 100)
@@ -218,7 +219,7 @@ def test_server_runs_the_rest_of_a_multi_after_a_noscript(
 
 
 def test_a_transaction_pipeline_never_meets_noscript_inside_exec(
-    clean_cluster: LocalCluster, rc: RedisCluster, ledger: Ledger
+    clean_cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger
 ) -> None:
     scripts = Scripts.from_config(CONFIG, rc)
     alice, bob = ledger.account("alice", 100), ledger.account("bob", 0)
@@ -234,7 +235,7 @@ def test_a_transaction_pipeline_never_meets_noscript_inside_exec(
 # ------------------------------------------------------------------------------------------ transactions
 
 
-def single_connection_client(cluster: LocalCluster, rc: RedisCluster, key: str) -> redis.Redis:
+def single_connection_client(cluster: ChaosCluster, rc: RedisCluster, key: str) -> redis.Redis:
     """A client of the key's node whose pool holds one connection: what a transaction left on it shows."""
     node = node_of(cluster, rc, key)
     return redis.Redis(host=node.host, port=node.port, decode_responses=True, max_connections=1)
@@ -252,7 +253,7 @@ def still_watching(client: redis.Redis, key: str, rc: RedisCluster) -> bool:
 
 
 def test_every_exit_path_leaves_the_connection_unwatched(
-    cluster: LocalCluster, rc: RedisCluster, manifest_key: str, ledger: Ledger
+    cluster: ChaosCluster, rc: RedisCluster, manifest_key: str, ledger: Ledger
 ) -> None:
     alice, bob = ledger.account("alice", 100), ledger.account("bob", 0)
     client = single_connection_client(cluster, rc, alice)
@@ -295,7 +296,7 @@ def test_every_exit_path_leaves_the_connection_unwatched(
 
 
 def test_transaction_refuses_two_slots_before_any_round_trip(
-    cluster: LocalCluster, rc: RedisCluster, manifest_key: str
+    cluster: ChaosCluster, rc: RedisCluster, manifest_key: str
 ) -> None:
     scripts = Scripts.from_redis(rc, key=manifest_key)
     watches = total_calls(cluster, "watch")
@@ -305,7 +306,7 @@ def test_transaction_refuses_two_slots_before_any_round_trip(
 
 
 def test_transaction_checks_scripts_with_the_watch_and_loads_only_what_it_queues(
-    clean_cluster: LocalCluster, rc: RedisCluster, ledger: Ledger
+    clean_cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger
 ) -> None:
     scripts = Scripts.from_config(CONFIG, rc)
     alice, bob = ledger.account("alice", 100), ledger.account("bob", 0)
@@ -324,7 +325,7 @@ def test_transaction_checks_scripts_with_the_watch_and_loads_only_what_it_queues
 # ------------------------------------------------------------------------------------------ other errors, replicas
 
 
-def test_busy_is_script_busy_with_what_to_do(cluster: LocalCluster, rc: RedisCluster, manifest_key: str) -> None:
+def test_busy_is_script_busy_with_what_to_do(cluster: ChaosCluster, rc: RedisCluster, manifest_key: str) -> None:
     scripts = Scripts.from_redis(rc, key=manifest_key)
     key = f"{{quota}}:{uuid.uuid4().hex}"
     primary = node_of(cluster, rc, key)
@@ -377,7 +378,7 @@ def test_busy_is_script_busy_with_what_to_do(cluster: LocalCluster, rc: RedisClu
 
 
 def test_no_writes_scripts_go_to_replicas_and_are_repaired_there(
-    clean_cluster: LocalCluster, manifest_key: str, rc: RedisCluster
+    clean_cluster: ChaosCluster, manifest_key: str, rc: RedisCluster
 ) -> None:
     key = f"{{quota}}:{uuid.uuid4().hex}"
     rc.set(key, 41)
@@ -416,7 +417,7 @@ def test_no_writes_scripts_go_to_replicas_and_are_repaired_there(
         rc.delete(key)
 
 
-def test_functions_by_library_and_name(clean_cluster: LocalCluster, rc: RedisCluster, manifest_key: str) -> None:
+def test_functions_by_library_and_name(clean_cluster: ChaosCluster, rc: RedisCluster, manifest_key: str) -> None:
     scripts = Scripts.from_redis(rc, key=manifest_key)
     key = f"{{quota}}:{uuid.uuid4().hex}"
     assert scripts.run("orchestrator_lib.capped_incr_fn", keys=[key], args=[3, 5]) == [3, 1]  # FUNCTION LOAD once
@@ -429,7 +430,7 @@ def test_functions_by_library_and_name(clean_cluster: LocalCluster, rc: RedisClu
     rc.delete(key)
 
 
-def test_wait_replicas_in_the_same_round_trip(cluster: LocalCluster, rc: RedisCluster, ledger: Ledger) -> None:
+def test_wait_replicas_in_the_same_round_trip(cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger) -> None:
     scripts = Scripts.from_config(CONFIG, rc)
     alice, bob = ledger.account("alice", 10), ledger.account("bob", 0)
     assert scripts.run("transfer", keys=[alice, bob], args=[1], wait_replicas=1) == [9, 1, 1]
@@ -439,7 +440,7 @@ def test_wait_replicas_in_the_same_round_trip(cluster: LocalCluster, rc: RedisCl
     assert scripts.counters.not_replicated == 1
 
 
-def test_counters_on_a_registry_you_pass(cluster: LocalCluster, rc: RedisCluster, ledger: Ledger) -> None:
+def test_counters_on_a_registry_you_pass(cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger) -> None:
     registry = CollectorRegistry()
     scripts = Scripts.from_config(CONFIG, rc, registry=registry)
     alice, bob = ledger.account("alice", 10), ledger.account("bob", 0)
@@ -447,7 +448,7 @@ def test_counters_on_a_registry_you_pass(cluster: LocalCluster, rc: RedisCluster
     assert registry.get_sample_value("redis_orchestrator_client_calls_total", {"script": "transfer@1"}) == 1
 
 
-def test_versions_and_a_second_client_share_counters(cluster: LocalCluster, rc: RedisCluster, ledger: Ledger) -> None:
+def test_versions_and_a_second_client_share_counters(cluster: ChaosCluster, rc: RedisCluster, ledger: Ledger) -> None:
     scripts = Scripts.from_config(CONFIG, rc)
     alice, bob = ledger.account("alice", 10), ledger.account("bob", 0)
     assert scripts.run("transfer", keys=[alice, bob], args=[1], version=1) == [9, 1, 1]

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from harness.chaos import ChaosCluster
+from harness.helpers import command_calls
 from redis_orchestrator.client import (
     AsyncScripts,
     AsyncTx,
@@ -24,13 +26,11 @@ from redis_orchestrator.client import (
     UnknownScript,
 )
 from redis_orchestrator.config.loader import load_config
-from redis_orchestrator.devcluster.cluster import LocalCluster
-from tests.helpers import command_calls
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
 
 
-def run_with_cluster(cluster: LocalCluster, scenario: Callable[[RedisCluster], Awaitable[None]]) -> None:
+def run_with_cluster(cluster: ChaosCluster, scenario: Callable[[RedisCluster], Awaitable[None]]) -> None:
     async def main() -> None:
         host, port = cluster.seeds[0].split(":")
         rc = RedisCluster(host=host, port=int(port), decode_responses=True)
@@ -42,13 +42,13 @@ def run_with_cluster(cluster: LocalCluster, scenario: Callable[[RedisCluster], A
     asyncio.run(main())
 
 
-def flush_scripts(cluster: LocalCluster) -> None:
+def flush_scripts(cluster: ChaosCluster) -> None:
     for node in cluster.nodes:
         with node.client() as c:
             c.execute_command("SCRIPT", "FLUSH")
 
 
-def test_async_public_api(clean_cluster: LocalCluster) -> None:
+def test_async_public_api(clean_cluster: ChaosCluster) -> None:
     evals = sum(command_calls(n, "eval") for n in clean_cluster.nodes)
 
     async def scenario(rc: RedisCluster) -> None:
@@ -114,7 +114,7 @@ def test_async_public_api(clean_cluster: LocalCluster) -> None:
     assert sum(command_calls(n, "eval") for n in clean_cluster.nodes) == evals
 
 
-def test_many_concurrent_calls_on_one_loop(cluster: LocalCluster) -> None:
+def test_many_concurrent_calls_on_one_loop(cluster: ChaosCluster) -> None:
     async def scenario(rc: RedisCluster) -> None:
         scripts = AsyncScripts.from_config(CONFIG, rc)
         keys = [f"{{quota}}:{uuid.uuid4().hex}" for _ in range(4)]

@@ -39,9 +39,19 @@ import redis.exceptions
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+from harness.chaos import ChaosCluster
+from harness.helpers import (
+    DaemonProcess,
+    all_hold,
+    catalog_shas,
+    command_calls,
+    present,
+    serves,
+    wait_for,
+    write_config,
+)
 from redis_orchestrator.client import AsyncScripts, NotReplicated, ScriptError, Scripts, Tx
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
-from tests.helpers import DaemonProcess, all_hold, catalog_shas, command_calls, present, serves, wait_for, write_config
+from redis_orchestrator.devcluster.cluster import LocalNode
 from tests.proofs import FAILOVERS, SCALE, FencedResource
 
 pytestmark = [pytest.mark.slow, pytest.mark.destructive, pytest.mark.timeout(240 * FAILOVERS)]
@@ -65,7 +75,7 @@ RETRYABLE = (
 
 @dataclass
 class Stack:
-    cluster: LocalCluster
+    cluster: ChaosCluster
     daemon: DaemonProcess
     rc: RedisCluster
     scripts: Scripts
@@ -75,7 +85,7 @@ class Stack:
         return primary_serving(self.cluster, key)
 
 
-def primary_serving(cluster: LocalCluster, key: str) -> LocalNode:
+def primary_serving(cluster: ChaosCluster, key: str) -> LocalNode:
     for node in cluster.primaries():
         with node.client() as c:
             if serves(c, key):
@@ -84,7 +94,7 @@ def primary_serving(cluster: LocalCluster, key: str) -> LocalNode:
 
 
 @pytest.fixture
-def stack(fresh_cluster: LocalCluster, tmp_path: Path) -> Iterator[Stack]:
+def stack(fresh_cluster: ChaosCluster, tmp_path: Path) -> Iterator[Stack]:
     config = write_config(tmp_path, fresh_cluster.seeds[:2], manifest={"key": MANIFEST_KEY})
     daemon = DaemonProcess(config)
     rc: RedisCluster | None = None
@@ -531,7 +541,7 @@ def test_locks_across_kill_9_of_their_primary_lost_and_fenced(stack: Stack) -> N
 # ---------------------------------------------------------------------------------------------- MOVED
 
 
-def test_a_coordinated_failover_is_followed_through_moved(fresh_cluster: LocalCluster) -> None:
+def test_a_coordinated_failover_is_followed_through_moved(fresh_cluster: ChaosCluster) -> None:
     """CLUSTER FAILOVER (no kill): the old primary answers MOVED; every kind of call follows it with
     nothing raised to the application. One client per kind, each with the slot table from before."""
     cluster = fresh_cluster

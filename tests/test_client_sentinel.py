@@ -25,10 +25,10 @@ import redis.asyncio.sentinel
 import redis.exceptions
 import redis.sentinel
 
+from harness.helpers import wait_for
 from redis_orchestrator.client import AsyncScripts, AsyncTx, CrossSlotError, Scripts, Tx
 from redis_orchestrator.config.loader import load_config
 from redis_orchestrator.devcluster.cluster import free_port_pair, redis_server_binary
-from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "examples" / "config.yaml"

@@ -25,11 +25,11 @@ from redis_orchestrator.client import (
     UnknownScript,
     load_manifest,
 )
+from redis_orchestrator.client.base import redirect_target
+from redis_orchestrator.client.batches import ExecOutcome, Presence, RepairPlan
 from redis_orchestrator.client.calls import Call, Options, Policy, prepare
 from redis_orchestrator.client.errors import ScriptBusy, translate
 from redis_orchestrator.client.keys import KeyPatterns, slot_of
-from redis_orchestrator.client.pipeline import ExecOutcome, Presence, RepairPlan
-from redis_orchestrator.client.scripts import redirect_target
 from redis_orchestrator.config.loader import load_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,8 +31,9 @@ import pytest
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+from harness.chaos import ChaosCluster
 from redis_orchestrator.client import AsyncScripts, ScriptError, Scripts
-from redis_orchestrator.devcluster.cluster import LocalCluster, LocalNode
+from redis_orchestrator.devcluster.cluster import LocalNode
 from tests.proofs import SCALE, FencedResource, Reader, replica_client, run_workers
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
@@ -48,7 +49,7 @@ def scripts(rc: RedisCluster) -> Scripts:
 
 
 def async_main(
-    cluster: LocalCluster, scripts: Scripts, body: Callable[[AsyncScripts, int], Awaitable[None]], tasks: int = TASKS
+    cluster: ChaosCluster, scripts: Scripts, body: Callable[[AsyncScripts, int], Awaitable[None]], tasks: int = TASKS
 ) -> Callable[[], Awaitable[None]]:
     """`tasks` asyncio workers sharing one AsyncScripts (and `scripts`' counters) on one asyncio RedisCluster."""
 
@@ -64,7 +65,7 @@ def async_main(
     return main
 
 
-def replica_of_key(cluster: LocalCluster, rc: RedisCluster, key: str) -> tuple[LocalNode, LocalNode]:
+def replica_of_key(cluster: ChaosCluster, rc: RedisCluster, key: str) -> tuple[LocalNode, LocalNode]:
     node = rc.get_node_from_key(key)
     primary = cluster.node_at(f"{node.host}:{node.port}")
     return primary, cluster.replicas_of(primary)[0]
@@ -74,7 +75,7 @@ def replica_of_key(cluster: LocalCluster, rc: RedisCluster, key: str) -> tuple[L
 
 
 def test_transfers_conserve_the_total_and_never_go_negative(
-    cluster: LocalCluster, rc: RedisCluster, scripts: Scripts
+    cluster: ChaosCluster, rc: RedisCluster, scripts: Scripts
 ) -> None:
     run_id = uuid.uuid4().hex[:8]
     accounts = [f"{{ledger}}:acct:{run_id}-{i}" for i in range(8)]
@@ -159,7 +160,7 @@ def test_transfers_conserve_the_total_and_never_go_negative(
 
 
 def test_lock_mutual_exclusion_with_fencing_tokens_and_owner_only_release(
-    cluster: LocalCluster, rc: RedisCluster, scripts: Scripts
+    cluster: ChaosCluster, rc: RedisCluster, scripts: Scripts
 ) -> None:
     name = uuid.uuid4().hex[:10]
     lock, fence = f"{{lock}}:{name}", f"{{lock}}:{name}:fence"
@@ -237,7 +238,7 @@ def test_an_expired_lock_is_taken_over_and_its_old_holder_is_fenced_off(rc: Redi
 
 
 def test_fixed_window_never_grants_more_than_the_limit_in_any_window(
-    cluster: LocalCluster, rc: RedisCluster, scripts: Scripts
+    cluster: ChaosCluster, rc: RedisCluster, scripts: Scripts
 ) -> None:
     key = f"{{rl}}:{uuid.uuid4().hex}"
     limit = 25
@@ -286,7 +287,7 @@ def test_fixed_window_never_grants_more_than_the_limit_in_any_window(
 # ------------------------------------------------------------------------------------------ capped counter
 
 
-def test_capped_counter_never_passes_its_cap(cluster: LocalCluster, rc: RedisCluster, scripts: Scripts) -> None:
+def test_capped_counter_never_passes_its_cap(cluster: ChaosCluster, rc: RedisCluster, scripts: Scripts) -> None:
     key = f"{{quota}}:{uuid.uuid4().hex}"
     cap = 1000 * SCALE
     applied = Counter[str]()
@@ -334,7 +335,7 @@ def test_capped_counter_never_passes_its_cap(cluster: LocalCluster, rc: RedisClu
 
 
 def test_a_retry_storm_after_a_lost_reply_moves_money_exactly_once(
-    cluster: LocalCluster, rc: RedisCluster, scripts: Scripts
+    cluster: ChaosCluster, rc: RedisCluster, scripts: Scripts
 ) -> None:
     """A transfer whose reply never arrives (sent, then the connection dropped unread: what a client
     timeout looks like from the caller's side), then a storm of retries with the same idempotency key

@@ -37,9 +37,10 @@ from redis_orchestrator.client.errors import (
 )
 from redis_orchestrator.client.keys import Key, key_patterns, slot_of
 from redis_orchestrator.client.manifest import KIND_FUNCTION, Manifest, Target
-from redis_orchestrator.client.wire import Command
 
 LOG = logging.getLogger("redis_orchestrator.client")
+
+Command = tuple[Any, ...]  # one command on the wire: its words, as redis-py packs them
 
 
 class Fallback(StrEnum):

@@ -15,26 +15,11 @@ from typing import Any
 
 import redis.exceptions
 
-Command = tuple[Any, ...]
+from redis_orchestrator.client.calls import Command
 
 
-def exchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
+async def exchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
     """Send `commands` in one write, read one reply per command."""
-    try:
-        connection.send_packed_command(connection.pack_commands(commands))
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(connection.read_response())
-            except redis.exceptions.ResponseError as exc:
-                replies.append(exc)
-        return replies
-    except BaseException:
-        connection.disconnect()
-        raise
-
-
-async def aexchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
     try:
         await connection.send_packed_command(connection.pack_commands(commands))
         replies: list[Any] = []

@@ -1,50 +1,30 @@
-"""Pipelines of script calls, queued by name.
+"""Pipelines and MULTI/EXEC batches on one connection: what to send and what the replies mean. Pure: no
+I/O here; the pipelines that send them are in _async/pipeline.py (and _sync/pipeline.py, generated).
 
-    with scripts.pipeline() as pipe:
-        pipe.run("capped_incr", keys=["{quota}:alice"], args=[1, 100])
-        pipe.run("counter_get", keys=["{quota}:bob"])
-        (value, applied), bob = pipe.execute()
-
-Without a transaction, the calls are grouped by the node serving their slot, one round trip per
-node. A NOSCRIPT in the replies is repaired on that node -- SCRIPT LOAD of each missing script, then
-only the failed calls again, in their order, in one more round trip -- and their new replies take the
-old ones' places. The other calls are not sent twice.
-
-With `transaction=True` the calls run in MULTI/EXEC on one node, so they must share one slot. There a
-NOSCRIPT would not abort anything: EXEC runs every other queued command and answers NOSCRIPT for that
-one. So the scripts are checked first (SCRIPT EXISTS, loaded if missing) on the connection that then
-sends MULTI...EXEC. Left open: a SCRIPT FLUSH on that node between the check and EXEC (one round trip).
+    one_slot       the slot a transaction's calls share (CrossSlotError otherwise)
+    Presence       SCRIPT EXISTS / FUNCTION LIST before EXEC, and what their replies say is missing
+    load_missing   the loads those missing scripts need, before EXEC
+    RepairPlan     after NOSCRIPT replies in a batch: the loads, then only the failed calls again
+    ExecOutcome    MULTI, queued..., EXEC read back: committed, a WATCH conflict, or EXECABORT
+    settle         replies as values and typed errors (the first raised with raise_on_error)
+    exec_replies   EXEC's replies, a NOSCRIPT there (a flush after the check) as ScriptMissing
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.exceptions
 
-from redis_orchestrator.client.calls import Call, Policy, is_missing, is_redirect, load_failed
+from redis_orchestrator.client.calls import Call, Command, Policy, is_missing, is_redirect, load_failed
 from redis_orchestrator.client.counters import Event
-from redis_orchestrator.client.errors import (
-    CrossSlotError,
-    NodeUnreachable,
-    ScriptMissing,
-    TransactionAborted,
-)
-from redis_orchestrator.client.keys import Key, key_text
+from redis_orchestrator.client.errors import CrossSlotError, ScriptMissing
+from redis_orchestrator.client.keys import key_text
 from redis_orchestrator.client.manifest import KIND_FUNCTION
-from redis_orchestrator.client.wire import Command, exchange
 
-if TYPE_CHECKING:
-    from redis_orchestrator.client.scripts import Scripts
-
-MAX_ROUNDS = 5
-
-
-# ---------------------------------------------------------------------------------- pure decisions
+MAX_ROUNDS = 5  # rounds of a batch after MOVED/ASK/TRYAGAIN/CLUSTERDOWN (or no connection) before giving up
 
 
 def one_slot(calls: Sequence[Call], what: str) -> int | None:
@@ -224,121 +204,3 @@ def exec_replies(calls: Sequence[Call], replies: Sequence[Any], node: str) -> li
         else reply
         for call, reply in zip(calls, replies, strict=True)
     ]
-
-
-# ---------------------------------------------------------------------------------- the pipeline
-
-
-class ScriptPipeline:
-    def __init__(self, scripts: Scripts, transaction: bool = False) -> None:
-        self.scripts = scripts
-        self.transaction = transaction
-        self.calls: list[Call] = []
-
-    def run(
-        self, name: str, keys: Sequence[Key] = (), args: Sequence[Any] = (), *, version: str | int | None = None
-    ) -> ScriptPipeline:
-        """Queue a call (checked now: UnknownScript / KeysRefused are raised here, before anything is sent)."""
-        call = self.scripts.prepare(name, keys, args, version)
-        if self.transaction and self.scripts.options.check_slots:
-            one_slot([*self.calls, call], "pipeline(transaction=True)")
-        self.calls.append(call)
-        return self
-
-    def __len__(self) -> int:
-        return len(self.calls)
-
-    def __enter__(self) -> ScriptPipeline:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls = []
-
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """Send every queued call; the replies in order. With raise_on_error, the first error reply
-        (as a typed error) is raised after all were sent; otherwise errors stand in their places."""
-        calls, self.calls = self.calls, []
-        if not calls:
-            return []
-        for call in calls:
-            self.scripts.policy.sent(call)
-        replies = self._transaction(calls) if self.transaction else self._grouped(calls)
-        return settle(self.scripts.policy, calls, replies, raise_on_error)
-
-    # -------------------------------------------------------------- without a transaction
-
-    def _grouped(self, calls: list[Call]) -> list[Any]:
-        route = self.scripts.route
-        replies: list[Any] = [None] * len(calls)
-        pending = list(range(len(calls)))
-        for round_number in range(MAX_ROUNDS):
-            groups: dict[Any, list[int]] = {}
-            for index in pending:
-                node = route.node(calls[index].slot, calls[index].readonly)
-                groups.setdefault(node, []).append(index)
-            again: list[int] = []
-            for node, indexes in groups.items():
-                try:
-                    with route.connection(node) as conn:
-                        got = exchange(conn, [calls[i].command for i in indexes])
-                        self._repair(conn, route.name(node), [calls[i] for i in indexes], got)
-                except NodeUnreachable as unreachable:
-                    got = [unreachable] * len(indexes)  # nothing sent: tried again next round
-                for index, reply in zip(indexes, got, strict=True):
-                    replies[index] = reply
-                    if is_redirect(reply) and round_number < MAX_ROUNDS - 1:
-                        again.append(index)
-            if not again:
-                break
-            self.scripts.counters.add(Event.REDIRECTS, "pipeline", len(again))
-            route.refresh()
-            time.sleep(0.05 * round_number)
-            pending = again
-        return replies
-
-    def _repair(self, conn: Any, node: str, calls: list[Call], replies: list[Any]) -> None:
-        plan = RepairPlan.of(self.scripts.policy, node, calls, replies)
-        if plan.resend:
-            plan.apply(calls, replies, exchange(conn, plan.commands(calls)))
-
-    # -------------------------------------------------------------- MULTI/EXEC
-
-    def _transaction(self, calls: list[Call]) -> list[Any]:
-        route = self.scripts.route
-        slot = one_slot(calls, "pipeline(transaction=True)") if self.scripts.options.check_slots else calls[0].slot
-        presence = Presence.of(calls)
-        node = route.node(slot, False)
-        for round_number in range(MAX_ROUNDS):
-            name = route.name(node)
-            try:
-                outcome = self._exec_once(node, name, calls, presence)
-            except NodeUnreachable as unreachable:
-                outcome = ExecOutcome(None, queue_errors=(unreachable,))
-            if outcome.replies is not None:
-                return exec_replies(calls, outcome.replies, name)
-            if not outcome.redirected or round_number == MAX_ROUNDS - 1:
-                self.scripts.counters.add(Event.ABORTED, "pipeline")
-                raise TransactionAborted([str(e) for e in outcome.queue_errors])
-            self.scripts.counters.add(Event.REDIRECTS, "pipeline")
-            route.refresh()
-            time.sleep(0.05 * round_number)
-            node = route.node(slot, False)
-        raise AssertionError("unreachable")
-
-    def _exec_once(self, node: Any, name: str, calls: list[Call], presence: Presence) -> ExecOutcome:
-        """SCRIPT EXISTS, the loads it calls for (their own round trip), then MULTI...EXEC: one connection."""
-        policy = self.scripts.policy
-        with self.scripts.route.connection(node) as conn:
-            checked = presence.missing(exchange(conn, presence.commands()))
-            if isinstance(checked, Exception):
-                if not is_redirect(checked):
-                    raise checked
-                return ExecOutcome(None, queue_errors=(checked,))
-            loaders, loads = load_missing(policy, calls, checked, name)
-            if loads:  # EXEC must never meet a load that failed
-                for call, loaded in zip(loaders, exchange(conn, loads), strict=True):
-                    policy.loaded(call, name, loaded)
-            return ExecOutcome.read(exchange(conn, [("MULTI",), *(c.command for c in calls), ("EXEC",)]))

@@ -150,6 +150,7 @@ def wait_for_result(port: int, query: str, timeout: float = 90.0) -> list[Any]:
     raise AssertionError(f"no result for {query} within {timeout}s")
 
 
+@pytest.mark.once
 @pytest.mark.slow
 def test_real_prometheus_scrapes_the_metrics_server(prometheus: tuple[int, MetricsServer]) -> None:
     port, _ = prometheus

@@ -16,7 +16,7 @@ import pytest
 from harness.chaos import ChaosCluster
 from harness.helpers import REPO, wait_for, write_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.live, pytest.mark.once, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_the_wheel_holds_one_package_and_its_data(wheel_venv: Path) -> None:
         "import json, redis_orchestrator, importlib.resources as r; "
         "base = r.files('redis_orchestrator'); "
         "print(json.dumps({'file': redis_orchestrator.__file__, "
-        "'lock': sorted(p.name for p in (base / 'lua' / 'lock').iterdir()), "
+        "'lock': sorted(p.name for p in (base / 'daemon' / 'lua' / 'lock').iterdir()), "
         "'keyspecs': (base / 'analysis' / 'keyspecs.json').is_file()}))"
     )
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True, cwd=wheel_venv)

@@ -24,6 +24,15 @@ from redis_orchestrator.devcluster.cluster import (
 from redis_orchestrator.devcluster.sentinel import LocalSentinel
 
 
+def signal_node(node: LocalNode, sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to a node (data node or Sentinel); after SIGKILL or SIGTERM, wait until it is gone."""
+    if node.process is None:
+        return
+    node.process.send_signal(sig)
+    if sig in (signal.SIGKILL, signal.SIGTERM):
+        node.process.wait(timeout=10)
+
+
 class ChaosCluster(LocalCluster):
     """A LocalCluster that can also be broken."""
 
@@ -70,12 +79,7 @@ class ChaosCluster(LocalCluster):
         )
 
     def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to the node; with SIGKILL (the default) wait until the process is gone."""
-        if node.process is None:
-            return
-        node.process.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            node.process.wait(timeout=10)
+        signal_node(node, sig)
 
     def freeze(self, node: LocalNode) -> None:
         self.kill(node, signal.SIGSTOP)
@@ -131,12 +135,7 @@ class ChaosSentinel(LocalSentinel):
     """A LocalSentinel that can also be broken."""
 
     def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to a data node or a Sentinel; with SIGKILL (the default) wait until it is gone."""
-        if node.process is None:
-            return
-        node.process.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            node.process.wait(timeout=10)
+        signal_node(node, sig)
 
     def restart(self, node: LocalNode, timeout: float = 30.0) -> None:
         """Kill -9 (if running) and start again on the same port with its config file as it is now

@@ -1,5 +1,6 @@
 """How long `check` takes over a large catalog: 1,000 distinct, realistic scripts (20–60 lines),
-half of them with declared keys:/argv: patterns (slot reasoning included).
+half of them with declared keys:/argv: patterns (slot reasoning included), a tenth with
+`-- redis-orchestrator:` comments (an inline declaration and suppressions, one of them unused).
 
 Prints, from one run: cold analysis (fresh Analyzer), warm (same scripts again: SHA1 cache), and
 baselines measured on the same scripts: parsing alone with luaparser (the ANTLR-based AST library),
@@ -13,12 +14,15 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from redis_orchestrator.analysis import Analyzer
+from redis_orchestrator.analysis.findings import Severity
+from redis_orchestrator.analysis.lint import lint_files, render
 from redis_orchestrator.analysis.syntax import parse
 from redis_orchestrator.catalog.shebang import strip_shebang
 
@@ -133,6 +137,10 @@ def generate(count: int, seed: int) -> list[bytes]:
                 block = [f"redis.call('GET', KEYS[{rng.randint(1, 3)}])"]
             lines.extend(block)
             n += 1
+        if i % 10 == 3:
+            lines.insert(1, '-- redis-orchestrator: stored: ["{<t>}:<name>"]')
+            lines.insert(2, "-- redis-orchestrator: ignore enumeration,undeclared-key  reviewed")
+            lines.append("local unused = 1 -- redis-orchestrator: ignore global-write")
         lines.append(f"return {rng.randint(0, 999)}")
         scripts.append(("\n".join(lines) + "\n").encode())
     return scripts
@@ -177,6 +185,12 @@ def main() -> int:
 
     t_cold = timed(cold)
     t_warm = timed(warm)
+    with tempfile.TemporaryDirectory() as folder:
+        for i, src in enumerate(scripts):
+            (Path(folder) / f"s{i:04}.lua").write_bytes(src)
+        # `check FOLDER --format sarif` without its argument parsing: files found, read, analysed by
+        # a fresh analyzer, findings rendered.
+        t_lint = timed(lambda: render(lint_files(Analyzer(), [folder]), "sarif", Severity.ERROR, "bench"))
     texts = [strip_shebang(s).decode() for s in scripts]
     t_ours = timed(lambda: [parse(t) for t in texts])
 
@@ -193,11 +207,12 @@ def main() -> int:
 
     print(f"cold analysis (ours, complete)     {t_cold:8.3f} s   {findings} findings")
     print(f"warm analysis (SHA1 cache)         {t_warm:8.3f} s")
+    print(f"check FOLDER --format sarif, cold  {t_lint:8.3f} s")
     print("baselines, same scripts:")
     print(f"  luaparser ast.parse only         {t_lp:8.3f} s{note}")
     print(f"  our Lua 5.1 parser only          {t_ours:8.3f} s")
     print(f"  lupa Lua 5.1 loadstring only     {t_lupa:8.3f} s")
-    print(f"goal: cold < 5 s -> {'met' if t_cold < 5 else 'NOT met'}")
+    print(f"goal: cold < 5 s -> {'met' if max(t_cold, t_lint) < 5 else 'NOT met'}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def test_helper_never_called_is_not_reported(analyzer: Analyzer) -> None:
 
 
 def test_helper_handed_to_unknown_code_is_a_warning(analyzer: Analyzer) -> None:
-    src = "local M = {}\nfunction M.get(k)\n  return redis.call('GET', k)\nend\ntable.sort({}, M.get)\n"
+    src = "local M = {}\nfunction M.get(k)\n  return redis.call('GET', k)\nend\ntable.sort(KEYS, M.get)\n"
     [f] = analyze(analyzer, src)
     assert (f.code, f.severity, f.line) == ("undeclared-key", "warning", 3)
 
@@ -310,6 +311,8 @@ def test_format_text_and_json() -> None:
         "code": "undeclared-key",
         "message": "msg",
         "suggestion": "do this",
+        "subject": "",
+        "declare": "",
     }
 
 
@@ -452,3 +455,169 @@ def test_helper_finding_is_reported_once_with_its_call_chains(analyzer: Analyzer
     assert f.line == 1 and f.severity == "error"
     assert "twice() called at line 3 → del() called at line 2" in f.message
     assert "twice() called at line 4 → del() called at line 2" in f.message
+
+
+# ---------------------------------------------------------------------------------------- severity = proof
+
+
+def test_a_fixed_key_is_an_error_naming_its_slot(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "redis.call('GET', KEYS[1])\nreturn redis.call('INCR', 'stats:hits')\n")
+    assert (f.severity, f.line) == ("error", 2)
+    assert f"always in slot {key_slot('stats:hits')}" in f.message and "non local key" in f.message
+
+
+def test_a_key_mixing_fixed_text_and_a_value_shows_two_keys_in_two_slots(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "redis.call('GET', KEYS[1])\nreturn redis.call('SET', 'lock:' .. ARGV[1], 1)\n")
+    assert f.severity == "error"
+    witnesses = re.findall(r"'(lock:[^']*)' is in slot (\d+)", f.message)
+    assert len(witnesses) == 2 and witnesses[0][1] != witnesses[1][1]
+    assert all(key_slot(key) == int(slot) for key, slot in witnesses)  # the slots shown are the real ones
+
+
+@pytest.mark.parametrize(
+    ("key", "declaration"),
+    [
+        ("ARGV[1] .. ':job'", 'argv: ["ARGV[1] = {<tag>}:<prefix>"]'),  # a prefix the caller passes
+        ("ARGV[2]", 'argv: ["ARGV[2] = {<tag>}:<name>"]'),  # a whole key the caller passes
+        ("cjson.decode(ARGV[1]).queue .. ':wait'", 'argv: ["ARGV[1].queue = {<tag>}:<prefix>"]'),  # packed
+        ("'{' .. ARGV[1] .. '}:stats'", 'argv: ["ARGV[1] = <tag>"]'),  # the tag the script writes around it
+        ("redis.call('HGET', KEYS[1], 'parent') .. ':deps'", 'stored: ["{<tag>}:<name>"]'),  # read back
+        ("KEYS[1] .. ':seen'", 'keys: ["{<tag>}:k1"]'),
+        ("KEYS[1]:gsub(':wait$', ':lock')", 'keys: ["{<tag>}:k1"]'),  # a cut that may keep the tag
+    ],
+)
+def test_a_value_that_may_carry_the_shared_tag_is_a_warning_naming_its_declaration(
+    analyzer: Analyzer, key: str, declaration: str
+) -> None:
+    source = f"redis.call('GET', KEYS[1])\nreturn redis.call('SET', {key}, 1)\n"
+    [f] = [f for f in analyze(analyzer, source) if f.line == 2]
+    assert (f.code, f.severity) == ("undeclared-key", "warning"), f.message
+    assert declaration in f.declare.splitlines(), f.declare
+
+
+def test_the_declaration_turns_a_warning_into_nothing_or_an_error(analyzer: Analyzer) -> None:
+    source = "redis.call('GET', KEYS[1])\nreturn redis.call('SET', ARGV[1] .. 'job', 1)\n"
+    [same] = analyze(analyzer, source, key_patterns=["{<q>}:wait"], argv_patterns=["{<q>}:"])
+    assert (same.code, same.severity) == ("same-slot-undeclared", "info")
+    [other] = analyze(analyzer, source, key_patterns=["{<q>}:wait"], argv_patterns=["{<other>}:"])
+    assert (other.code, other.severity) == ("undeclared-key", "error")
+    stored = "local parent = redis.call('HGET', KEYS[1], 'p')\nreturn redis.call('DEL', parent .. ':deps')\n"
+    inline = '-- redis-orchestrator: stored: ["{<q>}:job:<id>"]\n' + stored
+    [note] = analyze(analyzer, inline, key_patterns=["{<q>}:wait"])
+    assert (note.line, note.severity) == (3, "info")
+    untagged = '-- redis-orchestrator: stored: ["job:<id>"]\n' + stored
+    [error] = analyze(analyzer, untagged, key_patterns=["{<q>}:wait"])
+    assert (error.line, error.severity) == (3, "error")
+
+
+def test_keys_the_script_fixes_in_two_slots_are_errors(analyzer: Analyzer) -> None:
+    source = "redis.call('GET', KEYS[1])\nredis.call('SET', '{timers}:a', 1)\nreturn redis.call('SET', '{jobs}:b', 1)\n"
+    assert {(f.line, f.severity) for f in analyze(analyzer, source)} == {(2, "error"), (3, "error")}
+    one_tag = source.replace("{jobs}", "{timers}")
+    assert {(f.line, f.severity) for f in analyze(analyzer, one_tag)} == {(2, "warning"), (3, "warning")}
+
+
+def test_a_script_that_reads_no_keys_runs_anywhere(analyzer: Analyzer) -> None:
+    [f] = analyze(analyzer, "return redis.call('SET', ARGV[1] .. ':x', 1)\n")
+    assert f.severity == "error" and "reads no KEYS" in f.message and "random slot" in f.message
+    documented = "-- KEYS[1] routes the call to the queue's node\nreturn redis.call('SET', ARGV[1] .. ':x', 1)\n"
+    assert [g.severity for g in analyze(analyzer, documented)] == ["warning"]
+
+
+# ---------------------------------------------------------------------------------------- the misses
+
+
+def test_a_helper_reached_recursively_with_a_value_is_analysed_with_it(analyzer: Analyzer) -> None:
+    source = (
+        "local function expire(key, child)\n"
+        "  if child then key = 'node:' .. child end\n"
+        "  redis.call('EXPIRE', key, 60)\n"
+        "  for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do expire(key, c) end\n"
+        "end\n"
+        "expire(KEYS[1])\n"
+    )
+    [f] = analyze(analyzer, source)
+    assert (f.line, f.severity) == (3, "error")
+    assert "expire() called at line 6 → expire() called at line 4" in f.message
+
+
+def test_mutual_recursion_is_followed_too(analyzer: Analyzer) -> None:
+    source = (
+        "local visit\n"
+        "local function each(key)\n"
+        "  for _, c in ipairs(redis.call('SMEMBERS', key)) do visit(c) end\n"
+        "end\n"
+        "visit = function(key) redis.call('DEL', key) each(key) end\n"
+        "visit(KEYS[1])\n"
+    )
+    lines = {f.line for f in analyze(analyzer, source)}
+    assert 5 in lines  # DEL of a member read back, reached through each() -> visit()
+
+
+def test_names_scan_listed_spread_over_one_command_fail_at_their_use(analyzer: Analyzer) -> None:
+    source = "local r = redis.call('SCAN', 0, 'MATCH', 'rl:*')\nif #r[2] > 0 then redis.call('DEL', unpack(r[2])) end\n"
+    findings = analyze(analyzer, source)
+    assert [(f.line, f.code, f.severity) for f in findings] == [
+        (1, "enumeration", "warning"),
+        (2, "undeclared-key", "error"),
+    ]
+    assert "never fails" not in findings[1].message and "don't hash to the same slot" in findings[1].message
+    one_by_one = (
+        "local r = redis.call('SCAN', 0, 'MATCH', 'rl:*')\nfor _, k in ipairs(r[2]) do redis.call('DEL', k) end\n"
+    )
+    assert [f.code for f in analyze(analyzer, one_by_one)] == ["enumeration"]  # one key of this node: works
+    own_prefix = source.replace("'rl:*'", "KEYS[1] .. ':*'")
+    assert [f.severity for f in analyze(analyzer, own_prefix) if f.code == "undeclared-key"] == ["warning"]
+
+
+def test_a_command_chosen_between_literals_is_checked_as_each(analyzer: Analyzer) -> None:
+    source = "local c = ARGV[1] == 'up' and 'INCRBY' or 'DECRBY'\nreturn redis.call(c, 'n:' .. ARGV[2], 1)\n"
+    assert [(f.line, f.code) for f in analyze(analyzer, source)] == [(2, "undeclared-key")]
+
+
+# ---------------------------------------------------------------------------------------- directives, portability
+
+
+def test_inline_declarations_apply_where_the_entry_declares_nothing(analyzer: Analyzer) -> None:
+    source = (
+        '-- redis-orchestrator: keys: ["{<q>}:wait"]\n'
+        '-- redis-orchestrator: argv: ["ARGV[1] = {<q>}:"]\n'
+        "redis.call('GET', KEYS[1])\nreturn redis.call('SET', ARGV[1] .. 'x', 1)\n"
+    )
+    assert [f.severity for f in analyze(analyzer, source)] == ["info"]
+    # The catalog entry's own patterns win over the script's.
+    [f] = analyze(analyzer, source, argv_patterns=["{<other>}:"])
+    assert f.severity == "error"
+
+
+def test_a_suppression_in_a_string_is_data(analyzer: Analyzer) -> None:
+    source = (
+        "redis.call('GET', KEYS[1])\nreturn redis.call('SET', 'x', '-- redis-orchestrator: ignore undeclared-key')\n"
+    )
+    assert [f.code for f in analyze(analyzer, source)] == ["undeclared-key"]
+
+
+def test_server_call_is_flagged_when_scripts_may_run_on_redis(analyzer: Analyzer) -> None:
+    source = "return server.call('GET', KEYS[1])\n"
+    [f] = analyze(analyzer, source)
+    assert (f.code, f.severity) == ("portability", "error") and "Valkey >= 8" in f.message
+    assert (
+        Analyzer(analyzer.keyspecs, servers=frozenset({"valkey"})).analyze(source.encode(), script="s", file="s") == []
+    )
+    [clock] = analyze(analyzer, "local t = os.clock()\nreturn redis.call('GET', KEYS[1])\n")
+    assert (clock.code, clock.severity) == ("portability", "warning")
+    # The calls behind the alias are checked all the same.
+    assert "undeclared-key" in {f.code for f in analyze(analyzer, "return server.call('GET', 'x')\n")}
+
+
+def test_keyslot_suggestions_say_what_a_tag_groups() -> None:
+    [family, split] = suggest_hash_tags(["user:{42}:a", "user:{43}:b"])
+    assert "different entities (42, 43)" in family and "whole 'user' family" in family and "hot spot" in family
+    assert "one call per slot" in split
+    [entity] = suggest_hash_tags(["user:42:a", "user:42:b"])
+    assert "{user:42}:a" in entity and "one entity (42)" in entity and "narrowest" in entity
+
+
+def test_a_script_that_does_not_parse_reports_no_unused_suppression(analyzer: Analyzer) -> None:
+    source = "local x = = 1 -- redis-orchestrator: ignore undeclared-key  the prefix has the tag\n"
+    assert [f.code for f in analyze(analyzer, source)] == ["syntax"]

@@ -3,24 +3,28 @@
 One module per concern; each imports only modules listed above it (the shebang line is read by
 `catalog.shebang`):
 
-    findings         a finding and its severity
+    findings         a finding, its severity, and every code with what it means
     lexer, syntax    Lua 5.1 tokens and AST (recursive descent)
+    directives       what a script says in its comments: declarations, suppressions
     keyspecs         Redis' command table: which arguments are keys, which commands write
-    slots            hash slots, hash tags, tag suggestions, keyslot reports
+    slots            hash slots, hash tags, tag suggestions (what a tag groups), keyslot reports
     values           the abstract values of the walk: shapes, tables, closures, scopes
     derive           lupa's Lua 5.1: the syntax check, string operations run on witnesses
-    declared         a catalog entry's declared keys: / argv: patterns and the slot they name
-    keyslots         the verdict on one key argument, with the message a user acts on
-    suggest          keys: pattern suggestions from how a script uses KEYS
+    declared         an entry's declared keys: / argv: / stored: patterns and the slot they name
+    keyslots         the verdict on one key argument: severity is proof, with the message a user acts on
+    suggest          the declarations to suggest: keys:, argv:, stored:
     state            the walk's settings, call context and findings merged per source position
     expressions      the value of each expression
     library          models of Lua's standard library, string / table, cjson / cmsgpack
-    calls            calling: the script's own functions, redis.call / pcall judged, redis.*
+    calls            calling: the script's own functions (recursion too), redis.call / pcall judged
     walker           statements and control flow: the Walker, the complete AST walk
-    analyzer         the conductor: shebang, syntax, walk and key patterns, cached by SHA1
-    report           findings as text or JSON
+    analyzer         the conductor: shebang, syntax, directives, walk, suppressions, cached by SHA1
+    report           findings as text, JSON or GitHub workflow commands
+    baseline         the findings a team accepts, matched by script, code and key expression
+    sarif, junit     findings as SARIF 2.1.0 and JUnit XML
     checks           a catalog's analysis as the daemon and `check` run it
-    key_suggestions  suggested keys: patterns as YAML, written back to the catalog
+    key_suggestions  suggested declarations as YAML, written back to the catalog or the scripts
+    lint             `check` as a linter: a catalog or files, baseline, formats, what fails the run
 """
 
 from __future__ import annotations

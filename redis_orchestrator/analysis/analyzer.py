@@ -1,4 +1,9 @@
-"""The conductor: shebang, syntax, AST walk and key patterns of one script, cached by SHA1."""
+"""The conductor: shebang, syntax, directives, AST walk and key patterns of one script, cached by SHA1.
+
+After the walk: keys the script fixes in different slots (state.py), a script that reads no KEYS
+(a cluster client sends it to any node), the declaration that would decide each warning, and the
+script's own suppressions (`-- redis-orchestrator: ignore CODE`), with the unused ones reported.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 
-from redis_orchestrator.analysis.declared import Declared, read_declared
+from redis_orchestrator.analysis.declared import read_declared
 from redis_orchestrator.analysis.derive import Lua51
-from redis_orchestrator.analysis.findings import ERROR, INFO, WARNING, Finding, Severity
+from redis_orchestrator.analysis.directives import Directives, read_directives
+from redis_orchestrator.analysis.findings import CODES, ERROR, INFO, WARNING, Finding, Severity
+from redis_orchestrator.analysis.keyslots import Decision
 from redis_orchestrator.analysis.keyspecs import KeySpecs, load_keyspecs
 from redis_orchestrator.analysis.lexer import LineMap, LuaSyntaxError
 from redis_orchestrator.analysis.slots import patterns_share_slot, suggest_hash_tags
-from redis_orchestrator.analysis.suggest import KeyUsage
+from redis_orchestrator.analysis.state import ALL_SERVERS
+from redis_orchestrator.analysis.suggest import KeySuggestion, KeyUsage, documented_names, suggest_keys
 from redis_orchestrator.analysis.syntax import parse
 from redis_orchestrator.analysis.walker import Walker
 from redis_orchestrator.catalog.shebang import KNOWN_FLAGS, parse_shebang, strip_shebang
@@ -24,10 +32,13 @@ _CACHE_SIZE = 20_000
 
 @dataclass(frozen=True)
 class Analysis:
-    """One script's findings (file, script and version left blank) and how it uses KEYS."""
+    """One script's findings (file, script and version left blank), how it uses KEYS, how many
+    findings its own comments silenced, and what it should declare."""
 
     findings: tuple[Finding, ...]
     usage: KeyUsage
+    suppressed: int = 0
+    suggestion: KeySuggestion | None = None
 
 
 def _code_stamp() -> str:
@@ -42,13 +53,24 @@ def _code_stamp() -> str:
 
 
 class Analyzer:
-    """`same_slot_severity`: what an undeclared key in a declared key's slot is reported as."""
+    """`same_slot_severity`: what an undeclared key in a declared key's slot is reported as;
+    `servers`: which servers the scripts may run on ("redis", "valkey"): a global only one of them
+    defines is flagged when the other may run the script."""
 
-    def __init__(self, keyspecs: KeySpecs | None = None, *, same_slot_severity: Severity = INFO) -> None:
+    def __init__(
+        self,
+        keyspecs: KeySpecs | None = None,
+        *,
+        same_slot_severity: Severity = INFO,
+        servers: frozenset[str] = ALL_SERVERS,
+    ) -> None:
         if same_slot_severity not in (INFO, WARNING, ERROR):
             raise ValueError(f"same_slot_severity must be info, warning or error, not {same_slot_severity!r}")
+        if not servers or not servers <= ALL_SERVERS:
+            raise ValueError(f"servers must be some of {sorted(ALL_SERVERS)}, not {sorted(servers)}")
         self.keyspecs = keyspecs if keyspecs is not None else load_keyspecs()
         self.same_slot_severity = same_slot_severity
+        self.servers = servers
         self._lua = Lua51()
         self._cache: OrderedDict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Analysis] = OrderedDict()
 
@@ -80,7 +102,7 @@ class Analyzer:
         cache_key = (hashlib.sha1(source).hexdigest(), kind, tuple(key_patterns), tuple(argv_patterns))
         cached = self._cache.get(cache_key)
         if cached is None:
-            cached = self._analyze(source, kind, read_declared(key_patterns, argv_patterns))
+            cached = self._analyze(source, kind, key_patterns, argv_patterns)
             self._cache[cache_key] = cached
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -99,8 +121,12 @@ class Analyzer:
                     "highest": analysis.usage.highest,
                     "names": [list(n) for n in analysis.usage.names],
                     "built_from": sorted(analysis.usage.built_from),
-                    "argv_prefixes": sorted(analysis.usage.argv_prefixes),
+                    "argv": [list(a) for a in analysis.usage.argv],
+                    "stored": analysis.usage.stored,
+                    "reads_keys": analysis.usage.reads_keys,
                 },
+                "suppressed": analysis.suppressed,
+                "suggestion": _suggestion_to_dict(analysis.suggestion),
             }
             for key, analysis in self._cache.items()
         ]
@@ -122,8 +148,12 @@ class Analyzer:
                         highest=int(usage["highest"]),
                         names=tuple((int(i), str(n)) for i, n in usage["names"]),
                         built_from=frozenset(int(i) for i in usage["built_from"]),
-                        argv_prefixes=frozenset(str(a) for a in usage["argv_prefixes"]),
+                        argv=tuple((str(r), str(role)) for r, role in usage["argv"]),
+                        stored=bool(usage["stored"]),
+                        reads_keys=bool(usage["reads_keys"]),
                     ),
+                    suppressed=int(entry["suppressed"]),
+                    suggestion=_suggestion_from_dict(entry["suggestion"]),
                 )
             except (KeyError, TypeError, ValueError):
                 continue
@@ -132,12 +162,11 @@ class Analyzer:
         return taken
 
     def _stamp(self) -> str:
-        return f"{_CODE_STAMP}/{self.same_slot_severity}"
+        return f"{_CODE_STAMP}/{self.same_slot_severity}/{','.join(sorted(self.servers))}"
 
-    def _analyze(self, source: bytes, kind: str, declared: Declared) -> Analysis:
+    def _analyze(self, source: bytes, kind: str, key_patterns: Sequence[str], argv_patterns: Sequence[str]) -> Analysis:
         findings: list[Finding] = []
         usage = KeyUsage()
-        key_patterns = declared.keys
 
         def add(line: int, column: int, severity: Severity, code: str, message: str, suggestion: str) -> None:
             findings.append(Finding("", "", line, column, severity, code, message, suggestion))
@@ -186,6 +215,14 @@ class Analyzer:
         body = strip_shebang(source)
         text = body.decode("utf-8", "replace")
         lines = LineMap(text)
+        directives = read_directives(text)
+        for line, problem in directives.problems:
+            add(line, 1, ERROR, "directive", problem, "see README, Static analysis: directives")
+        # The catalog entry's own declarations win; the script's fill in what it leaves out.
+        declared = read_declared(
+            key_patterns or directives.keys or (), argv_patterns or directives.argv or (), directives.stored or ()
+        )
+        key_patterns = declared.keys
         lua_error = self._lua.syntax_error(body)
         try:
             chunk = parse(text)
@@ -202,7 +239,7 @@ class Analyzer:
                 f"Lua syntax error: {message}",
                 "fix the syntax (Redis runs Lua 5.1: no goto, no //, no integer division, no bit operators)",
             )
-            return Analysis(tuple(findings), usage)
+            return self._finish(findings, usage, directives, walked=False)
         if lua_error is not None:
             # Valid for our parser but not for Lua 5.1 itself (e.g. an over-long chain or a 5.1 quirk).
             add(
@@ -213,7 +250,7 @@ class Analyzer:
                 f"Lua syntax error: {lua_error[1]}",
                 "fix the syntax (Redis runs Lua 5.1)",
             )
-            return Analysis(tuple(findings), usage)
+            return self._finish(findings, usage, directives, walked=False)
 
         for problem in declared.problems:
             hint = 'write ARGV patterns by position, or as "ARGV[2] = {<queue>}:"'
@@ -221,18 +258,29 @@ class Analyzer:
         # Without a shebang an undeclared key only has to be served by this node; with one (unless
         # allow-cross-slot-keys) it must be in the declared keys' slot (seen on 7.0.15).
         mode = "slot" if shebang.present and "allow-cross-slot-keys" not in shebang.flags else "node"
+        # A script that never reads KEYS gives a cluster client nothing to route by: it runs anywhere.
+        keyless = (
+            not library
+            and not declared.keys
+            and "KEYS" not in chunk.names
+            and not any(ref.startswith("KEYS[") for ref in documented_names(text))
+        )
         walker = Walker(
             self.keyspecs,
             lines,
+            keyless=keyless,
             library=library,
             readonly="no-writes" in shebang.flags,
             mode=mode,
             declared=declared,
             lua=self._lua,
             same_slot_severity=self.same_slot_severity,
+            servers=self.servers,
+            text=text,
         )
+        walked: list[tuple[Finding, Decision | None]] = []
         try:
-            findings.extend(walker.run(chunk))
+            walked = walker.run(chunk)
             usage = walker.keys.frozen()
         except RecursionError:
             add(
@@ -255,7 +303,66 @@ class Analyzer:
                 "with 'CROSSSLOT Keys in request don't hash to the same slot'",
                 "; or ".join(options),
             )
-        return Analysis(tuple(sorted(findings, key=lambda f: (f.line, f.column, f.code))), usage)
+        suggestion = suggest_keys(source, usage, declared) if not library else None
+        declare = "\n".join(suggestion.declaration_lines()) if suggestion is not None else ""
+        findings.extend(replace(f, declare=declare) if d else f for f, d in walked)
+        analysis = self._finish(findings, usage, directives, walked=True)
+        return replace(analysis, suggestion=suggestion)
+
+    @staticmethod
+    def _finish(findings: list[Finding], usage: KeyUsage, directives: Directives, *, walked: bool) -> Analysis:
+        """Apply the script's suppressions; report the ones that silence nothing (when the walk ran:
+        a script that does not parse tells nothing of what its suppressions would silence)."""
+        silenced = {(s.target, code) for s in directives.suppressions for code in s.codes}
+        kept = [f for f in findings if (f.line, f.code) not in silenced]
+        used = {(f.line, f.code) for f in findings} & silenced
+        for s in directives.suppressions if walked else ():
+            for code in s.codes:
+                if (s.target, code) in used:
+                    continue
+                what = (
+                    f"'{code}' is not a code of the check ({', '.join(sorted(CODES))})"
+                    if code not in CODES
+                    else f"nothing is reported as {code} on line {s.target}"
+                )
+                kept.append(
+                    Finding(
+                        "",
+                        "",
+                        s.line,
+                        1,
+                        WARNING,
+                        "unused-suppression",
+                        f"this suppression silences nothing: {what}",
+                        f"remove '{code}' from the ignore comment (or the comment): suppressions must not outlive "
+                        "their reason",
+                        subject=f"ignore {code}",
+                    )
+                )
+        ordered = tuple(sorted(kept, key=lambda f: (f.line, f.column, f.code)))
+        return Analysis(ordered, usage, sum((f.line, f.code) in silenced for f in findings))
 
 
 _CODE_STAMP = _code_stamp()
+
+
+def _suggestion_to_dict(suggestion: KeySuggestion | None) -> dict[str, list[str]] | None:
+    if suggestion is None:
+        return None
+    return {
+        "keys": list(suggestion.keys),
+        "argv": list(suggestion.argv),
+        "sources": list(suggestion.sources),
+        "stored": list(suggestion.stored),
+    }
+
+
+def _suggestion_from_dict(data: dict[str, list[str]] | None) -> KeySuggestion | None:
+    if data is None:
+        return None
+    return KeySuggestion(
+        tuple(map(str, data["keys"])),
+        tuple(map(str, data["argv"])),
+        tuple(map(str, data["sources"])),
+        tuple(map(str, data["stored"])),
+    )

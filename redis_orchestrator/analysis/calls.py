@@ -16,14 +16,18 @@ from redis_orchestrator.analysis.findings import ERROR, WARNING
 from redis_orchestrator.analysis.keyslots import Verdict
 from redis_orchestrator.analysis.keyspecs import key_positions
 from redis_orchestrator.analysis.library import Library
-from redis_orchestrator.analysis.state import Chain, Ctx, Recorder
+from redis_orchestrator.analysis.state import Chain, Ctx, Deferred, Recorder
 from redis_orchestrator.analysis.syntax import BinOp, Call, Index, Node
 from redis_orchestrator.analysis.values import (
     NIL,
     UNKNOWN,
     Closure,
     Hole,
+    Lit,
+    Pat,
+    Piece,
     Scope,
+    Shape,
     Tab,
     Val,
     alternatives,
@@ -32,6 +36,7 @@ from redis_orchestrator.analysis.values import (
 )
 
 _MAX_DEPTH = 8
+_MAX_UNROLL = 3  # levels of recursion analysed with their own arguments
 # Commands that list keys: in a cluster they see only the node the script runs on.
 ENUMERATING = frozenset({"scan", "keys", "randomkey"})
 
@@ -118,14 +123,21 @@ class Calls(Library):
         hit = self.memo.get(memo_key)
         if hit is not None:
             returns, events = hit
-            for pos, severity, code, message, suggestion, suffix in events:
+            for pos, what, suffix in events:
                 # The suffix starts with the frame of the memoised call; this call's frame replaces it.
                 chain = frame + suffix[1:] if site is not None else ctx.chain + suffix
                 for recorder in self.recorders:
-                    recorder.events.append((pos, severity, code, message, suggestion, chain[recorder.base :]))
-                self._site(pos, severity, code, message, suggestion, chain, ctx.function)
+                    recorder.events.append((pos, what, chain[recorder.base :]))
+                self._site(pos, what, chain, ctx.function)
             return returns
-        if id(func) in self.active or len(self.active) >= _MAX_DEPTH:
+        if id(func) in self.active:
+            # Recursion: the running call has not finished, so this one's values cannot be known yet.
+            # With arguments of its own (a child key, a parent now set) it is analysed once the
+            # running call is done, a few levels deep.
+            if any(p.kind != "nil" for p in params) and self.unrolled.get(id(func), 0) < _MAX_UNROLL:
+                self.deferred.setdefault(id(func), []).append(Deferred(closure, args, tail, ctx, site))
+            return [UNKNOWN]
+        if len(self.active) >= _MAX_DEPTH:
             return [UNKNOWN]
         self.active.add(id(func))
         scope = Scope(closure.scope)
@@ -139,12 +151,26 @@ class Calls(Library):
         self.recorders.append(recorder)
         try:
             self.block(func.body, scope, inner)
+            self.active.discard(id(func))
+            self._unroll(id(func))
         finally:
             self.recorders.pop()
             self.active.discard(id(func))
         returns = inner.returns or [NIL]
         self.memo[memo_key] = (returns, recorder.events)
         return returns
+
+    def _unroll(self, func_id: int) -> None:
+        """Run the recursive calls a finished call made, with their own arguments."""
+        pending = self.deferred.pop(func_id, [])
+        if not pending:
+            return
+        self.unrolled[func_id] = self.unrolled.get(func_id, 0) + 1
+        try:
+            for call in pending:
+                self.invoke(call.closure, call.args, call.tail, call.ctx, call.site)
+        finally:
+            self.unrolled[func_id] -= 1
 
     def register(self, node: Call, args: list[Val], ctx: Ctx) -> None:
         """redis.register_function('name', fn) or the table form {function_name=, callback=, flags=}."""
@@ -175,6 +201,10 @@ class Calls(Library):
     def redis_call(self, node: Call, arg_nodes: list[Node], args: list[Val], scope: Scope, ctx: Ctx) -> Val:
         if not args:
             return Val("reply", "a reply")
+        commands = alternatives(args[0])
+        if len(commands) > 1 and all(c.kind == "literal" for c in commands):
+            # `local cmd = up and 'INCRBY' or 'DECRBY'`: each command it may be is checked.
+            return union(self.redis_call(node, arg_nodes, [c, *args[1:]], scope, ctx) for c in commands)
         open_tail = may_expand(arg_nodes[-1])
         tail = self.expansion(arg_nodes[-1], args[-1], scope) if open_tail else None
         fixed = args[:-1] if open_tail else args
@@ -235,7 +265,8 @@ class Calls(Library):
                 ctx,
             )
         if local:
-            self.enumeration(upper, fixed, arg_nodes, ctx)
+            pattern = self.enumeration(upper, fixed, arg_nodes, ctx)
+            reply = Val("reply", reply_detail, local_only=True, shape=self.listed(pattern))
 
         if tail is not None and tail.tab is not None and tail.tab.cycle and not tail.tab.more:
             # A repeating sequence (pairs appended in a loop): lay two rounds out as plain arguments.
@@ -254,7 +285,9 @@ class Calls(Library):
             self.check_key(upper, len(fixed), (spread.tab or Tab()).elem() or UNKNOWN, arg_nodes[-1], ctx, many)
         return reply
 
-    def enumeration(self, command: str, fixed: list[Val], arg_nodes: list[Node], ctx: Ctx) -> None:
+    def enumeration(self, command: str, fixed: list[Val], arg_nodes: list[Node], ctx: Ctx) -> Val | None:
+        """The enumeration warning, unless the names matched all carry the declared keys' tag; the
+        MATCH pattern, if any."""
         pattern: Val | None = None
         if command == "KEYS" and len(fixed) > 1:
             pattern = fixed[1]
@@ -263,35 +296,70 @@ class Calls(Library):
                 if fixed[i].kind == "literal" and (fixed[i].literal or "").upper() == "MATCH":
                     pattern = fixed[i + 1]
         if pattern is not None and all(self.judge.in_declared_slot(self.shape(alt)) for alt in alternatives(pattern)):
-            return  # every name it can match carries the declared keys' tag: all in this slot
+            return pattern  # every name it can match carries the declared keys' tag: all in this slot
         self.report(
             _start(arg_nodes[0]),
             WARNING,
             "enumeration",
-            f"{command} in a cluster sees only the keys of the node the script runs on: it never fails, "
-            "it silently misses the keys other nodes hold",
+            f"{command} in a cluster sees only the keys of the node the script runs on: it never fails itself, "
+            "it silently misses the keys other nodes hold (and the names it lists span this node's slots)",
             "keep the names to enumerate in a set (or list, sorted set) passed in KEYS; or enumerate from "
             "the client on every primary; or match only names that carry the declared keys' hash tag",
             ctx,
         )
+        return pattern
+
+    def listed(self, pattern: Val | None) -> Shape | None:
+        """What the names a MATCH pattern lists look like: the pattern up to its first wildcard, then
+        text read from Redis. `ARGV[1] .. '*'` lists names starting with ARGV[1]."""
+        if pattern is None or len(alternatives(pattern)) != 1:
+            return None
+        kept: list[Piece] = []
+        for piece in self.shape(pattern):
+            if isinstance(piece, Hole):
+                kept.append(piece)
+                continue
+            cut = min((i for i in (piece.text.find(c) for c in "*?[\\") if i >= 0), default=-1)
+            if cut < 0:
+                kept.append(piece)
+                continue
+            if cut:
+                kept.append(Lit(piece.text[:cut]) if isinstance(piece, Lit) else Pat(piece.text[:cut], piece.origin))
+            break
+        if not kept:
+            return None
+        return (*kept, Hole("the rest of a name it listed", stored=True))
 
     def check_key(self, command: str, position: int, val: Val, node: Node, ctx: Ctx, many: bool) -> None:
         """`many`: the call takes more than one key (a mixed-slot call fails even on one node)."""
         worst: Verdict | None = None
+        subject = ""
         for alt in alternatives(val):
             shape = self.shape(alt)
-            verdict = self.judge.verdict(
-                command, position, alt, shape, self.describe(alt), ctx.mode, ctx.function, many
-            )
+            desc = self.describe(alt)
+            verdict = self.judge.verdict(command, position, alt, shape, desc, ctx.mode, ctx.function, many)
             if verdict is not None and (worst is None or verdict.severity.rank > worst.severity.rank):
-                worst = verdict
-            fact = slot_fact(self.shape(alt)) if alt.kind != "key" else None
+                worst, subject = verdict, desc
+            fact = slot_fact(shape) if alt.kind != "key" else None
             if fact is not None and fact.keys_index > 0:
                 self.keys.built_from.add(fact.keys_index)
-            if fact is not None and fact.blocker_first and fact.blocker.startswith("ARGV["):
-                self.keys.argv_prefixes.add(fact.blocker)
+            decision = verdict.decision if verdict is not None else None
+            if decision is not None and decision.kind == "argv":
+                self.keys.argv.setdefault(decision.ref, decision.role)
+            elif decision is not None and decision.kind == "stored":
+                self.keys.stored = True
         if worst is not None:
-            self.report(_start(node), worst.severity, worst.code, worst.message, worst.suggestion, ctx)
+            self.report(
+                _start(node),
+                worst.severity,
+                worst.code,
+                worst.message,
+                worst.suggestion,
+                ctx,
+                subject=f"{command} {subject}",
+                decision=worst.decision,
+                fixed=worst.fixed,
+            )
 
 
 def _start(node: Node) -> int:

@@ -1,18 +1,19 @@
 """Static analysis of a whole catalog, with the cache kept across reloads (unchanged scripts cost
-nothing), the `analysis.block_on` decision, and `keys:` patterns suggested for entries that declare
-none (key_suggestions.py prints or writes them)."""
+nothing), the `analysis.block_on` decision, and the declarations suggested for entries whose keys'
+slots hang on what they do not declare (key_suggestions.py prints or writes them). `analyse_entry`
+is one script's share, which `check` without a config (lint.py) runs on files too."""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redis_orchestrator.analysis.findings import Finding, Severity
-from redis_orchestrator.analysis.suggest import KeySuggestion, suggest_keys
+from redis_orchestrator.analysis.suggest import KeySuggestion
 from redis_orchestrator.catalog.model import Catalog, Kind
 from redis_orchestrator.errors import CatalogRejected
 
@@ -31,10 +32,40 @@ class EntrySuggestion:
 
 
 @dataclass(frozen=True)
+class EntryResult:
+    """One script's findings (file, name and version filled in), what its comments silenced, and
+    what it should declare."""
+
+    findings: tuple[Finding, ...]
+    suppressed: int = 0
+    suggestion: EntrySuggestion | None = None
+
+
+def analyse_entry(
+    analyzer: Analyzer,
+    source: bytes,
+    *,
+    name: str,
+    version: str,
+    file: str,
+    kind: str,
+    keys: tuple[str, ...] = (),
+    argv: tuple[str, ...] = (),
+) -> EntryResult:
+    analysis = analyzer.examine(source, kind=kind, key_patterns=keys, argv_patterns=argv)
+    findings = tuple(replace(f, file=file, script=name, version=version) for f in analysis.findings)
+    suggestion = None
+    if analysis.suggestion is not None and kind == Kind.SCRIPT:
+        suggestion = EntrySuggestion(name, version, file, analysis.suggestion)
+    return EntryResult(findings, analysis.suppressed, suggestion)
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     findings: tuple[Finding, ...] = ()
     blocking: tuple[Finding, ...] = field(default=())
     suggestions: tuple[EntrySuggestion, ...] = ()
+    suppressed: int = 0
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -103,23 +134,29 @@ class CatalogAnalysis:
     def _run(self, catalog: Catalog, block_on: Severity | None) -> AnalysisResult:
         findings: list[Finding] = []
         suggestions: list[EntrySuggestion] = []
+        suppressed = 0
         for entry in catalog.entries:
             if not entry.live:
                 continue
-            argv = entry.argv
-            findings += self.analyzer.analyze(
+            result = analyse_entry(
+                self.analyzer,
                 entry.source,
-                script=entry.name,
+                name=entry.name,
                 version=entry.version,
                 file=entry.file,
                 kind=entry.kind,
-                key_patterns=entry.keys,
-                argv_patterns=argv,
+                keys=tuple(entry.keys),
+                argv=tuple(entry.argv),
             )
-            if not entry.keys and entry.kind == Kind.SCRIPT:
-                usage = self.analyzer.examine(entry.source, kind=entry.kind, argv_patterns=argv).usage
-                suggestion = suggest_keys(entry.source, usage)
-                if suggestion is not None:
-                    suggestions.append(EntrySuggestion(entry.name, entry.version, entry.file, suggestion))
-        blocking = () if block_on is None else tuple(f for f in findings if f.severity.at_least(block_on))
-        return AnalysisResult(findings=tuple(findings), blocking=blocking, suggestions=tuple(suggestions))
+            findings += result.findings
+            suppressed += result.suppressed
+            if result.suggestion is not None:
+                suggestions.append(result.suggestion)
+        # The daemon loads what it is given on whatever server each node runs: a script only some
+        # servers can run (portability) is for `check` to say, not a reason to refuse the catalog.
+        blocking = (
+            ()
+            if block_on is None
+            else tuple(f for f in findings if f.severity.at_least(block_on) and f.code != "portability")
+        )
+        return AnalysisResult(tuple(findings), blocking, tuple(suggestions), suppressed)

@@ -7,8 +7,14 @@
                                                             the table cmsgpack.unpack / cjson.decode
                                                             reads from ARGV[1], .queueKey a field
 
-A placeholder stands for non-empty text without braces, and one name for one value across keys and
-ARGV: that is how a prefix passed in ARGV is known to carry the tag of the declared keys.
+    stored: ["{<queue>}:<name>"]                             names the script reads back from Redis
+                                                            (members, fields, list items) and uses
+                                                            as keys (an inline declaration only:
+                                                            directives.py)
+
+A placeholder stands for non-empty text without braces, and one name for one value across keys,
+ARGV and stored names: that is how a prefix passed in ARGV is known to carry the tag of the
+declared keys.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class Declared:
     keys: tuple[str, ...] = ()
     argv: tuple[tuple[str, str], ...] = ()  # ("ARGV[1][7].queueKey", pattern)
     problems: tuple[str, ...] = ()  # argv entries that could not be read
+    stored: tuple[str, ...] = ()  # what names read back from Redis and used as keys look like
 
     def key_pattern(self, index: int) -> str | None:
         return self.keys[index - 1] if 1 <= index <= len(self.keys) else None
@@ -79,7 +86,7 @@ def same_slot(a: str, b: str) -> bool:
     return key_slot(a) == key_slot(b)
 
 
-def read_declared(keys: Sequence[str], argv: Sequence[str]) -> Declared:
+def read_declared(keys: Sequence[str], argv: Sequence[str], stored: Sequence[str] = ()) -> Declared:
     refs: list[tuple[str, str]] = []
     problems: list[str] = []
     for position, entry in enumerate(argv, 1):
@@ -95,4 +102,4 @@ def read_declared(keys: Sequence[str], argv: Sequence[str]) -> Declared:
             problems.append(f"argv entry {entry!r}: Lua indexes start at 1")
             continue
         refs.append((ref, pattern))
-    return Declared(tuple(keys), tuple(refs), tuple(problems))
+    return Declared(tuple(keys), tuple(refs), tuple(problems), tuple(stored))

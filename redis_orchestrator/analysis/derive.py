@@ -42,7 +42,12 @@ class Lua51:
         """(line, message) of Lua 5.1's own complaint, or None when the chunk compiles."""
         if self._load is None:
             return None
-        err = self._load(source)
+        try:
+            err = self._load(source)
+        except UnicodeDecodeError as exc:
+            # lupa decodes Lua's message as UTF-8, and Lua quotes the token it stopped at byte by
+            # byte: `near '\xc2'` cuts a character in two. The message's bytes are in the error.
+            err = exc.object
         if err is None:
             return None
         text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
@@ -63,7 +68,10 @@ class Lua51:
             tag = hash_tag(witness)
             if tag is None:
                 return None  # the whole key is hashed: any cut changes it
-            result = self._op(op, witness, *args)
+            try:
+                result = self._op(op, witness, *args)
+            except UnicodeDecodeError:
+                return None  # the cut fell inside a UTF-8 character: no verdict
             if isinstance(result, bytes):
                 result = result.decode("utf-8", "replace")
             if not isinstance(result, str) or hash_tag(result) != tag:

@@ -174,7 +174,15 @@ class Expressions(WalkState):
         if name in self.globals:
             return self.globals[name]
         known = FUNCTION_GLOBALS if self.library else SCRIPT_GLOBALS
+        if name == "server":
+            # Valkey >= 8's alias of `redis`: its calls are checked all the same.
+            if ctx is not None:
+                self.server_specific(node.pos, name, ctx)
+            return Val("redis")
+        if name == "os" and ctx is not None:
+            self.server_specific(node.pos, name, ctx)
         if name == "KEYS":
+            self.keys.reads_keys = True
             val = Val("table", "KEYS", tab=Tab(), source="KEYS")
         elif name == "ARGV":
             val = Val("table", "ARGV", tab=Tab(), source="ARGV")
@@ -201,6 +209,35 @@ class Expressions(WalkState):
                 val = Val("unknown", f"global '{name}'")
         return val
 
+    def server_specific(self, pos: int, name: str, ctx: Ctx) -> None:
+        """A global that only some servers define (REDIS_FACTS.md, "Across versions")."""
+        if "redis" not in self.servers:
+            return
+        if name == "server":
+            self.report(
+                pos,
+                ERROR,
+                "portability",
+                "'server' is Valkey's alias of 'redis' (Valkey >= 8): Redis has no such global and fails the "
+                "script with \"Script attempted to access nonexistent global variable 'server'\": this script "
+                "runs on Valkey >= 8 only",
+                "write redis.call / redis.pcall, which every server has; or, if these scripts only ever run on "
+                "Valkey, say so: check --servers valkey",
+                ctx,
+            )
+        else:
+            self.report(
+                pos,
+                WARNING,
+                "portability",
+                "'os' (os.clock) exists on Redis >= 7.4 and Valkey 9.1, not on Redis 7.0 (seen on 7.0.15: "
+                "\"Script attempted to access nonexistent global variable 'os'\"): this script runs on those "
+                "servers only",
+                "measure time with redis.call('TIME'), which every server has (frozen at the script's start on "
+                "Redis >= 7.4 and Valkey 9.1)",
+                ctx,
+            )
+
     def key_val(self, index: int | None, source: str) -> Val:
         """KEYS[index] (a function's keys[index]); index None when not a literal."""
         name = "KEYS" if source == "KEYS" else source
@@ -219,7 +256,7 @@ class Expressions(WalkState):
     def argv_val(self, ref: str) -> Val:
         """ARGV[1], ARGV[1][2] (decoded), ARGV[1][7].queueKey; a function's args[1]."""
         pattern = self.declared.argv_pattern(ref) if not self.library else None
-        shape: Shape = (Pat(pattern, ref),) if pattern is not None else (Hole(ref),)
+        shape: Shape = (Pat(pattern, ref),) if pattern is not None else (Hole(ref, ref=ref),)
         return Val("argv", ref, shape=shape)
 
     def any_value(self, obj: Val) -> Val:
@@ -240,9 +277,11 @@ class Expressions(WalkState):
             if obj.source in ("KEYS",) or (self.library and obj.source == "keys"):
                 return self.key_val(number, obj.source)
             if obj.source in ("ARGV", "args") or obj.source.startswith("ARGV["):
+                if number is None and obj.source.startswith("ARGV[") and key.kind == "literal" and key.literal:
+                    return self.argv_val(f"{obj.source}.{key.literal}")  # cjson.decode(ARGV[1]).queueKey
                 if number is None:
                     what = f"{obj.source}[i]" if obj.source in ("ARGV", "args") else f"an element of {obj.source}"
-                    return Val("argv", what, shape=(Hole(what),))
+                    return Val("argv", what, shape=(Hole(what, ref=f"{obj.source}[i]"),))
                 return self.argv_val(f"{obj.source}[{number}]")
             tab = obj.tab or Tab()
             if key.kind == "literal" and key.literal is not None:
@@ -268,7 +307,8 @@ class Expressions(WalkState):
         if obj.kind == "argv":
             # A part of a table decoded from ARGV: still the caller's data.
             if number is None and name is None:
-                return Val("argv", f"a part of {obj.detail}", shape=(Hole(f"a part of {obj.detail}"),))
+                part = f"a part of {obj.detail}"
+                return Val("argv", part, shape=(Hole(part, ref=f"{obj.detail}[i]"),))
             return self.argv_val(obj.detail + (f"[{number}]" if number is not None else f".{name}"))
         return UNKNOWN
 

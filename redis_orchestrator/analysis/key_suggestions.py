@@ -1,6 +1,7 @@
-"""`check`'s suggested `keys:` / `argv:` patterns: printed as a YAML block to paste, or written into
-the config file (`check --write-keys`) right under each entry's first line, leaving everything else
-(comments, order, quoting) exactly as the user wrote it."""
+"""`check`'s suggested declarations: printed as a YAML block to paste beside each catalog entry, or
+written (`check --write-keys`) into the config file right under each entry's first line, leaving
+everything else (comments, order, quoting) exactly as the user wrote it; without a config, written
+as `-- redis-orchestrator:` comments at the top of each script (after its `#!lua` line)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 import yaml
 
 from redis_orchestrator.analysis.checks import EntrySuggestion
+from redis_orchestrator.analysis.directives import read_directives
+from redis_orchestrator.analysis.suggest import KeySuggestion
+from redis_orchestrator.catalog.shebang import strip_shebang
 
 
 def suggestions_yaml(suggestions: Sequence[EntrySuggestion]) -> str:
@@ -25,7 +29,26 @@ def suggestions_yaml(suggestions: Sequence[EntrySuggestion]) -> str:
         origin = f"names from {' and '.join(s.patterns.sources)}" if s.patterns.sources else "placeholder names"
         lines.append(f"- name: {s.name}  # version {s.version}, {s.file}: {origin}")
         lines.extend(s.patterns.yaml_lines("  "))
+        if s.patterns.stored:
+            # Names read back from Redis have no catalog field: the script itself declares them.
+            lines.append(f"  # and in {s.file}: {s.patterns.directive_lines()[-1]}")
     return "\n".join(lines) + "\n"
+
+
+def write_directives(path: Path, suggestion: KeySuggestion) -> str:
+    """Insert the suggested declarations as comments at the top of a script (after a `#!` line);
+    kinds the script declares already are left alone. One line saying what was done."""
+    source = path.read_bytes()
+    present = read_directives(strip_shebang(source).decode("utf-8", "replace"))
+    declared = {"keys": present.keys, "argv": present.argv, "stored": present.stored}
+    wanted = [line for kind, line in suggestion.declarations() if declared[kind] is None]
+    if not wanted:
+        return f"{path}: not written (it declares these already)"
+    text = source.decode("utf-8")
+    head, newline, rest = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    block = "".join(f"-- redis-orchestrator: {line}\n" for line in wanted)
+    path.write_text(head + newline + block + rest, encoding="utf-8")
+    return f"{path}: wrote {'; '.join(wanted)}"
 
 
 def write_key_patterns(path: Path, suggestions: Sequence[EntrySuggestion]) -> list[str]:

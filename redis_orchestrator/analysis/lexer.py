@@ -36,7 +36,7 @@ KEYWORDS = frozenset(
     ]
 )
 
-_TOKEN = re.compile(
+TOKEN = re.compile(
     r"""
     (?P<ws>[ \t\r\n\f\v]+)
   | (?P<lcomment>--\[(?P<ceq>=*)\[.*?\](?P=ceq)\])
@@ -97,7 +97,7 @@ def _unescape(body: str) -> str:
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     append = tokens.append
-    for m in _TOKEN.finditer(text):
+    for m in TOKEN.finditer(text):
         kind = m.lastgroup
         if kind == "name":
             value = m.group()

@@ -36,7 +36,9 @@ def hashed_part(key: str) -> str:
 
 
 def key_slot(key: str | bytes) -> int:
-    return _crc_key_slot(key.encode("utf-8") if isinstance(key, str) else key)
+    # surrogateescape: a key given as bytes that are not UTF-8 (`keyslot $'\xff'`: Python keeps them
+    # as lone surrogates) is hashed as those very bytes, as Redis hashes them.
+    return _crc_key_slot(key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key)
 
 
 def patterns_share_slot(patterns: Sequence[str]) -> bool:
@@ -70,32 +72,75 @@ def _tag_prefix(pattern: str, prefix: str) -> str:
     return "{" + prefix + "}" + pattern[len(prefix) :]
 
 
+def names_an_entity(segment: str) -> bool:
+    """A key segment that names one thing rather than a kind of thing: a placeholder (`<id>`), or
+    text with a digit in it (`42`, `u-17`, a uuid). `user`, `cache`, `orders` name families."""
+    return bool(PLACEHOLDER.fullmatch(segment)) or any(c.isdigit() for c in segment)
+
+
+def _groups(tag: str) -> str:
+    """What a hash tag puts in one slot, in words."""
+    entities = [s for s in _segments(tag) if names_an_entity(s)]
+    if entities:
+        return f"it groups the keys of one entity ({entities[-1]}): the narrowest tag that serves them"
+    return (
+        f"it groups every key of the whole '{tag}' family in one slot, on one node: fine for a handful of "
+        "keys, a hot spot for many"
+    )
+
+
 def suggest_hash_tags(patterns: Sequence[str]) -> list[str]:
-    """Human-readable ways to make the keys share a slot; [] when they already do."""
+    """Ways to make the keys share a slot, narrowest first, each saying what its tag groups (one
+    entity's keys, or a whole key family: a hot slot); [] when they already share one."""
     if len(patterns) < 2 or patterns_share_slot(patterns):
         return []
     bare = [p.replace("{", "").replace("}", "") for p in patterns]
     prefix = _common_prefix(bare)
-    has_placeholders = any(PLACEHOLDER.search(p) for p in bare)
-    if prefix and (PLACEHOLDER.search(prefix) or not has_placeholders):
+    options: list[str] = []
+    if prefix and any(names_an_entity(s) for s in _segments(prefix)):
         renamed = [_tag_prefix(p, prefix) for p in bare]
-        return [f"put the shared part in a hash tag {{{prefix}}}: " + ", ".join(renamed)]
-    shared = set(PLACEHOLDER.findall(bare[0]))
-    for p in bare[1:]:
-        shared &= set(PLACEHOLDER.findall(p))
+        options.append(f"put the shared part in a hash tag {{{prefix}}}: {', '.join(renamed)} ({_groups(prefix)})")
+        return options
+    shared = [s for s in _segments(bare[0]) if names_an_entity(s) and all(s in _segments(p) for p in bare[1:])]
     if shared:
-        name = sorted(shared, key=bare[0].find)[0]
-        renamed = [p.replace(name, "{" + name + "}", 1) for p in bare]
-        return [f"hash only the shared {name} with a tag {{{name}}}: " + ", ".join(renamed)]
-    # The keys vary independently: nothing but a constant tag can co-locate them.
+        name = shared[0]
+        renamed = [_tag_segment(p, name) for p in bare]
+        if PLACEHOLDER.fullmatch(name):
+            groups = "it groups everything of that one entity, across key families"
+        else:
+            groups = (
+                f"it groups every key tagged {{{name}}}, across key families: one entity's keys if {name} names one"
+            )
+        options.append(f"hash only the shared {name} with a tag {{{name}}}: {', '.join(renamed)} ({groups})")
+        return options
+    # Nothing but a family-wide constant tag can co-locate keys of different entities.
     tag = prefix or (_segments(PLACEHOLDER.sub("", bare[0]).strip(":./")) or ["tag"])[0]
     renamed = [_tag_prefix(p, tag) if prefix else "{" + tag + "}:" + p for p in bare]
+    differing = _differing_entities(bare, prefix)
+    who = f"different entities ({', '.join(differing)})" if differing else "keys that vary independently"
     return [
-        f"only a shared constant tag co-locates keys that vary independently: {', '.join(renamed)} "
-        "(every such key then lives in one slot: one hot node)",
-        "split the operation into one call per slot (each script touching keys of one slot only), "
-        "accepting that the steps are no longer one atomic script",
+        f"only a shared constant tag co-locates {who}: {', '.join(renamed)} ({_groups(tag)})",
+        "split the operation into one call per slot (each script touching keys of one slot only, e.g. one "
+        "entity's keys under that entity's own tag), accepting that the steps are no longer one atomic script",
     ]
+
+
+def _tag_segment(pattern: str, segment: str) -> str:
+    parts = _segments(pattern)
+    index = parts.index(segment)
+    parts[index] = "{" + segment + "}"
+    return "".join(parts)
+
+
+def _differing_entities(bare: Sequence[str], prefix: str) -> list[str]:
+    """The entity segments right after the shared prefix, when they differ: user:42 vs user:43."""
+    position = len(_segments(prefix)) if prefix else 0
+    found: list[str] = []
+    for key in bare:
+        rest = [s for s in _segments(key)[position:] if s not in (":", ".", "/")]
+        if rest and names_an_entity(rest[0]) and rest[0] not in found:
+            found.append(rest[0])
+    return found if len(found) > 1 else []
 
 
 @dataclass(frozen=True)

@@ -15,24 +15,54 @@ ones through the two abstract methods declared here (`call`, `block`), not throu
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redis_orchestrator.analysis.declared import Declared
 from redis_orchestrator.analysis.derive import Lua51
-from redis_orchestrator.analysis.findings import INFO, Finding, Severity
-from redis_orchestrator.analysis.keyslots import Judge
+from redis_orchestrator.analysis.findings import ERROR, INFO, Finding, Severity
+from redis_orchestrator.analysis.keyslots import Decision, Judge
 from redis_orchestrator.analysis.keyspecs import KeySpecs
 from redis_orchestrator.analysis.lexer import LineMap
+from redis_orchestrator.analysis.slots import hashed_part, key_slot
 from redis_orchestrator.analysis.suggest import KeyUsage
 from redis_orchestrator.analysis.syntax import Call, Node
 from redis_orchestrator.analysis.values import Closure, Scope, Val, alternatives
 
 _MAX_CHAINS = 4
+ALL_SERVERS = frozenset({"redis", "valkey"})
 
 Frame = tuple[str, int]  # (helper name, line of the call)
 Chain = tuple[Frame, ...]
-Event = tuple[int, Severity, str, str, str, Chain]  # (pos, severity, code, message, suggestion, chain)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one finding says, before it is merged into its Site."""
+
+    severity: Severity
+    code: str
+    message: str
+    suggestion: str
+    subject: str = ""  # what the finding is about, without line numbers: the key expression, a name
+    decision: Decision | None = None  # the declaration that would decide a warning
+    fixed: str = ""  # a key whose slot the script fixes
+
+
+Event = tuple[int, Report, Chain]  # (pos, report, chain)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A helper called again while it runs (recursion): analysed with those arguments once the
+    running call is done."""
+
+    closure: Closure
+    args: list[Val]
+    tail: Val | None
+    ctx: Ctx
+    site: int | None
 
 
 @dataclass
@@ -47,14 +77,11 @@ class Ctx:
 
 @dataclass
 class Site:
-    """One finding location, merged over every call context that reaches it."""
+    """One finding location, merged over every call context that reaches it (the worst report wins)."""
 
     line: int
     column: int
-    severity: Severity
-    code: str
-    message: str
-    suggestion: str
+    report: Report
     chains: list[Chain] = field(default_factory=list)
     clean_context: bool = False  # reached once outside any helper chain
 
@@ -69,16 +96,23 @@ class Recorder:
 
 @dataclass
 class KeyUse:
-    """How the script uses KEYS[i], for `keys:` suggestions (suggest.KeyUsage once frozen)."""
+    """How the script uses KEYS[i] and ARGV, for `keys:` suggestions (suggest.KeyUsage once frozen)."""
 
     names: dict[int, str] = field(default_factory=dict)  # index -> the local it is bound to
     highest: int = 0
     built_from: set[int] = field(default_factory=set)  # indexes used as the prefix of built keys
-    argv_prefixes: set[str] = field(default_factory=set)  # "ARGV[2]" starting an undeclared key
+    argv: dict[str, str] = field(default_factory=dict)  # "ARGV[2]" -> its role in a key (prefix, whole, tag)
+    stored: bool = False  # a name read back from Redis decides a key's slot
+    reads_keys: bool = False
 
     def frozen(self) -> KeyUsage:
         return KeyUsage(
-            self.highest, tuple(sorted(self.names.items())), frozenset(self.built_from), frozenset(self.argv_prefixes)
+            self.highest,
+            tuple(sorted(self.names.items())),
+            frozenset(self.built_from),
+            tuple(sorted(self.argv.items())),
+            self.stored,
+            self.reads_keys,
         )
 
 
@@ -96,15 +130,20 @@ class WalkState(ABC):
         declared: Declared | None = None,
         lua: Lua51 | None = None,
         same_slot_severity: Severity = INFO,
+        servers: frozenset[str] = ALL_SERVERS,
+        text: str = "",
+        keyless: bool = False,
     ) -> None:
         self.specs = specs
         self.lines = lines
+        self.text = text
+        self.servers = servers
         self.library = library
         self.readonly = readonly
         self.mode = mode
         self.declared = declared or Declared()
         self.lua = lua
-        self.judge = Judge(self.declared, library=library, same_slot_severity=same_slot_severity)
+        self.judge = Judge(self.declared, library=library, same_slot_severity=same_slot_severity, keyless=keyless)
         self.sites: dict[tuple[int, str], Site] = {}
         self.globals: dict[str, Val] = {}
         self.closures: list[Closure] = []
@@ -114,6 +153,8 @@ class WalkState(ABC):
         self.recorders: list[Recorder] = []
         self.active: set[int] = set()
         self.multi: dict[int, list[Val]] = {}  # id(Call node) -> every value the call returned
+        self.deferred: dict[int, list[Deferred]] = {}  # id(Function) -> its recursive calls, to run
+        self.unrolled: dict[int, int] = {}  # id(Function) -> how deep its recursion is being followed
         self.keys = KeyUse()
 
     # The layers above: a call expression (calls.py) and a block of statements (walker.py).
@@ -124,24 +165,35 @@ class WalkState(ABC):
     def block(self, body: list[Node], scope: Scope, ctx: Ctx) -> None: ...
 
     # ------------------------------------------------------------------ findings
-    def report(self, pos: int, severity: Severity, code: str, message: str, suggestion: str, ctx: Ctx) -> None:
-        for recorder in self.recorders:
-            recorder.events.append((pos, severity, code, message, suggestion, ctx.chain[recorder.base :]))
-        self._site(pos, severity, code, message, suggestion, ctx.chain, ctx.function)
-
-    def _site(
-        self, pos: int, severity: Severity, code: str, message: str, suggestion: str, chain: Chain, function: str
+    def report(
+        self,
+        pos: int,
+        severity: Severity,
+        code: str,
+        message: str,
+        suggestion: str,
+        ctx: Ctx,
+        *,
+        subject: str = "",
+        decision: Decision | None = None,
+        fixed: str = "",
     ) -> None:
+        what = Report(severity, code, message, suggestion, subject or self._token(pos), decision, fixed)
+        for recorder in self.recorders:
+            recorder.events.append((pos, what, ctx.chain[recorder.base :]))
+        self._site(pos, what, ctx.chain, ctx.function)
+
+    def _site(self, pos: int, what: Report, chain: Chain, function: str) -> None:
         if function:
-            message = f"in function '{function}': {message}"
-        site = self.sites.get((pos, code))
+            what = replace(what, message=f"in function '{function}': {what.message}")
+        site = self.sites.get((pos, what.code))
         if site is None:
             line, column = self.lines.position(pos)
-            site = self.sites[(pos, code)] = Site(line, column, severity, code, message, suggestion)
-        elif severity.rank > site.severity.rank:
-            site.severity, site.message, site.suggestion = severity, message, suggestion
+            site = self.sites[(pos, what.code)] = Site(line, column, what)
+        elif what.severity.rank > site.report.severity.rank:
+            site.report = what
             site.chains = []
-        elif severity.rank < site.severity.rank:
+        elif what.severity.rank < site.report.severity.rank:
             return
         if chain:
             if chain not in site.chains:
@@ -149,12 +201,41 @@ class WalkState(ABC):
         else:
             site.clean_context = True
 
-    def findings(self) -> list[Finding]:
+    def _token(self, pos: int) -> str:
+        """The word or string at `pos`: what a finding without a key expression is about."""
+        m = _TOKEN.match(self.text, pos)
+        return m.group() if m else ""
+
+    def findings(self) -> list[tuple[Finding, Decision | None]]:
+        self._fixed_keys_differ()
         result = []
         for site in self.sites.values():
-            message = site.message + (_via(site.chains) if site.chains else "")
-            result.append(Finding("", "", site.line, site.column, site.severity, site.code, message, site.suggestion))
-        return sorted(result, key=lambda f: (f.line, f.column, f.code))
+            what = site.report
+            message = what.message + (_via(site.chains) if site.chains else "")
+            finding = Finding(
+                "", "", site.line, site.column, what.severity, what.code, message, what.suggestion, subject=what.subject
+            )
+            result.append((finding, what.decision))
+        return sorted(result, key=lambda r: (r[0].line, r[0].column, r[0].code))
+
+    def _fixed_keys_differ(self) -> None:
+        """Keys whose slot the script fixes, in two different slots: one of them is always elsewhere."""
+        fixed = [site for site in self.sites.values() if site.report.fixed and site.report.code == "undeclared-key"]
+        slots = {key_slot(hashed_part(site.report.fixed)) for site in fixed}
+        if len(slots) < 2:
+            return
+        for site in fixed:
+            what = site.report
+            mine = key_slot(hashed_part(what.fixed))
+            other = next(s for s in fixed if key_slot(hashed_part(s.report.fixed)) != mine)
+            theirs = key_slot(hashed_part(other.report.fixed))
+            message = (
+                f"'{what.fixed}' is a key the script fixes in slot {mine}, and '{other.report.fixed}' (line "
+                f"{other.line}) one it fixes in slot {theirs}: whatever node the script runs on, it fails unless "
+                "that node serves both slots, and a call or a #!lua script that takes keys of both fails always "
+                "('Script attempted to access a non local key', \"... keys that don't hash to the same slot\")"
+            )
+            site.report = replace(what, severity=ERROR, message=message, decision=None)
 
     # ------------------------------------------------------------------ functions the walk loses sight of
     def escape(self, val: Val) -> None:
@@ -166,6 +247,9 @@ class WalkState(ABC):
                 for _, field_val in alt.tab.fields:
                     if field_val.closure is not None:
                         self.escaped.add(id(field_val.closure))
+
+
+_TOKEN = re.compile(r"""[A-Za-z_][\w.:]*|'[^'\n]*'|"[^"\n]*"|\S""")
 
 
 def _via(chains: list[Chain]) -> str:

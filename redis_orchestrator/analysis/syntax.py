@@ -176,6 +176,7 @@ class Break(Node):
 @dataclass(slots=True)
 class Chunk:
     body: list[Node]
+    names: frozenset[str] = frozenset()  # every identifier the chunk uses ("KEYS" in names: it reads KEYS)
 
 
 _BINARY = {
@@ -512,8 +513,9 @@ class _Parser:
 
 def parse(text: str) -> Chunk:
     """The chunk's AST; LuaSyntaxError (with a character offset) when it is not valid Lua 5.1."""
-    parser = _Parser(tokenize(text))
+    tokens = tokenize(text)
+    parser = _Parser(tokens)
     body = parser.block()
     if parser.tok.kind != "eof":
         raise parser.error("'<eof>' expected")
-    return Chunk(body)
+    return Chunk(body, frozenset(t.value for t in tokens if t.kind == "name"))

@@ -5,7 +5,8 @@ A string value carries a *shape*: a tuple of pieces.
     Lit("bull:")                    text written in the script
     Pat("{<queue>}:wait", "KEYS[1]") a declared pattern (catalog `keys:` / `argv:`); placeholders
                                     stand for non-empty text without braces
-    Hole("ARGV[2]")                 text nobody declared (a reply, ARGV without a pattern, ...)
+    Hole("ARGV[2]", ref="ARGV[2]")  text nobody declared (ARGV without a pattern: `ref` is how
+                                    an `argv:` entry would name it, a reply, ...)
     Hole("KEYS[1]", key_index=1)    the whole of KEYS[1], whose pattern is not declared
     Hole("a number", brace_free=True)
     Hole("the reply of redis.call('GET')", stored=True)   a name read from Redis
@@ -13,6 +14,10 @@ A string value carries a *shape*: a tuple of pieces.
 `KEYS[1] .. ":" .. ARGV[2]` is (Pat or Hole of KEYS[1], Lit(":"), Hole("ARGV[2]")). From the shape
 follows what is known of the key's slot (`slot_fact`), by Redis' rule: the hashed part is the text
 between the first `{` and the first `}` after it when that text is non-empty, else the whole key.
+What `slot_fact` cannot compute it attributes: to the hole that *decides* the slot (it starts the key,
+or sits in a tag the script opens: `ARGV[1] .. id`, `'{user:' .. ARGV[1] .. '}'`), or to a hole
+*mixed* with text the script fixed (`'lock:' .. ARGV[1]`: every value of ARGV[1] lands in its own
+slot).
 
 Tables carry their elements (`Tab`): the known positions, then a repeated cycle (what a loop
 appends on each turn: `{KEYS[i], ARGV[i]}` pairs for MSETNX) or any number of `more`, and named
@@ -52,6 +57,7 @@ class Hole:
     key_index: int = -1  # >= 1: all of KEYS[key_index] (pattern not declared); 0: all of some KEYS[i]
     brace_free: bool = False
     stored: bool = False  # a name read from Redis, or cut from a tagged name: it may carry a tag
+    ref: str = ""  # the caller's value an `argv:` entry names: "ARGV[1]", "ARGV[2][1]", "ARGV[3].key"
 
 
 Piece = Lit | Pat | Hole
@@ -65,17 +71,24 @@ UNSEEN = "\x00"
 class SlotFact:
     """What a shape says about its key's slot.
 
-    `hashed`: the hashed part as pattern text, when known (equal texts -> same slot).
+    `hashed`: the hashed part as pattern text, when known (equal texts -> same slot); `tagged` when
+    it is the text of a complete hash tag (else the whole key is hashed).
     `keys_index`: >= 0 when the slot is KEYS[keys_index]'s if that key carries a complete tag.
     `stored`: the slot is that of a name read from Redis or cut from a tagged name (its origin).
-    `blocker`: otherwise, the piece that hides the slot ("ARGV[2]", "the reply of GET").
+    Otherwise `hole` hides the slot, and `blocker` is its origin. `decides`: that hole decides the
+    slot (it starts the key, or sits in a tag the script opens, `in_tag`): a value that may carry, or
+    name, the tag the call's other keys share. Not `decides`: the whole key is hashed and the hole
+    follows text the script fixed, so the slot moves with the hole's value.
     """
 
     hashed: str | None = None
+    tagged: bool = False
     keys_index: int = -1
-    stored: str = ""  # the slot is that of a name read from Redis (or cut from a tagged one): this
+    stored: str = ""
     blocker: str = ""
-    blocker_first: bool = False  # the hiding piece is where the key starts (a prefix)
+    hole: Hole | None = None
+    decides: bool = False
+    in_tag: bool = False
 
 
 def concat(left: Shape, right: Shape) -> Shape:
@@ -88,24 +101,32 @@ def slot_fact(shape: Shape) -> SlotFact:
     """The hashed part of any string of this shape, or why it cannot be known."""
     tag: list[str] | None = None  # text after the first '{', while its '}' is not seen
     whole_key = False  # an empty tag "{}" was seen: the whole key is hashed
-    for index, piece in enumerate(shape):
+    head = False  # text the script fixed (or a number) comes before this point of the key
+    for piece in shape:
         if isinstance(piece, Hole):
             if piece.brace_free:
                 if tag is not None:
                     tag.append(UNSEEN)
+                head = True
                 continue
             if tag is None and not whole_key and piece.key_index >= 0:
                 # All before it is brace-free text: the first '{', if any, is KEYS[i]'s.
                 return SlotFact(keys_index=piece.key_index)
-            if tag is None and not whole_key and piece.stored:
-                return SlotFact(stored=piece.origin)
-            return SlotFact(blocker=piece.origin, blocker_first=index == 0)
+            if tag is None and not whole_key and piece.stored and not head:
+                return SlotFact(stored=piece.origin, hole=piece, decides=True)
+            # Inside braces the script wrote ('{user:' .. ARGV[1] .. '}') the author tags by entity:
+            # the caller's value names it, as it may name the entity of KEYS. Outside any tag, after
+            # text the script fixed ('lock:' .. ARGV[1]), the whole key is hashed and moves with it.
+            in_tag = tag is not None and not whole_key
+            decides = in_tag or (tag is None and not whole_key and not head)
+            return SlotFact(blocker=piece.origin, hole=piece, decides=decides, in_tag=in_tag)
         if whole_key:
             continue
         text = piece.text
         if tag is None:
             start = text.find("{")
             if start < 0:
+                head = head or bool(text)
                 continue
             tag = []
             text = text[start + 1 :]
@@ -115,9 +136,25 @@ def slot_fact(shape: Shape) -> SlotFact:
             continue
         hashed = "".join(tag) + text[:end]
         if hashed:
-            return SlotFact(hashed=hashed)
+            return SlotFact(hashed=hashed, tagged=True)
         whole_key = True
     return SlotFact(hashed="".join(UNSEEN if isinstance(p, Hole) else p.text for p in shape))
+
+
+def witness(shape: Shape, hole: Hole | None, value: str) -> str:
+    """A key of this shape with `hole` set to `value`, the other holes to 'x' (placeholders to
+    their names): what the error messages show as the keys a call would really use."""
+    parts = []
+    for piece in shape:
+        if isinstance(piece, Lit):
+            parts.append(piece.text)
+        elif isinstance(piece, Pat):
+            parts.append(piece.text.replace("<", "").replace(">", ""))
+        elif piece is hole:
+            parts.append(value)
+        else:
+            parts.append("7" if piece.brace_free else "x")
+    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

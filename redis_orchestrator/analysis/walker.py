@@ -20,6 +20,7 @@ from dataclasses import replace
 from redis_orchestrator.analysis.calls import Calls
 from redis_orchestrator.analysis.expressions import named
 from redis_orchestrator.analysis.findings import ERROR, Finding
+from redis_orchestrator.analysis.keyslots import Decision
 from redis_orchestrator.analysis.state import Ctx
 from redis_orchestrator.analysis.syntax import (
     Assign,
@@ -51,7 +52,7 @@ class Walker(Calls):
     """Findings carry no file or script name: the Analyzer caches them by content and fills those in."""
 
     # ------------------------------------------------------------------ entry
-    def run(self, chunk: Chunk) -> list[Finding]:
+    def run(self, chunk: Chunk) -> list[tuple[Finding, Decision | None]]:
         root = Scope(None)
         ctx = Ctx(readonly=self.readonly and not self.library, function="", mode=self.mode)
         self.block(chunk.body, root, ctx)

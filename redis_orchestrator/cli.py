@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis_orchestrator import __version__, logs
@@ -45,7 +46,38 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text")
         return p
 
-    check = with_format(verbs.add_parser("check", help="offline: validate the config and analyse every script"))
+    check = verbs.add_parser(
+        "check",
+        help="offline: validate the config and analyse every script; or lint .lua files and folders (no config)",
+    )
+    check.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=".lua files and folders to lint without a config (each file a script named after it, a "
+        "'#!lua name=' file a function library); none: the config's catalog",
+    )
+    # Also after the verb, so that hooks and CI steps can append it (`check --config deploy/config.yaml`).
+    check.add_argument("--config", default=argparse.SUPPRESS, help="config file (as before the verb)")
+    check.add_argument("--format", choices=("text", "json", "sarif", "github", "junit"), default="text")
+    check.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        default="error",
+        help="the findings that exit 1 (default: error; info never does)",
+    )
+    check.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="accept the findings recorded in FILE and report only new ones; a missing FILE is recorded now",
+    )
+    check.add_argument(
+        "--servers",
+        type=_servers,
+        default=frozenset({"redis", "valkey"}),
+        metavar="redis,valkey",
+        help="the servers the scripts may run on (default: both): a global only one of them has is flagged",
+    )
     check.add_argument(
         "--same-slot",
         choices=("info", "warning", "error"),
@@ -55,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--write-keys",
         action="store_true",
-        help="write the suggested keys:/argv: patterns into the config for entries that declare none",
+        help="write the suggested declarations: keys:/argv: into the config for entries that declare none, "
+        "or (with PATHs) '-- redis-orchestrator:' comments at the top of each script",
     )
     with_format(verbs.add_parser("plan", help="what each node needs; writes nothing"))
     verbs.add_parser("sync", help="one pass: load what is missing on every reachable node")
@@ -74,14 +107,33 @@ def build_parser() -> argparse.ArgumentParser:
         "ports and run against them (sentinel mode)",
     )
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics, /healthz, /readyz")
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="TLS and basic auth for the metrics endpoint, in exporter-toolkit's web config format "
+        "(replaces metrics.web_config_file)",
+    )
     manifest = verbs.add_parser("manifest", help="print name -> version -> SHA (and function names) as JSON")
     manifest.add_argument("--no-sources", action="store_true", help="leave each script's source out")
     keyslot = with_format(verbs.add_parser("keyslot", help="each key's hash slot and tag; whether they share one slot"))
     keyslot.add_argument("keys", nargs="+", metavar="KEY")
     prune = verbs.add_parser(
-        "prune", help="drop retired script versions: SCRIPT FLUSH + reload, one node at a time (opt-in)"
+        "prune",
+        help="drop retired script versions: SCRIPT FLUSH + reload, one node at a time (opt-in)",
+        description="Drop retired script versions from every node's script cache: SCRIPT FLUSH and SCRIPT LOAD "
+        "of the live catalog in one MULTI/EXEC, one node at a time. A flush empties the whole cache, so a node "
+        "that also holds scripts the catalog does not know (another application's, or EVAL'd bodies) is left "
+        "as it is, and named, unless --flush-unknown-scripts. Exit 0: nothing (left) to prune; 1: something "
+        "to prune, left alone or failed.",
     )
     prune.add_argument("--yes", action="store_true", help="really do it (without it: show what would happen)")
+    prune.add_argument(
+        "--flush-unknown-scripts",
+        action="store_true",
+        help="also flush nodes holding scripts not in the catalog: those scripts are lost, and their callers "
+        "get NOSCRIPT until they load them again",
+    )
     return parser
 
 
@@ -104,14 +156,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from redis_orchestrator.daemon.service import run_daemon
 
         return run_daemon(args)
-    config = load_config(args.config, args.seed)
     if args.verb == "check":
-        return _check(config, args.format, args.same_slot, args.write_keys)
+        return _check(args)
+    config = load_config(args.config, args.seed)
     if args.verb == "manifest":
         print(json.dumps(config.catalog.manifest(include_sources=not args.no_sources), indent=2, sort_keys=True))
         return EXIT_CLEAN
     if args.verb == "prune":
-        return _prune(config, really=args.yes)
+        return _prune(config, really=args.yes, flush_unknown=args.flush_unknown_scripts)
     return _online(args, config)
 
 
@@ -136,43 +188,53 @@ def _slots_note(mode: Mode | None, what: str) -> str | None:
     )
 
 
-def _check(config: Config, fmt: str, same_slot: str = "info", write_keys: bool = False) -> int:
-    from redis_orchestrator.analysis import Analyzer, format_json, format_text
+def _servers(text: str) -> frozenset[str]:
+    servers = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not servers or not servers <= {"redis", "valkey"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: name redis, valkey or both (redis,valkey)")
+    return servers
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The config's catalog, or the PATHs given without a config (analysis/lint.py does the work)."""
+    from redis_orchestrator.analysis import Analyzer
     from redis_orchestrator.analysis.checks import CatalogAnalysis
     from redis_orchestrator.analysis.findings import Severity
-    from redis_orchestrator.analysis.key_suggestions import suggestions_yaml, write_key_patterns
+    from redis_orchestrator.analysis.key_suggestions import write_directives, write_key_patterns
+    from redis_orchestrator.analysis.lint import against_baseline, lint_catalog, lint_files, render
 
-    analysis = CatalogAnalysis(Analyzer(same_slot_severity=Severity(same_slot)))
-    result = analysis.run(config.catalog)
-    if write_keys:
-        # Write the suggestions, then check the config as it now reads.
-        for line in write_key_patterns(config.path, result.suggestions) or ["no entry needs suggested keys:"]:
-            print(f"write-keys: {line}", file=sys.stderr)
-        config = load_config(config.path, list(config.start.redis.seeds))
-        result = analysis.run(config.catalog)
-    findings = sorted(result.findings, key=lambda f: (f.file, f.line, f.column, f.code))
-    note = _slots_note(
-        config.start.redis.mode,
-        "the slot findings (cross-slot, undeclared-key, same-slot-undeclared, enumeration, no-cluster)",
-    )
-    if fmt == "json":
-        print(format_json(findings))
-        if note:
-            print(note, file=sys.stderr)
+    analyzer = Analyzer(same_slot_severity=Severity(args.same_slot), servers=args.servers)
+    note = None
+    if args.paths:
+        report = lint_files(analyzer, args.paths)
+        if args.write_keys:
+            for s in report.suggestions:
+                print(f"write-keys: {write_directives(Path(s.file), s.patterns)}", file=sys.stderr)
+            report = lint_files(analyzer, args.paths)
+        summary = f"{len(report.checked)} script(s) checked"
     else:
-        if findings:
-            print(format_text(findings))
-        if result.suggestions:
-            print(suggestions_yaml(result.suggestions))
-        live = [e for e in config.catalog.entries if e.live]
-        print(
-            f"{config.path}: catalog {config.catalog.version}: {len(live)} live entries, "
-            f"{result.count(Severity.ERROR)} error(s), {result.count(Severity.WARNING)} warning(s), "
-            f"{result.count(Severity.INFO)} note(s)"
+        config = load_config(args.config, args.seed)
+        analysis = CatalogAnalysis(analyzer)
+        report = lint_catalog(analysis, config.catalog, config.path.parent)
+        if args.write_keys:
+            # Write the suggestions, then check the config as it now reads.
+            written = write_key_patterns(config.path, report.suggestions) or ["no entry needs suggested keys:"]
+            for line in written:
+                print(f"write-keys: {line}", file=sys.stderr)
+            config = load_config(config.path, list(config.start.redis.seeds))
+            report = lint_catalog(analysis, config.catalog, config.path.parent)
+        summary = f"{config.path}: catalog {config.catalog.version}: {len(report.checked)} live entries"
+        note = _slots_note(
+            config.start.redis.mode,
+            "the slot findings (cross-slot, undeclared-key, same-slot-undeclared, enumeration, no-cluster)",
         )
-        if note:
-            print(note)
-    return EXIT_FINDINGS if result.count(Severity.ERROR) else EXIT_CLEAN
+    if args.baseline:
+        report = against_baseline(report, Path(args.baseline))
+    fail_on = Severity(args.fail_on)
+    sys.stdout.write(render(report, args.format, fail_on, summary))
+    if note:
+        print(note, file=sys.stderr if args.format != "text" else sys.stdout)
+    return EXIT_FINDINGS if report.fails(fail_on) else EXIT_CLEAN
 
 
 def _keyslot(args: argparse.Namespace, mode: Mode | None) -> int:
@@ -312,11 +374,11 @@ def _print_sync(result: Convergence) -> int:
 # ---------------------------------------------------------------------- prune
 
 
-def _prune(config: Config, really: bool) -> int:
-    from redis_orchestrator.reconcile.prune import describe_survey, live_count, prune_cluster
+def _prune(config: Config, really: bool, flush_unknown: bool) -> int:
+    from redis_orchestrator.reconcile.prune import Decision, describe_survey, live_count, prune_cluster
 
-    outcomes = asyncio.run(prune_cluster(config, really))
-    pending = failed = 0
+    outcomes = asyncio.run(prune_cluster(config, really, flush_unknown))
+    pending = failed = kept = 0
     for outcome in outcomes:
         head = f"{outcome.node.address:<22} {outcome.node.role:<8}"
         survey = outcome.survey
@@ -324,8 +386,18 @@ def _prune(config: Config, really: bool) -> int:
             failed += 1
             print(f"{head} cannot prune: {outcome.error}", file=sys.stderr)
             continue
-        if not survey.needs_prune:
-            print(f"{head} nothing to prune ({survey.cached} cached script(s))")
+        if outcome.decision == Decision.NOTHING:
+            unknown = f"; {survey.foreign} not in the catalog, kept" if survey.foreign else ""
+            print(f"{head} nothing to prune ({survey.cached} cached script(s){unknown})")
+            continue
+        if outcome.decision == Decision.KEEP_UNKNOWN:
+            kept += 1
+            retired = ", ".join(s.label for s in survey.retired_present)
+            print(
+                f"{head} will not flush: it holds {survey.foreign} script(s) not in the catalog (another "
+                "application's, or EVAL'd), which a flush would drop too, and their callers would get NOSCRIPT; "
+                f"retired {retired} stay cached. --flush-unknown-scripts flushes them anyway"
+            )
             continue
         result = outcome.result
         if result is None:
@@ -342,16 +414,21 @@ def _prune(config: Config, really: bool) -> int:
             f"({result.probes_missing} of {result.probes} probe(s) saw a live script missing)"
             + (f"; errors: {'; '.join(result.errors)}" if result.errors else "")
         )
+    if kept:
+        print(
+            f"{kept} of {len(outcomes)} node(s) left as they are: other applications' scripts would be flushed "
+            "with the retired versions"
+        )
     if not really:
         if pending:
             print(
                 f"{pending} of {len(outcomes)} node(s) have scripts to prune; "
                 "run `prune --yes` to flush and reload them one at a time"
             )
-        else:
+        elif not kept:
             print(f"nothing to prune on {len(outcomes) - failed} node(s)")
-        return EXIT_FINDINGS if pending or failed else EXIT_CLEAN
-    return EXIT_FINDINGS if failed else EXIT_CLEAN
+        return EXIT_FINDINGS if pending or failed or kept else EXIT_CLEAN
+    return EXIT_FINDINGS if failed or kept else EXIT_CLEAN
 
 
 if __name__ == "__main__":

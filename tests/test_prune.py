@@ -35,6 +35,13 @@ def _versioned_config(tmp_path: Path, seeds: list[str], keep: int | None) -> tup
     return config, sha1_hex(v1_file.read_bytes()), sha1_hex(v2_file.read_bytes())
 
 
+def _with_v1_retired(tmp_path: Path, cluster: ChaosCluster) -> tuple[Path, str, str]:
+    """Both versions of counter_get synced to every node, then the config that retires v1 (keep: 0)."""
+    config, _v1, _v2 = _versioned_config(tmp_path, cluster.seeds[:1], keep=None)
+    assert main(["--config", str(config), "sync"]) == 0
+    return _versioned_config(tmp_path, cluster.seeds[:1], keep=0)
+
+
 def _live_shas(config: Path) -> set[str]:
     from redis_orchestrator.config.loader import load_config
 
@@ -58,19 +65,41 @@ def test_dry_run_names_retired_and_foreign_scripts_and_changes_nothing(
     assert main(["--config", str(config), "prune"]) == 1
     out = capsys.readouterr().out
     assert out.count("counter_get@1") == 6  # every node still holds the retired version
-    assert "1 not in the catalog" in next(ln for ln in out.splitlines() if ln.startswith(replica.address))
+    line = next(ln for ln in out.splitlines() if ln.startswith(replica.address))
+    assert "will not flush" in line and "1 script(s) not in the catalog" in line and "--flush-unknown-scripts" in line
     assert "run `prune --yes`" in out
+    assert main(["--config", str(config), "prune", "--flush-unknown-scripts"]) == 1
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(replica.address))
+    assert "would flush" in line and "1 not in the catalog" in line
     assert all_hold(cluster, {v1})
     assert present(replica, {sha1_hex(FOREIGN.encode())})  # a dry run writes nothing
 
 
-def test_prune_yes_drops_retired_and_foreign_with_zero_noscript_for_live_scripts(
+def test_prune_yes_keeps_other_applications_scripts_and_says_so(
     clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = clean_cluster
-    config, v1, v2 = _versioned_config(tmp_path, cluster.seeds[:1], keep=None)
-    assert main(["--config", str(config), "sync"]) == 0
-    config, v1, v2 = _versioned_config(tmp_path, cluster.seeds[:1], keep=0)
+    config, v1, _v2 = _with_v1_retired(tmp_path, cluster)
+    replica = cluster.replicas()[0]
+    foreign = sha1_hex(FOREIGN.encode())
+    with replica.client() as c:
+        c.script_load(FOREIGN)  # another application's script, on one node
+    capsys.readouterr()
+    assert main(["--config", str(config), "prune", "--yes"]) == 1  # not everything could be pruned
+    out = capsys.readouterr().out
+    kept = [ln for ln in out.splitlines() if "will not flush" in ln]
+    assert len(kept) == 1 and kept[0].startswith(replica.address), out
+    assert "another application" in kept[0] and "--flush-unknown-scripts" in kept[0]
+    assert len([ln for ln in out.splitlines() if " pruned " in ln]) == 5
+    assert present(replica, {foreign, v1}) == {foreign, v1}  # nothing flushed there
+    assert all(not present(n, {v1}) for n in cluster.nodes if n is not replica)
+
+
+def test_prune_yes_with_the_opt_in_drops_retired_and_foreign_with_zero_noscript_for_live_scripts(
+    clean_cluster: ChaosCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = clean_cluster
+    config, v1, v2 = _with_v1_retired(tmp_path, cluster)
     live = _live_shas(config)
     foreign = sha1_hex(FOREIGN.encode())
     for node in cluster.nodes:
@@ -83,7 +112,7 @@ def test_prune_yes_drops_retired_and_foreign_with_zero_noscript_for_live_scripts
     try:
         wait_for(lambda: all(c.ok >= 20 for c in clients), 10, "the clients' first answers")
         capsys.readouterr()
-        assert main(["--config", str(config), "prune", "--yes"]) == 0
+        assert main(["--config", str(config), "prune", "--yes", "--flush-unknown-scripts"]) == 0
         calls = [c.calls for c in clients]
         wait_for(lambda: all(c.calls > n + 50 for c, n in zip(clients, calls, strict=True)), 10, "more calls")
     finally:

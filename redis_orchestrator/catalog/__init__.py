@@ -4,6 +4,8 @@
   (`CatalogSpec`, `ScriptSpec`) and `load_catalog`, which reads and hashes the files; the manifest
   clients read (`Catalog.manifest`).
 - `shebang`: a script's `#!lua` line and its flags (`parse_shebang`, `Shebang`).
+- `files`: reading a file the config names (regular files only, never blocking, bounded:
+  `read_file`, `FileReads`) and what each read saw (`FileSeen`), for the file watch.
 
 The lowest layer of the package: it imports nothing of ours but `errors`.
 """

@@ -10,10 +10,16 @@ A script's own error reply starts with a stable code, e.g. `INSUFFICIENT_FUNDS b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.exceptions
+
+# An error code is a word in capitals, as the server's own (ERR, WRONGTYPE, NOSCRIPT). redis-py strips
+# the `ERR ` of a generic error, so the server's `ERR Can not execute a script with write flag using
+# *_ro command.` arrives as `Can not execute...`: its first word is no code, and the code is ERR.
+_CODE = re.compile(r"[A-Z][A-Z0-9_-]*")
 
 
 class ClientError(Exception):
@@ -79,7 +85,8 @@ class ScriptError(ClientError, redis.exceptions.ResponseError):
     def __init__(self, label: str, message: str) -> None:
         self.label = label
         self.message = message
-        self.code = message.split(" ", 1)[0] if message else "ERR"
+        first = message.split(" ", 1)[0]
+        self.code = first if _CODE.fullmatch(first) else "ERR"
         super().__init__(
             f"{label}: {message} (ScriptError.code = {self.code!r}; the catalog's scripts list their codes in their "
             "header and write nothing when they return one)"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,6 +42,11 @@ from redis_orchestrator.client.errors import ManifestError, UnknownScript
 KIND_SCRIPT = Kind.SCRIPT
 KIND_FUNCTION = Kind.FUNCTION
 NO_WRITES = "no-writes"
+
+# The largest manifest read (file, text or key). With sources, a catalog of 10,000 scripts of a few
+# KB each weighs tens of MB; a 200 MB manifest cost a client 1.2 GB. Beyond: manifest.sources: false.
+MANIFEST_LIMIT = 64 * 1024 * 1024
+_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ def load_manifest(source: str | os.PathLike[str] | Mapping[str, Any] | bytes) ->
         return parse_json(source, "manifest")
     path = Path(source)
     try:
+        size = path.stat().st_size
+        if size > MANIFEST_LIMIT:
+            raise too_big(str(path), size)
         text = path.read_bytes()
     except OSError as exc:
         raise ManifestError(
@@ -184,11 +193,25 @@ def load_manifest(source: str | os.PathLike[str] | Mapping[str, Any] | bytes) ->
     return parse_json(text, str(path))
 
 
+def too_big(where: str, size: int) -> ManifestError:
+    return ManifestError(
+        where,
+        [
+            f"the manifest weighs {size / (1 << 20):.1f} MiB, over the {MANIFEST_LIMIT >> 20} MiB a client reads: "
+            "set `manifest.sources: false` in the daemon's config (clients then load nothing themselves)"
+        ],
+    )
+
+
 def parse_json(text: str | bytes, where: str) -> Manifest:
+    if len(text) > MANIFEST_LIMIT:
+        raise too_big(where, len(text))
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise ManifestError(where, [f"not JSON: {exc}"]) from exc
+    except RecursionError:
+        raise ManifestError(where, ["not a manifest: JSON nested deeper than the reader follows"]) from None
     if not isinstance(data, Mapping):
         raise ManifestError(where, ["the manifest must be a JSON object with catalog_version and scripts"])
     return parse_manifest(data, where)
@@ -205,9 +228,24 @@ def parse_manifest(data: Mapping[str, Any], where: str) -> Manifest:
         entry = _entry(str(name), raw, problems)
         if entry is not None:
             entries[entry.name] = entry
+    problems += _distinct_shas(entries)
     if problems:
         raise ManifestError(where, problems)
     return Manifest(str(data.get("catalog_version", "")), MappingProxyType(entries))
+
+
+def _distinct_shas(entries: Mapping[str, Entry]) -> list[str]:
+    """Each SHA belongs to one entry and version (the catalog refuses two on the same bytes): an
+    entry carrying another one's SHA would run that other script, silently."""
+    owners: dict[str, str] = {}
+    problems = []
+    for entry in entries.values():
+        for version in entry.versions.values():
+            place = f"scripts.{entry.name}.versions.{version.version}"
+            owner = owners.setdefault(version.sha, place)
+            if owner != place:
+                problems.append(f"{place}.sha: {version.sha} is also {owner}'s: one SHA, one script")
+    return problems
 
 
 def _entry(name: str, raw: object, problems: list[str]) -> Entry | None:
@@ -248,13 +286,16 @@ def _version(
         problems.append(f"{place}: not an object")
         return None
     sha = raw.get("sha")
-    if not isinstance(sha, str) or len(sha) != 40:
-        problems.append(f"{place}.sha: not a 40-hex SHA1")
+    if not isinstance(sha, str) or not _SHA1.fullmatch(sha):
+        problems.append(f"{place}.sha: not a SHA1 (40 hexadecimal digits)")
         return None
     sha = sha.lower()
     source: bytes | None = None
     if raw.get("source") is not None:
-        source = str(raw["source"]).encode("utf-8")
+        if not isinstance(raw["source"], str):
+            problems.append(f"{place}.source: not a string")
+            return None
+        source = raw["source"].encode("utf-8", "surrogatepass")
         # The bytes SCRIPT LOAD gets must be the catalog's exactly: their SHA1 is the one we call.
         if hashlib.sha1(source).hexdigest() != sha:
             problems.append(f"{place}.source: its SHA1 is not {sha} (the source was altered on the way)")

@@ -9,12 +9,15 @@ import enum
 import functools
 import gc
 import os
+import re
+import reprlib
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from redis_orchestrator.catalog.files import FileReads, FileRefused, read_file
 from redis_orchestrator.catalog.model import CatalogSpec, Kind, ScriptSpec, load_catalog
 from redis_orchestrator.config.addresses import parse_address
 from redis_orchestrator.config.durations import parse_duration
@@ -40,23 +43,35 @@ E = TypeVar("E", bound=enum.StrEnum)
 # ---------------------------------------------------------------------- loading
 
 
+# The largest config file read: a catalog of 10,000 entries with keys and descriptions is about
+# 1.2 MB. What the YAML may expand to is bounded on its own (yaml_source.MAX_VALUES).
+CONFIG_LIMIT = 16 * 1024 * 1024
+# A password file holds one password.
+PASSWORD_LIMIT = 64 * 1024
+
+
 def load_config(
     path: str | os.PathLike[str],
     seeds: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
     *,
     overrides: RedisOverrides | None = None,
+    files: FileReads | None = None,
 ) -> Config:
     """Read and validate `path`, the catalog's files included. `seeds`, when given, replace
-    redis.seeds (the --seed option); `overrides` may replace the mode and service name too."""
+    redis.seeds (the --seed option); `overrides` may replace the mode and service name too. `files`
+    records what was read, even when the config is refused (a reload's file watch needs both)."""
     config_path = Path(path)
-    if not config_path.exists():
-        raise ConfigError(str(config_path), [f"config file {config_path} does not exist (pass --config PATH)"])
+    files = files if files is not None else FileReads()
     try:
-        text = config_path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(config_path), [f"cannot read {config_path}: {exc}"]) from exc
-    return parse_config(text, config_path, seeds=seeds, environ=environ, overrides=overrides)
+        raw, _ = files.read(config_path, CONFIG_LIMIT, "config file")
+        text = raw.decode("utf-8")
+    except FileRefused as exc:
+        hint = " (pass --config PATH)" if exc.stamp.kind == 0 else ""
+        raise ConfigError(str(config_path), [f"config file {config_path} {exc.reason}{hint}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(config_path), [f"{config_path} is not UTF-8 (byte {exc.start})"]) from None
+    return parse_config(text, config_path, seeds=seeds, environ=environ, overrides=overrides, files=files)
 
 
 @contextlib.contextmanager
@@ -80,9 +95,10 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     *,
     overrides: RedisOverrides | None = None,
+    files: FileReads | None = None,
 ) -> Config:
     with _without_gc_passes():
-        return _parse_config(text, path, seeds, environ, overrides)
+        return _parse_config(text, path, seeds, environ, overrides, files if files is not None else FileReads())
 
 
 def _parse_config(
@@ -91,11 +107,12 @@ def _parse_config(
     seeds: Sequence[str] | None,
     environ: Mapping[str, str] | None,
     overrides: RedisOverrides | None,
+    files: FileReads,
 ) -> Config:
     source = YamlSource.parse(text, path)
     data = source.data if source.data is not None else {}
     if not isinstance(data, dict):
-        raise ConfigError(str(path), ["the top level must be a mapping (redis:, daemon:, catalog:, ...)"])
+        raise ConfigError(str(path), [f"{path}: the top level must be a mapping (redis:, daemon:, catalog:, ...)"])
     reader = _Reader(environ if environ is not None else os.environ)
     reader.unknown(data, (), {name for name, _ in (*_schema(StartSettings), *_schema(DesiredState))} | {"catalog"})
     start = reader.section(StartSettings, data, ())
@@ -106,26 +123,38 @@ def _parse_config(
         name: reader.section(kind, data.get(name), (name,)) for name, kind in _sections(DesiredState)
     }
     spec = reader.catalog(data.get("catalog"), path.parent)
-    catalog, file_problems = load_catalog(spec)
+    catalog, file_problems = load_catalog(spec, files)
     problems = reader.problems + file_problems
     if problems:
         raise ConfigError(str(path), [source.describe(p) for p in problems])
-    return Config(path=path, start=start, desired=DesiredState(catalog, **live))  # type: ignore[arg-type]
+    desired = DesiredState(catalog, **live)  # type: ignore[arg-type]
+    return Config(path=path, start=start, desired=desired, files=files.seen)
 
 
 # ---------------------------------------------------------------------- converters by type
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """A value in an error message, its repr cut short as it is written (a list of a million strings,
+    written whole, made a 1.6 GB message)."""
+    return _SHORT.repr(value)
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    raise ValueError(f"{value!r} is not true or false")
+    raise ValueError(f"{shown(value)} is not true or false")
 
 
 def _string(value: Any) -> str:
     if isinstance(value, str):
         return value
-    raise ValueError(f"{value!r} is not a string")
+    raise ValueError(f"{shown(value)} is not a string")
 
 
 def _optional_str(value: Any) -> str | None:
@@ -134,26 +163,43 @@ def _optional_str(value: Any) -> str | None:
 
 def _scalar_str(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{value!r} is not a string or number")
+        raise ValueError(f"{shown(value)} is not a string or number")
     return str(value)
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: any of them in a name
+# printed on one line of `check` or `status` output could forge another line (`1\nall in sync`).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(value: Any) -> str:
+    """A name, a version or a file name: a string or number printed on one line."""
+    text = _scalar_str(value)
+    control = _CONTROL.search(text)
+    if control:
+        raise ValueError(
+            f"{shown(text)} contains a control character ({control.group()!r} at {control.start()}): "
+            "names, versions and files are printed one per line"
+        )
+    return text
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{value!r} is not a list of strings")
+        raise ValueError(f"{shown(value)} is not a list of strings")
     return tuple(value)
 
 
 def _positive_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
-        raise ValueError(f"{value!r} must be more than zero")
+        raise ValueError(f"{shown(value)} must be more than zero")
     return seconds
 
 
 def _non_negative_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{value!r} is not a whole number >= 0")
+        raise ValueError(f"{shown(value)} is not a whole number >= 0")
     return value
 
 
@@ -162,7 +208,7 @@ def _choice(enum_type: type[E]) -> Callable[[Any], E]:
         try:
             return enum_type(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not one of: {', '.join(m.value for m in enum_type)}") from None
+            raise ValueError(f"{shown(value)} is not one of: {', '.join(m.value for m in enum_type)}") from None
 
     return convert
 
@@ -229,10 +275,11 @@ class _Reader:
     def unknown(self, data: Mapping[str, Any], where: Where, allowed: set[str]) -> None:
         refused = _REFUSED.get(where, {})
         for key in data:
+            name = key if isinstance(key, str) else shown(key)  # `? ` (null), `1:`, `true:` are keys too
             if key in refused:
-                self.problem((*where, key), refused[key], at_key=True)
+                self.problem((*where, name), refused[key], at_key=True)
             elif key not in allowed:
-                self.problem((*where, key), f"unknown key (expected one of: {', '.join(sorted(allowed))})", True)
+                self.problem((*where, name), f"unknown key (expected one of: {', '.join(sorted(allowed))})", True)
 
     def mapping(self, data: object, where: Where) -> dict[str, Any] | None:
         if data is None:
@@ -310,10 +357,15 @@ class _Reader:
             file = getattr(tls, name)
             if tls.enabled and file and not Path(file).exists():
                 self.problem((*where, name), f"{file} does not exist")
+            elif tls.enabled and file and not Path(file).is_file():
+                # ssl reads it on every connect, on the event loop: a FIFO there would block it.
+                self.problem((*where, name), f"{file} is not a regular file")
         if bool(tls.cert_file) != bool(tls.key_file):
             self.problem(where, "cert_file and key_file go together (client certificate and its key)")
 
     def password(self, auth: RedisSettings | SentinelSettings, where: Where) -> Secret | None:
+        """The password from its environment variable or file. Never in a problem: not even a part
+        of it (a byte that is not UTF-8 is named by its position only)."""
         if auth.password_env and auth.password_file:
             self.problem(where, "password_env and password_file: give one, not both")
             return None
@@ -321,16 +373,29 @@ class _Reader:
             if auth.password_env not in self.environ:
                 self.problem((*where, "password_env"), f"environment variable {auth.password_env} is not set")
                 return None
-            return Secret(self.environ[auth.password_env])
+            value = self.environ[auth.password_env]
+            try:
+                value.encode("utf-8")  # os.environ keeps undecodable bytes as lone surrogates
+            except UnicodeEncodeError as exc:
+                self.problem(
+                    (*where, "password_env"),
+                    f"environment variable {auth.password_env} is not UTF-8 (byte {exc.start}); set it as UTF-8",
+                )
+                return None
+            return Secret(value)
         if auth.password_file:
             candidate = Path(auth.password_file)
             credentials = self.environ.get("CREDENTIALS_DIRECTORY")
             if not candidate.is_absolute() and credentials and (Path(credentials) / candidate).exists():
                 candidate = Path(credentials) / candidate  # systemd LoadCredential=
+            place = (*where, "password_file")
             try:
-                return Secret(candidate.read_text(encoding="utf-8").strip("\r\n"))
-            except OSError as exc:
-                self.problem((*where, "password_file"), f"cannot read {auth.password_file}: {exc.strerror}")
+                _, raw = read_file(candidate, PASSWORD_LIMIT, "password file")
+                return Secret(raw.decode("utf-8").strip("\r\n"))
+            except FileRefused as exc:
+                self.problem(place, f"{auth.password_file} {exc.reason}")
+            except UnicodeDecodeError as exc:
+                self.problem(place, f"{auth.password_file} is not UTF-8 (byte {exc.start}); save the password as UTF-8")
         return None
 
     def check_metrics(self, metrics: MetricsSettings) -> None:
@@ -350,8 +415,8 @@ class _Reader:
         if data is None:
             return CatalogSpec(version="")
         self.unknown(data, where, {"version", "scripts"})
-        version = self.value(data, where, "version", _scalar_str, "")
-        if not version:
+        version = self.value(data, where, "version", _one_line, "")
+        if data.get("version") in (None, ""):
             self.problem((*where, "version"), "missing: give the catalog a version (e.g. a date)")
         items = data.get("scripts") or []
         if not isinstance(items, list):
@@ -398,8 +463,8 @@ class _Reader:
             return []
         nested = "versions" in item
         self.unknown(item, where, (_NESTED_KEYS if nested else _FLAT_KEYS) | _COMMON_KEYS)
-        name = self.value(item, where, "name", _scalar_str, "")
-        if not name:
+        name = self.value(item, where, "name", _one_line, "")
+        if item.get("name") in (None, ""):
             self.problem((*where, "name"), "missing")
         common = _EntryCommon(
             name=name,
@@ -410,7 +475,7 @@ class _Reader:
         )
         if not nested:
             if item.get("current") is not None and self.value(item, where, "current", _bool, False):
-                current[name] = self.value(item, where, "version", _scalar_str, "")
+                current[name] = self.value(item, where, "version", _one_line, "")
             spec = self.script_version(item, where, base_dir, common)
             return [spec] if spec else []
         versions = item.get("versions")
@@ -418,7 +483,7 @@ class _Reader:
             self.problem((*where, "versions"), "must be a non-empty list of {version, file}")
             return []
         if item.get("current") is not None:
-            current[name] = self.value(item, where, "current", _scalar_str, "")
+            current[name] = self.value(item, where, "current", _one_line, "")
         if item.get("keep") is not None:
             keep[name] = self.value(item, where, "keep", _non_negative_int, 0)
         result = []
@@ -443,11 +508,11 @@ class _Reader:
     def script_version(
         self, item: Mapping[str, Any], where: Where, base_dir: Path, common: _EntryCommon
     ) -> ScriptSpec | None:
-        version = self.value(item, where, "version", _scalar_str, "")
-        if not version:
+        version = self.value(item, where, "version", _one_line, "")
+        if item.get("version") in (None, ""):
             self.problem((*where, "version"), "missing")
-        file = self.value(item, where, "file", _scalar_str, "")
-        if not file:
+        file = self.value(item, where, "file", _one_line, "")
+        if item.get("file") in (None, ""):
             self.problem((*where, "file"), "missing")
         if not (common.name and version and file):
             return None

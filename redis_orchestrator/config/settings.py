@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from redis_orchestrator.analysis.findings import Severity
+from redis_orchestrator.catalog.files import FileSeen
 from redis_orchestrator.catalog.model import Catalog
 from redis_orchestrator.errors import Where, render_where
 
@@ -106,6 +107,9 @@ class RedisSettings:
 class MetricsSettings:
     enabled: bool = True
     listen: str = "127.0.0.1:9840"
+    # exporter-toolkit's web config (TLS, basic auth; daemon/web_config.py), relative to this file;
+    # `run --web.config.file` overrides it. The path is read at start; the file's contents live.
+    web_config_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,9 @@ class Config:
     path: Path
     start: StartSettings
     desired: DesiredState
+    # Every file this config was read from (the config and its scripts), as the read saw it: the
+    # daemon watches them against exactly that (daemon/reload.py: FileWatch).
+    files: Mapping[str, FileSeen] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def catalog(self) -> Catalog:

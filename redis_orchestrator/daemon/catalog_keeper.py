@@ -17,11 +17,12 @@ from pathlib import Path
 
 from redis_orchestrator import logs
 from redis_orchestrator.analysis.checks import AnalysisResult, CatalogAnalysis
+from redis_orchestrator.catalog.files import FileReads
 from redis_orchestrator.catalog.model import Catalog
 from redis_orchestrator.config.settings import Config, DesiredState, RedisOverrides, restart_needed
 from redis_orchestrator.daemon.health import Heartbeat
 from redis_orchestrator.daemon.metrics import Metrics
-from redis_orchestrator.daemon.reload import FileWatch, ReloadResult, load_candidate
+from redis_orchestrator.daemon.reload import FileWatch, ReloadResult, load_candidate, off_the_loop
 from redis_orchestrator.daemon.waiting import wait_event
 from redis_orchestrator.errors import CatalogRejected, ConfigError
 from redis_orchestrator.topology.model import Topology
@@ -58,7 +59,7 @@ class CatalogKeeper:
         self._on_change = on_change
         self.heartbeat = heartbeat
         self.reload_requested = asyncio.Event()
-        self._files = FileWatch(config.path, config.catalog)
+        self._files = FileWatch(config.path, config.files)  # what the start read, as it read it
         self._restart_pending: list[str] = []
 
     @property
@@ -138,17 +139,27 @@ class CatalogKeeper:
             self.heartbeat.beat()
             requested = self.reload_requested.is_set()
             self.reload_requested.clear()
-            if requested or (self.desired.daemon.watch_config and self._files.changed()):
+            if requested or (self.desired.daemon.watch_config and await self._files_changed()):
                 logs.event("catalog_reload", reason="SIGHUP" if requested else "file changed")
                 await self.reload()
+
+    async def _files_changed(self) -> bool:
+        """The watch's stats and reads, in a worker thread (a file system that hangs costs the
+        watch, never the event loop)."""
+        try:
+            return await off_the_loop(self._files.changed, "looking for edits")
+        except TimeoutError as exc:
+            logs.warning("file_watch_stalled", str(exc), file=str(self.config.path))
+            return False
 
     async def reload(self) -> ReloadResult:
         """Read the config file as it is now. The desired state is swapped in whole when it passes
         every check; start-time settings that changed are named (they need a restart) and not applied."""
         path = self.config.path
+        files = FileReads()
         try:
             candidate, result = await load_candidate(
-                path, self.overrides, self.connector, self._topology(), self.catalog, self.analysis
+                path, self.overrides, self.connector, self._topology(), self.catalog, self.analysis, files
             )
         except (ConfigError, CatalogRejected) as exc:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
@@ -158,14 +169,15 @@ class CatalogKeeper:
             self.metrics.catalog_reload(ReloadResult.REJECTED)
             return ReloadResult.REJECTED
         finally:
-            self._files.reset(path, self.catalog)
+            # Watched from now on: the files this reload read, as it read them (a rejected one too:
+            # an edit that fixes it is news, and nothing else is).
+            self._files = FileWatch(path, files.seen)
         self._note_restart_needed(restart_needed(self.config.start, candidate.start))
         if candidate.desired == self.desired:
             self.metrics.catalog_reload(ReloadResult.UNCHANGED)
             return ReloadResult.UNCHANGED
         old = self.desired
         self.desired = candidate.desired
-        self._files.reset(path, self.catalog)
         self.metrics.catalog_reload(ReloadResult.ACCEPTED)
         self.metrics.catalog_loaded(self.catalog.version, self.catalog.counts())
         before = {(e.label, e.sha) for e in old.catalog.entries}

@@ -1,30 +1,40 @@
 """Live catalog edits: notice a change, validate the new config completely, or keep the old one.
 
-A candidate must pass, in order: the schema and files (config.load_config), static analysis when
-`analysis.block_on` says so, and compilation on one live primary (`SCRIPT LOAD` of every script the
-running catalog does not already hold, `FUNCTION LOAD REPLACE` of changed libraries; both atomic per
-item, and loading is what the rollout does next anyway). Any failure rejects the whole candidate
-with one log line; the running catalog keeps being enforced and nothing is unloaded.
+A candidate must pass, in order: the schema and files (config.load_config, in a worker thread: the
+event loop keeps serving while a big catalog is read), static analysis when `analysis.block_on`
+says so, and compilation on one live primary (`SCRIPT LOAD` of every script the running catalog
+does not already hold, `FUNCTION LOAD REPLACE` of changed libraries; both atomic per item, and
+loading is what the rollout does next anyway). Any failure rejects the whole candidate with one log
+line; the running catalog keeps being enforced and nothing is unloaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
-import functools
-import os
+import hashlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
 from redis_orchestrator.analysis.checks import AnalysisResult, CatalogAnalysis
+from redis_orchestrator.catalog.files import FileReads, FileRefused, FileSeen, read_file, stamp_of
 from redis_orchestrator.catalog.model import Catalog
-from redis_orchestrator.config.loader import load_config
+from redis_orchestrator.config.loader import CONFIG_LIMIT, load_config
 from redis_orchestrator.config.settings import Config, RedisOverrides
 from redis_orchestrator.errors import CatalogRejected, ConfigError
 from redis_orchestrator.reconcile.apply import apply
 from redis_orchestrator.reconcile.plan import NodePlan
 from redis_orchestrator.topology.model import Topology
 from redis_orchestrator.wire.connections import Connector
+
+T = TypeVar("T")
+
+# Reading regular files never blocks for long: past this, the file system itself hangs (a dead NFS
+# mount). The thread cannot be interrupted; the reload (or the poll) gives up on it and says so.
+FILE_TIMEOUT = 30.0
 
 
 class ReloadResult(enum.StrEnum):
@@ -35,56 +45,73 @@ class ReloadResult(enum.StrEnum):
     UNCHANGED = "unchanged"
 
 
-@functools.lru_cache(maxsize=8)
-def _watched_paths(config_path: str, catalog: Catalog | None) -> tuple[str, ...]:
-    # Built once per catalog: the watch stats every file twice a second, pathlib per call cost 7%
-    # of a core on a 1,000-script catalog.
-    if catalog is None:
-        return (config_path,)
-    base = os.path.dirname(config_path)
-    files = dict.fromkeys(e.file if os.path.isabs(e.file) else os.path.join(base, e.file) for e in catalog.entries)
-    return (config_path, *files)
-
-
-def _stamp(path: str) -> tuple[int, int]:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return (-1, -1)
-    return (stat.st_mtime_ns, stat.st_size)
-
-
 class FileWatch:
-    """Notices edits of the config file and of every catalog file, at a bounded cost per poll.
+    """Notices edits of the files the last load read (the config and every script file), against what
+    that load saw (catalog/files.py): each file's stamp taken *before* it was read, and the SHA1 of
+    the bytes read.
+
+    Why before the read: an edit landing while a reload runs (a big catalog takes a few hundred ms
+    to read and check) is then newer than the stamp, so the next poll sees it and reloads again.
+    Stamps taken after the reload (as until issue #23) made such an edit look seen: it was lost, 4
+    times out of 4 for a config rewritten 50 ms into a reload of 4,000 scripts. A changed
+    stamp is confirmed by the content, so a `touch` or a rewrite with the same bytes is no edit. A
+    file changed in the last 2 s (FileStamp.racy) is compared by content even when its stamp is
+    the same, as git does: an edit within one tick of a coarse file-system clock, same size, would
+    leave the stamp as it was.
 
     The config file is checked on every poll; script files `batch` at a time, round robin, so a
     1,000-script catalog costs 100 stats per poll instead of 1,000 (an edit of a script file alone
     is seen within ceil(files / batch) polls; an edit of the config file on the next poll).
+    `changed()` stats and reads: call it from a worker thread (`CatalogKeeper` does).
     """
 
-    def __init__(self, config_path: Path, catalog: Catalog | None, batch: int = 100) -> None:
+    def __init__(self, config_path: Path, seen: Mapping[str, FileSeen], batch: int = 100) -> None:
         self.batch = batch
-        self.reset(config_path, catalog)
-
-    def reset(self, config_path: Path, catalog: Catalog | None) -> None:
-        paths = _watched_paths(str(config_path), catalog)
-        self._config = paths[0]
-        self._scripts = paths[1:]
-        self._stamps = {path: _stamp(path) for path in paths}
+        self._config = str(config_path)
+        # A copy: a load given up on (FILE_TIMEOUT) may still be filling its own. If it gave up before
+        # reading the config at all, the config is watched from now.
+        self._seen = dict(seen)
+        self._seen.setdefault(self._config, FileSeen(stamp_of(config_path), None))
+        self._scripts = [path for path in self._seen if path != self._config]
         self._cursor = 0
 
     def changed(self) -> bool:
-        if _stamp(self._config) != self._stamps[self._config]:
+        if self._changed(self._config):
             return True
         if not self._scripts:
             return False
         count = min(self.batch, len(self._scripts))
         for step in range(count):
-            path = self._scripts[(self._cursor + step) % len(self._scripts)]
-            if _stamp(path) != self._stamps[path]:
+            if self._changed(self._scripts[(self._cursor + step) % len(self._scripts)]):
                 return True
         self._cursor = (self._cursor + count) % len(self._scripts)
         return False
+
+    def _changed(self, path: str) -> bool:
+        seen = self._seen[path]
+        now = stamp_of(path)
+        if now == seen.stamp and not seen.stamp.racy:
+            return False
+        if seen.sha is None or not now.regular:
+            return now != seen.stamp  # nothing to compare the content with
+        try:
+            stamp, data = read_file(path, CONFIG_LIMIT, "file")
+        except FileRefused:
+            return True  # the reload will say why
+        if hashlib.sha1(data).hexdigest() != seen.sha:
+            return True
+        self._seen[path] = FileSeen(stamp, seen.sha)  # the same bytes: this stamp is theirs
+        return False
+
+
+async def off_the_loop(work: Callable[[], T], what: str) -> T:
+    """`work()` in a worker thread, so that reading files never stops the event loop; TimeoutError
+    naming `what` after FILE_TIMEOUT (the thread is left to finish on its own)."""
+    try:
+        async with asyncio.timeout(FILE_TIMEOUT):
+            return await asyncio.to_thread(work)
+    except TimeoutError:
+        raise TimeoutError(f"{what} took over {FILE_TIMEOUT:.0f} s: is the file system hung?") from None
 
 
 async def compile_on_one_node(connector: Connector, topology: Topology, new: Catalog, old: Catalog | None) -> list[str]:
@@ -116,11 +143,18 @@ async def load_candidate(
     topology: Topology | None,
     running: Catalog | None,
     analysis: CatalogAnalysis,
+    files: FileReads,
 ) -> tuple[Config, AnalysisResult]:
     """A fully validated new config and its analysis, or CatalogRejected / ConfigError saying
     every problem. `running` is the catalog enforced now: only what the candidate adds is compiled.
-    `overrides`: the command line's, as at start."""
-    config = load_config(path, overrides=overrides)
+    `overrides`: the command line's, as at start. `files` records every file read, whatever the
+    outcome (what the watch compares with next)."""
+    try:
+        config = await off_the_loop(
+            lambda: load_config(path, overrides=overrides, files=files), f"reading {path} and its files"
+        )
+    except TimeoutError as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
     settings = config.desired.analysis
     result = analysis.when_enabled(config.catalog, settings.enabled, settings.block_on)
     result.raise_if_blocking(settings.block_on)

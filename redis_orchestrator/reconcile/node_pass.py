@@ -173,6 +173,11 @@ async def reconcile_node(
         )
     except TopologyMoved as exc:
         return NodeReport(node=node, state=NodeState.MOVING, error=str(exc), plan=plan, commands=commands)
+    except redis.AuthenticationError as exc:
+        # WRONGPASS / NOAUTH: the node answered, and refuses us. redis-py makes it a ConnectionError,
+        # but a node that is down is probed every few ms to catch its restart, while this one would
+        # take each probe as one more failed AUTH (12 a second, forever): retried with backoff instead.
+        return NodeReport(node=node, state=NodeState.REFUSED, error=describe_error(exc), plan=plan, commands=commands)
     except (TimeoutError, redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         if error_code(exc) in TOPOLOGY_MOVED_CODES:  # redis-py's LOADING is a ConnectionError
             return NodeReport(
@@ -214,7 +219,8 @@ class NodePass:
         self, catalog: Catalog, *, write: bool = True, delete_unlisted: bool = False, cache_stats: bool = False
     ) -> NodeReport:
         client = self.connector.client(self.node.host, self.node.port)
-        if self.server is None and self._last != NodeState.DOWN and not self.one_shot:
+        # Not while it is down or refusing (a wrong password): asking would be one more failed AUTH.
+        if self.server is None and self._last not in (NodeState.DOWN, NodeState.REFUSED) and not self.one_shot:
             await self._learn_server(client)
         # Trust the cache marker only after a complete, clean full pass on this very catalog.
         quick = (

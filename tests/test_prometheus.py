@@ -1,38 +1,47 @@
 """deploy/: alert rules under `promtool test rules`, and a real Prometheus scraping a MetricsServer.
 
-The end-to-end test starts the OS package's `prometheus` on a free loopback port with a temporary
-config and TSDB directory, waits until a PromQL query over its HTTP API returns our series, checks
-that every query of the Grafana dashboard is valid PromQL there, and stops it.
+The end-to-end tests start the OS package's `prometheus` on a free loopback port with a temporary
+config and TSDB directory, wait until a PromQL query over its HTTP API returns our series (or its
+targets page says how a scrape went), check that every query of the Grafana dashboard is valid
+PromQL there, and stop it. One scrapes an endpoint locked by a web config file: mutual TLS and
+basic auth, with a job that has the right credentials and jobs that have not.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from harness.helpers import NODE, free_port, http_get, populated_metrics
-from redis_orchestrator.daemon.http import MetricsServer, Readiness
+from harness.helpers import NODE, populated_metrics, wait_for
+from redis_orchestrator.client.counters import Counters, Outcome
+from redis_orchestrator.daemon.http import MetricsServer
 from redis_orchestrator.daemon.metrics import Metrics
+from redis_orchestrator.daemon.readiness import Readiness
+from tests.certs import make_test_certificates
+from tests.http_endpoint import (
+    PASSWORD,
+    USER,
+    hashed,
+    prometheus_api,
+    running_prometheus,
+    sample,
+    served,
+    tool,
+    wait_for_targets,
+    write_web_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "redis-orchestrator.json"
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (apt-get install -y prometheus)")
-    return found
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -47,7 +56,7 @@ def test_alert_rules_unit_tests_pass() -> None:
 def test_prometheus_config_and_rules_are_valid() -> None:
     result = run(tool("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "10 rules found" in result.stdout
+    assert "11 rules found" in result.stdout
 
 
 def dashboard_exprs() -> list[str]:
@@ -79,7 +88,12 @@ def test_dashboard_uses_only_exported_metrics() -> None:
     exprs = dashboard_exprs()
     assert len(exprs) >= 15
     used = {name for expr in exprs for name in re.findall(r"redis_orchestrator_[a-z_]+", expr)}
-    missing = used - exported_names(populated_metrics())
+    client = Counters()  # the applications' export (redis_orchestrator.client), on a registry of theirs
+    client.observe("transfer", Outcome.OK, 0.001)
+    registry = CollectorRegistry()
+    client.register(registry)
+    client_names = {s.name for family in registry.collect() for s in family.samples}
+    missing = used - exported_names(populated_metrics()) - client_names
     assert not missing, f"dashboard queries metrics nobody exports: {sorted(missing)}"
     for metric in (
         "node_scripts_missing",
@@ -90,50 +104,24 @@ def test_dashboard_uses_only_exported_metrics() -> None:
         "catalog_reloads_total",
         "check_findings",
         "reconcile_duration_seconds_bucket",
+        "client_call_duration_seconds_bucket",
     ):
         assert f"redis_orchestrator_{metric}" in used, metric
 
 
-def api(port: int, path: str, **params: str) -> dict[str, Any]:
-    # A bad query answers 400 with a JSON body that says why: http_get returns it like a 200.
-    return dict(json.loads(http_get(f"http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(params)}")[2]))
+api = prometheus_api
 
 
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[int, MetricsServer]]:
-    binary = tool("prometheus")
     metrics = populated_metrics()
-    server = MetricsServer("127.0.0.1:0", metrics.registry, lambda: Readiness(True, "ready"))
+    server = MetricsServer("127.0.0.1:0", metrics, lambda: Readiness(True, "ready"))
     server.start()
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"rule_files:\n  - {PROMETHEUS_DIR / 'alerts.yml'}\n"
-        "scrape_configs:\n  - job_name: redis-orchestrator\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
-    )
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    scrape = f"  - job_name: redis-orchestrator\n    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
     try:
-        yield port, server
+        with running_prometheus(tmp_path, scrape, (PROMETHEUS_DIR / "alerts.yml",)) as port:
+            yield port, server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
         server.close()
 
 
@@ -165,3 +153,52 @@ def test_real_prometheus_scrapes_the_metrics_server(prometheus: tuple[int, Metri
     rules = api(port, "/api/v1/rules")
     names = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
     assert {"RedisScriptsMissingOnNode", "RedisNodeBusy", "RedisSlowScriptNearTimeLimit"} <= names
+
+
+@pytest.mark.live
+@pytest.mark.once
+@pytest.mark.slow
+def test_real_prometheus_scrapes_over_mutual_tls_with_basic_auth_and_is_refused_without(tmp_path: Path) -> None:
+    certs = make_test_certificates(tmp_path / "certs")
+    metrics = populated_metrics()
+    web = write_web_config(
+        tmp_path / "web.yml", tls=certs, client_auth="RequireAndVerifyClientCert", users={USER: hashed(PASSWORD, 10)}
+    )
+    with served(metrics, web) as server:
+        target = f"['127.0.0.1:{server.port}']"
+        client_tls = (
+            f"{{ca_file: {certs.ca_file}, cert_file: {certs.client_cert_file}, key_file: {certs.client_key_file}}}"
+        )
+
+        def job(name: str, scheme: str, tls: str, password: str | None) -> str:
+            auth = f"    basic_auth: {{username: {USER}, password: {password}}}\n" if password else ""
+            return (
+                f"  - job_name: {name}\n    scheme: {scheme}\n    tls_config: {tls}\n{auth}"
+                f"    static_configs:\n      - targets: {target}\n"
+            )
+
+        jobs = (
+            job("locked", "https", client_tls, PASSWORD)
+            + job("wrong-password", "https", client_tls, "guessed")
+            + job("no-password", "https", client_tls, None)
+            + job("no-client-cert", "https", f"{{ca_file: {certs.ca_file}}}", PASSWORD)
+            + job("plain-http", "http", "{}", PASSWORD)
+        )
+        with running_prometheus(tmp_path, jobs) as port:
+            names = {"locked", "wrong-password", "no-password", "no-client-cert", "plain-http"}
+            targets = wait_for_targets(port, names, until_up={"locked"})
+
+            def refused_for_credentials() -> bool:  # a first scrape may meet another job's check: 429
+                errors = [wait_for_targets(port, names)[job]["lastError"] for job in ("wrong-password", "no-password")]
+                return all("401 Unauthorized" in error for error in errors)
+
+            wait_for(refused_for_credentials, 30, "the jobs without the password to get 401")
+            assert targets["no-client-cert"]["health"] == "down"  # the handshake is refused
+            assert "400 Bad Request" in targets["plain-http"]["lastError"]
+            reply = prometheus_api(port, "/api/v1/query", query='redis_orchestrator_node_busy{job="locked"}')
+            assert reply["data"]["result"][0]["value"][1] == "1"
+    assert sample(metrics, "redis_orchestrator_http_connections_dropped_total", reason="tls_failed") >= 1
+    assert sample(metrics, "redis_orchestrator_http_connections_dropped_total", reason="plain_http") >= 1
+    # Prometheus keeps its connection open between scrapes and its credentials are checked once
+    # (the cache); the wrong password is checked once too (a failure seen is cached)
+    assert sample(metrics, "redis_orchestrator_http_password_checks_total") <= 4

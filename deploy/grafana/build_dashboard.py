@@ -19,10 +19,13 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 
 
 def q(expr: str) -> str:
-    """Add the instance selector to every redis_orchestrator_* metric in `expr`."""
+    """Add the instance selector to every redis_orchestrator_* metric in `expr` but the client's
+    (redis_orchestrator_client_*: the applications export those, under instances of their own)."""
 
     def add(m: re.Match[str]) -> str:
         name, labels = m.group(1), m.group(2)
+        if name.startswith("redis_orchestrator_client_"):
+            return m.group(0)
         if labels:
             return f"{name}{{{SEL},{labels[1:-1]}}}"
         return f"{name}{{{SEL}}}"
@@ -230,6 +233,22 @@ def build() -> dict[str, Any]:
                 "{{script}}",
             ),
             unit="s",
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        series(
+            "Call duration p99 by script, from the applications",
+            (
+                "histogram_quantile(0.99, sum by (script, le) "
+                '(rate(redis_orchestrator_client_call_duration_seconds_bucket{outcome="ok"}[$__rate_interval])))',
+                "{{script}}",
+            ),
+            unit="s",
+            description="What the applications waited per call (redis_orchestrator.client's histogram, "
+            "exported by each application on its own registry): network, queueing and NOSCRIPT repairs "
+            "included, next to the slowlog's server-side view",
         ),
         12,
         8,

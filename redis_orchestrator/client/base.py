@@ -18,6 +18,7 @@ from redis_orchestrator.client.counters import Counters, Event
 from redis_orchestrator.client.errors import ManifestError, NotReplicated, ScriptMissing
 from redis_orchestrator.client.keys import Key
 from redis_orchestrator.client.manifest import Manifest, load_manifest
+from redis_orchestrator.client.tracing import Telemetry
 
 DEFAULT_MANIFEST_KEY = "{redis-orchestrator}:manifest"
 MAX_REDIRECTS = 5  # MOVED/ASK/TRYAGAIN/CLUSTERDOWN replies followed before giving up
@@ -76,6 +77,8 @@ class ScriptsBase(Generic[RouteT]):
       check_keys=True     refuse keys that do not match the catalog's `keys:` patterns
       check_slots=True    refuse keys in two hash slots, on a single node too (as production would)
       counters=None       a Counters to share (bind() shares it); registry: export to prometheus_client
+      tracer_provider=None  OpenTelemetry's provider for the spans of calls (None: the global one;
+                          without the `otel` extra there are none): see tracing.py
     """
 
     def __init__(
@@ -88,11 +91,13 @@ class ScriptsBase(Generic[RouteT]):
         check_slots: bool = True,
         counters: Counters | None = None,
         registry: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.manifest = manifest
         self.options = Options(Fallback(fallback), check_keys, check_slots)
         self.counters = counters if counters is not None else Counters()
         self.policy = Policy(self.options, self.counters)
+        self.telemetry = Telemetry(self.counters, tracer_provider)
         self.client = client
         self._route: RouteT | None = None  # the subclass makes it from the client
         if registry is not None:
@@ -119,6 +124,7 @@ class ScriptsBase(Generic[RouteT]):
             check_keys=self.options.check_keys,
             check_slots=self.options.check_slots,
             counters=self.counters,
+            tracer_provider=self.telemetry.tracer_provider,
         )
 
     @property

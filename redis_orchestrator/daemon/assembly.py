@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from redis_orchestrator.analysis.checks import CatalogAnalysis
 from redis_orchestrator.config.settings import Config, Mode, RedisOverrides
@@ -23,9 +24,11 @@ from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.primary_watch import PrimaryWatch
 from redis_orchestrator.daemon.readiness import ReadinessLoop
 from redis_orchestrator.daemon.sentinel_events import SentinelEvents
+from redis_orchestrator.daemon.slowlog import always_confirmed
 from redis_orchestrator.daemon.supervisor import NodeEnv, NodeFactory, standard_node
 from redis_orchestrator.daemon.systemd import Notifier
 from redis_orchestrator.daemon.topology_keeper import TopologyKeeper
+from redis_orchestrator.daemon.web_config import PLAIN, WebConfigFile
 from redis_orchestrator.errors import ConfigError
 from redis_orchestrator.topology.model import Topology
 from redis_orchestrator.wire.connections import Connector
@@ -42,10 +45,13 @@ def build_daemon(
     serve_metrics: bool = True,
     seeds_override: Sequence[str] | None = None,
     overrides: RedisOverrides | None = None,
+    web_config_file: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Daemon:
-    """Raises ConfigError when a start-time setting cannot be honoured (the lease's scripts).
-    `seeds_override` / `overrides`: what the command line put in place of redis settings."""
+    """Raises ConfigError when a start-time setting cannot be honoured (the lease's scripts, a web
+    config file that is missing or wrong: never served open instead of locked).
+    `seeds_override` / `overrides`: what the command line put in place of redis settings;
+    `web_config_file`: `run --web.config.file`, in place of metrics.web_config_file."""
     start = config.start
     redis = start.redis
     metrics = metrics if metrics is not None else Metrics()
@@ -75,6 +81,7 @@ def build_daemon(
         desired=lambda: catalog_keeper.desired,
         metrics=metrics,
         is_leader=is_leader,
+        confirm_leader=leader.confirm if leader is not None else always_confirmed,
         on_moved=lambda _node: topology_keeper.look_now(closely=True),
         clock=clock,
     )
@@ -114,21 +121,35 @@ def build_daemon(
     )
     router = leader.router if leader is not None else KeyRouter(connector, topology)
     manifest = (
-        ManifestPublisher(start.manifest.key, router, lambda: catalog_keeper.catalog, start.manifest.sources)
+        ManifestPublisher(
+            start.manifest.key,
+            router,
+            lambda: catalog_keeper.catalog,
+            start.manifest.sources,
+            lease=leader,  # the server fences its writes by the lease
+            interval=lambda: catalog_keeper.desired.daemon.reconcile_interval,  # checked like a script
+        )
         if start.manifest.key
         else None
     )
     readiness = ReadinessLoop(topology, fleet.statuses, lambda: catalog_keeper.catalog, metrics, notifier)
-    http = (
-        MetricsServer(start.metrics.listen, metrics.registry, lambda: readiness.current)
-        if serve_metrics and start.metrics.enabled
-        else None
-    )
+    # A pass may take up to the command timeout on a frozen node; allow three of either before
+    # declaring the loops stuck (/healthz and the systemd watchdog judge alike, each on its own).
+    stale_after = max(3 * config.desired.daemon.reconcile_interval, 3 * redis.timeout)
+    http = None
+    if serve_metrics and start.metrics.enabled:
+        web_file = _web_config_file(config, web_config_file)
+        http = MetricsServer(
+            start.metrics.listen,
+            metrics,
+            lambda: readiness.current,
+            health=LoopHealth(lambda: heartbeat.last, fleet.passes, stale_after=stale_after, clock=clock).check,
+            web_config=web_file.load() if web_file is not None else PLAIN,  # ConfigError: exit 2, nothing started
+            web_file=web_file,
+        )
     watchdog = None
     if watchdog_interval is not None and notifier.enabled:
-        # A pass may take up to the command timeout on a frozen node; allow three of either before
-        # declaring the loops stuck.
-        stale_after = max(3 * config.desired.daemon.reconcile_interval, 3 * redis.timeout, 2 * watchdog_interval)
+        stale_after = max(stale_after, 2 * watchdog_interval)
         health = LoopHealth(lambda: heartbeat.last, fleet.passes, stale_after=stale_after, clock=clock)
         watchdog = Watchdog(watchdog_interval, health)
     return Daemon(
@@ -151,6 +172,15 @@ def build_daemon(
 
 def _always() -> bool:
     return True
+
+
+def _web_config_file(config: Config, override: str | None) -> WebConfigFile | None:
+    """The command line's file (relative to the working directory), else metrics.web_config_file
+    (relative to the config file, like the catalog's files)."""
+    if override:
+        return WebConfigFile(Path(override))
+    configured = config.start.metrics.web_config_file
+    return WebConfigFile(config.path.parent / configured) if configured else None
 
 
 def _lease(config: Config, topology: Callable[[], Topology | None], metrics: Metrics) -> LeaderLease:

@@ -72,8 +72,10 @@ class Fleet:
         return {address: s.status for address, s in self.supervisors.items()}
 
     def passes(self) -> int:
-        """Reconcile passes of every node so far: the watchdog checks they keep coming."""
-        return sum(s.status.reconciles for s in self.supervisors.values())
+        """Reconcile passes of every node so far: the watchdog checks they keep coming. Read from
+        the metrics endpoint's thread too (/healthz): iterating self walks a copy, so a node added
+        meanwhile cannot break the sum."""
+        return sum(s.status.reconciles for s in self)
 
     async def reconcile_once(self, node: Node) -> NodeReport:
         return await self.supervisors[node.address].reconcile_once()

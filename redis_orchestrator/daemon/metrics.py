@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily
 
 from redis_orchestrator.analysis.findings import Severity
 from redis_orchestrator.daemon.busy import KillResult
+from redis_orchestrator.daemon.http import DropReason
 from redis_orchestrator.daemon.reload import ReloadResult
 
 PREFIX = "redis_orchestrator"
@@ -147,10 +148,40 @@ class Metrics:
             ["sentinel"],
             registry=r,
         )
+        # the metrics endpoint itself (http.py): what hostile or broken clients cost, and its web config
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests",
+            "Requests answered by the metrics endpoint, by path (/metrics, /healthz, /readyz, /, other) and status",
+            ["path", "code"],
+            registry=r,
+        )
+        self.http_connections_dropped = Counter(
+            f"{PREFIX}_http_connections_dropped",
+            "Connections the metrics endpoint closed without answering a request on them, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.http_open_connections = Gauge(
+            f"{PREFIX}_http_open_connections", "Connections open to the metrics endpoint", registry=r
+        )
+        self.http_password_checks = Counter(
+            f"{PREFIX}_http_password_checks",
+            "bcrypt checks of basic auth passwords (credentials that passed once are cached and cost none)",
+            registry=r,
+        )
+        self.web_config_reloads = Counter(
+            f"{PREFIX}_web_config_reloads",
+            "Reloads of the metrics endpoint's web config file by result (rejected: the previous one is kept)",
+            ["result"],
+            registry=r,
+        )
         for severity in Severity:
             self.check_findings.labels(severity)
         for result in ReloadResult:
             self.catalog_reloads.labels(result)
+            self.web_config_reloads.labels(result)
+        for reason in DropReason:
+            self.http_connections_dropped.labels(reason)
         # a node's series, created when it is known, removed when it is forgotten
         self._by_node_role = (self.node_up, self.node_scripts_missing)
         self._by_node = (

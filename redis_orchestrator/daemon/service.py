@@ -49,7 +49,14 @@ def run_daemon(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides=overrides)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(serve(config, overrides=overrides, serve_metrics=not args.no_metrics))
+            return runner.run(
+                serve(
+                    config,
+                    overrides=overrides,
+                    serve_metrics=not args.no_metrics,
+                    web_config_file=args.web_config_file,
+                )
+            )
     finally:
         if embedded is not None:
             embedded.stop()
@@ -69,7 +76,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def serve(config: Config, *, overrides: RedisOverrides | None = None, serve_metrics: bool = True) -> int:
+async def serve(
+    config: Config,
+    *,
+    overrides: RedisOverrides | None = None,
+    serve_metrics: bool = True,
+    web_config_file: str | None = None,
+) -> int:
     notifier = Notifier()
     daemon = build_daemon(
         config,
@@ -77,6 +90,7 @@ async def serve(config: Config, *, overrides: RedisOverrides | None = None, serv
         notifier=notifier,
         watchdog_interval=watchdog_interval(),
         serve_metrics=serve_metrics,
+        web_config_file=web_config_file,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,7 +104,7 @@ async def serve(config: Config, *, overrides: RedisOverrides | None = None, serv
         mode=start.redis.mode,
         service=start.redis.service_name,
         seeds=",".join(start.redis.seeds),
-        metrics=f"http://{start.metrics.listen}/metrics" if daemon.http is not None else None,
+        metrics=daemon.http.url if daemon.http is not None else None,
         leader_key=start.leader.key if daemon.leader is not None else None,
         systemd="notify" if notifier.enabled else None,
         watchdog_s=round(daemon.watchdog.interval, 3) if daemon.watchdog is not None else None,
@@ -162,5 +176,7 @@ def _reloader(daemon: Daemon, notifier: Notifier) -> Callable[[], None]:
         # systemd's ExecReload sends SIGHUP; the reload itself is logged by the daemon's catalog watch.
         notifier.notify("STATUS=reloading the catalog (SIGHUP)")
         daemon.request_reload()
+        if daemon.http is not None:
+            daemon.http.request_reload()  # the metrics endpoint's web config, like the catalog
 
     return reload

@@ -42,6 +42,7 @@ from redis_orchestrator.client.calls import Call, is_redirect
 from redis_orchestrator.client.counters import Event
 from redis_orchestrator.client.errors import NodeUnreachable, TransactionAborted
 from redis_orchestrator.client.keys import Key
+from redis_orchestrator.client.tracing import Record
 
 
 class AsyncScriptPipeline:
@@ -86,12 +87,14 @@ class AsyncScriptPipeline:
         for call in calls:
             self.scripts.policy.sent(call)
         send = self._transaction if self.transaction else self._grouped
-        replies = await send(calls)
-        return settle(self.scripts.policy, calls, replies, raise_on_error)
+        with self.scripts.telemetry.batch(calls, self.transaction) as record:
+            replies = await send(calls, record)
+            record.replies(replies)
+            return settle(self.scripts.policy, calls, replies, raise_on_error)
 
     # -------------------------------------------------------------- without a transaction
 
-    async def _grouped(self, calls: list[Call]) -> list[Any]:
+    async def _grouped(self, calls: list[Call], record: Record) -> list[Any]:
         route = self.scripts.route
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -105,9 +108,11 @@ class AsyncScriptPipeline:
                 batch = [calls[i] for i in indexes]
                 try:
                     async with route.connection(node) as conn:
+                        record.server(conn)
                         got = await exchange(conn, [c.command for c in batch])
                         plan = RepairPlan.of(self.scripts.policy, route.name(node), batch, got)
                         if plan.resend:
+                            record.noscript(route.name(node), [batch[i] for i in plan.resend])
                             plan.apply(batch, got, await exchange(conn, plan.commands(batch)))
                 except NodeUnreachable as unreachable:
                     got = [unreachable] * len(indexes)  # nothing sent: tried again next round
@@ -118,6 +123,7 @@ class AsyncScriptPipeline:
             if not again:
                 break
             self.scripts.counters.add(Event.REDIRECTS, "pipeline", len(again))
+            record.redirect(replies[again[0]], round_number + 1)
             await route.refresh()
             await asyncio.sleep(0.05 * round_number)
             pending = again
@@ -125,7 +131,7 @@ class AsyncScriptPipeline:
 
     # -------------------------------------------------------------- MULTI/EXEC
 
-    async def _transaction(self, calls: list[Call]) -> list[Any]:
+    async def _transaction(self, calls: list[Call], record: Record) -> list[Any]:
         route = self.scripts.route
         slot = one_slot(calls, "pipeline(transaction=True)") if self.scripts.options.check_slots else calls[0].slot
         presence = Presence.of(calls)
@@ -133,7 +139,7 @@ class AsyncScriptPipeline:
         for round_number in range(MAX_ROUNDS):
             name = route.name(node)
             try:
-                outcome = await self._exec_once(node, name, calls, presence)
+                outcome = await self._exec_once(node, name, calls, presence, record)
             except NodeUnreachable as unreachable:
                 outcome = ExecOutcome(None, queue_errors=(unreachable,))
             if outcome.replies is not None:
@@ -142,15 +148,19 @@ class AsyncScriptPipeline:
                 self.scripts.counters.add(Event.ABORTED, "pipeline")
                 raise TransactionAborted([str(e) for e in outcome.queue_errors])
             self.scripts.counters.add(Event.REDIRECTS, "pipeline")
+            record.redirect(outcome.queue_errors[0] if outcome.queue_errors else None, round_number + 1)
             await route.refresh()
             await asyncio.sleep(0.05 * round_number)
             node = await route.node(slot, False)
         raise AssertionError("unreachable")
 
-    async def _exec_once(self, node: Any, name: str, calls: list[Call], presence: Presence) -> ExecOutcome:
+    async def _exec_once(
+        self, node: Any, name: str, calls: list[Call], presence: Presence, record: Record
+    ) -> ExecOutcome:
         """SCRIPT EXISTS, the loads it calls for (their own round trip), then MULTI...EXEC: one connection."""
         policy = self.scripts.policy
         async with self.scripts.route.connection(node) as conn:
+            record.server(conn)
             checked = presence.missing(await exchange(conn, presence.commands()))
             if isinstance(checked, Exception):
                 if not is_redirect(checked):
@@ -158,6 +168,7 @@ class AsyncScriptPipeline:
                 return ExecOutcome(None, queue_errors=(checked,))
             loaders, loads = load_missing(policy, calls, checked, name)
             if loads:  # EXEC must never meet a load that failed
+                record.noscript(name, loaders)
                 for call, loaded in zip(loaders, await exchange(conn, loads), strict=True):
                     policy.loaded(call, name, loaded)
             return ExecOutcome.read(await exchange(conn, [("MULTI",), *(c.command for c in calls), ("EXEC",)]))

@@ -42,10 +42,11 @@ from redis_orchestrator.client.base import (
 )
 from redis_orchestrator.client.calls import Call, Command, is_missing, is_redirect
 from redis_orchestrator.client.counters import Event
-from redis_orchestrator.client.errors import NodeUnreachable
+from redis_orchestrator.client.errors import ManifestError, NodeUnreachable
 from redis_orchestrator.client.keys import Key
-from redis_orchestrator.client.manifest import Manifest, parse_json
+from redis_orchestrator.client.manifest import MANIFEST_LIMIT, Manifest, parse_json, too_big
 from redis_orchestrator.client.optimistic import Backoff, TransactionResult
+from redis_orchestrator.client.tracing import Record
 
 
 class AsyncScripts(ScriptsBase[AsyncRoute]):
@@ -57,8 +58,15 @@ class AsyncScripts(ScriptsBase[AsyncRoute]):
 
     @classmethod
     async def from_redis(cls, client: Any, key: str = DEFAULT_MANIFEST_KEY, **options: Any) -> AsyncScripts:
-        """Read the manifest the daemon keeps at `manifest.key` (set it in the daemon's config)."""
-        raw = await client.get(key)
+        """Read the manifest the daemon keeps at `manifest.key` (set it in the daemon's config).
+        Its size is asked first: a manifest over MANIFEST_LIMIT is refused without being read."""
+        try:
+            size = await client.strlen(key)
+            raw = await client.get(key) if 0 < size <= MANIFEST_LIMIT else None
+        except redis.exceptions.ResponseError as exc:  # WRONGTYPE: the key holds something else
+            raise ManifestError(key, [f"cannot read the manifest at {key}: {exc}"]) from exc
+        if size > MANIFEST_LIMIT:
+            raise too_big(key, size)
         if raw is None:
             raise no_manifest(key)
         return cls(parse_json(raw, key), client, **options)
@@ -85,11 +93,13 @@ class AsyncScripts(ScriptsBase[AsyncRoute]):
         """
         call = self.prepare(name, keys, args, version)
         wait = wait_command(wait_replicas, wait_timeout_ms)
-        reply, acked = await self.send(call, wait)
-        return self.replicated(call, reply, acked, wait_replicas)
+        with self.telemetry.call(call) as record:
+            reply, acked = await self.send(call, wait, record)
+            return self.replicated(call, reply, acked, wait_replicas)
 
-    async def send(self, call: Call, wait: Command | None = None) -> tuple[Any, int]:
-        """Send a prepared call; its value and, with `wait`, WAIT's count of replicas.
+    async def send(self, call: Call, wait: Command | None, record: Record) -> tuple[Any, int]:
+        """Send a prepared call; its value and, with `wait`, WAIT's count of replicas. `record` is
+        told where it went, its NOSCRIPT repair and its redirects (tracing.py).
 
         Followed, because nothing ran: MOVED (the slot table is re-read), ASK (ASKING to the node
         named), TRYAGAIN and CLUSTERDOWN (after a pause), and a node we could not connect to."""
@@ -103,10 +113,12 @@ class AsyncScripts(ScriptsBase[AsyncRoute]):
             outcome: Any = None  # stays None when no connection could be made
             try:
                 async with route.connection(node) as conn:
+                    record.server(conn)
                     replies = await exchange(conn, sent)
                     replies = replies[-len(commands) :]
                     if is_missing(replies[0], call):
                         load = self.policy.repair(call, route.name(node), replies[0])
+                        record.noscript(route.name(node), (call,))
                         again = await exchange(conn, [load, *sent])
                         replies = self.reloaded(call, route.name(node), again, len(commands))
                 outcome = replies[0]
@@ -116,6 +128,7 @@ class AsyncScripts(ScriptsBase[AsyncRoute]):
                 if attempt == MAX_REDIRECTS:
                     raise
             self.counters.add(Event.REDIRECTS, call.label)
+            record.redirect(outcome, attempt + 1)
             node, asking = await self._redirect(call, node, outcome, attempt)
         raise AssertionError("unreachable")
 

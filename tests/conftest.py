@@ -3,8 +3,8 @@
 `cluster` is one 3+3 cluster for the whole session (tests must leave it as they found it: same
 roles, no foreign scripts left behind unless they flush them); `fresh_cluster` is a new 3+3 cluster
 for a test that breaks things (kills, freezes, failovers). Both stop every process they started,
-even when the test fails. With REDIS_TEST_BACKEND=docker and a Docker engine that answers, the
-session cluster comes from testcontainers instead (see tests/docker_backend.py).
+even when the test fails. With REDIS_TEST_BACKEND=docker both come from testcontainers instead, each
+node a container (docker's engine, or podman's API started for the session: tests/docker_backend.py).
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.cluster import RedisCluster
 
 from harness.chaos import ChaosCluster
 from redis_orchestrator.devcluster.cluster import redis_server_binary, server_version
+
+if TYPE_CHECKING:
+    from tests.docker_backend import DockerBackend
 
 # Fixtures that bring real server processes: a test that uses one is `live` without saying so.
 # Tests that start servers some other way say it themselves (pytestmark = pytest.mark.live).
@@ -55,8 +59,21 @@ def pytest_report_header() -> str:
     return f"server: {server_version(binary)} ({binary}); set REDIS_SERVER to run on another binary"
 
 
-def _make_cluster() -> ChaosCluster:
+def _make_cluster(request: pytest.FixtureRequest) -> ChaosCluster:
+    if os.environ.get("REDIS_TEST_BACKEND", "local") == "docker":
+        backend: DockerBackend = request.getfixturevalue("docker_backend")
+        return backend.cluster()
     return ChaosCluster(primaries=3, replicas_per_primary=1).start()
+
+
+@pytest.fixture(scope="session")
+def docker_backend() -> Iterator[DockerBackend]:
+    """REDIS_TEST_BACKEND=docker: the container engine's API (podman's started here when docker does
+    not answer) and the Redis image, for every cluster of the session (tests/docker_backend.py)."""
+    from tests.docker_backend import session_backend
+
+    with session_backend() as backend:
+        yield backend
 
 
 @pytest.fixture(autouse=True)
@@ -72,14 +89,8 @@ def _package_logger_as_it_was() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[ChaosCluster]:
-    if os.environ.get("REDIS_TEST_BACKEND", "local") == "docker":
-        from tests.docker_backend import docker_cluster
-
-        with docker_cluster() as c:
-            yield c
-        return
-    c = _make_cluster()
+def cluster(request: pytest.FixtureRequest) -> Iterator[ChaosCluster]:
+    c = _make_cluster(request)
     try:
         yield c
     finally:
@@ -87,8 +98,8 @@ def cluster() -> Iterator[ChaosCluster]:
 
 
 @pytest.fixture
-def fresh_cluster() -> Iterator[ChaosCluster]:
-    c = _make_cluster()
+def fresh_cluster(request: pytest.FixtureRequest) -> Iterator[ChaosCluster]:
+    c = _make_cluster(request)
     try:
         yield c
     finally:

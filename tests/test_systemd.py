@@ -185,6 +185,7 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         "CapabilityBoundingSet=\n",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "LoadCredential=redis-password:",
+        "LimitNOFILE=",
     ):
         assert line in text, line
 
@@ -198,7 +199,8 @@ def test_a_full_notify_queue_drops_messages_instead_of_blocking(notify_socket: N
 
 
 # ---------------------------------------------------------------------- the other deployment files
-# (no Docker engine in CI: compose and the Dockerfile are checked for what can be checked without one)
+# Checked statically here, in the pure suite; built and run for real by tests/test_container_image.py,
+# tests/test_compose.py and tests/test_systemd_real.py (live, once).
 
 DEPLOY = REPO / "deploy"
 
@@ -217,21 +219,29 @@ def test_compose_file_is_consistent() -> None:
     redis_nodes = [name for name in services if name.startswith("redis-")]
     assert len(redis_nodes) == 6
     for name, service in services.items():
+        # host networking, loopback ports: clients on the host follow MOVED to what the nodes announce
+        assert service["network_mode"] == "host" and "ports" not in service and "networks" not in service, name
+        image = str(service["image"])
+        assert image.startswith("${") and ":-" in image, f"{name}: the image is named by a variable"
         for dependency in service.get("depends_on", {}) or {}:  # type: ignore[union-attr]
             assert dependency in services, f"{name} depends on unknown {dependency}"
         for volume in service.get("volumes", []) or []:  # type: ignore[union-attr]
             source = str(volume).split(":", 1)[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+            else:
+                assert source in compose["volumes"], f"{name}: undeclared volume {source}"  # type: ignore[operator]
         for secret in service.get("secrets", []) or []:  # type: ignore[union-attr]
             assert secret in compose["secrets"]  # type: ignore[operator]
     for secret in compose["secrets"].values():  # type: ignore[attr-defined]
         assert (DEPLOY / secret["file"]).is_file()
-    init = services["cluster-init"]
+    ports = sorted(int(services[n]["environment"]["REDIS_PORT"]) for n in redis_nodes)  # type: ignore[index]
+    assert ports == list(range(7001, 7007))
     assert "--cluster create" in (DEPLOY / "container" / "cluster-init.sh").read_text()
-    assert init["depends_on"] == {n: {"condition": "service_healthy"} for n in redis_nodes}
+    assert services["cluster-init"]["depends_on"] == {n: {"condition": "service_healthy"} for n in redis_nodes}
     orchestrator = services["orchestrator"]
-    assert orchestrator["depends_on"] == {"cluster-init": {"condition": "service_completed_successfully"}}
+    assert orchestrator["depends_on"] == {"cluster-init": {"condition": "service_started"}}
+    assert orchestrator["read_only"] is True and orchestrator["cap_drop"] == ["ALL"]
     assert "./container/config.yaml:/etc/redis-orchestrator/config.yaml:ro" in orchestrator["volumes"]  # type: ignore[operator]
     prometheus_volumes = services["prometheus"]["volumes"]
     assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus_volumes  # type: ignore[operator]
@@ -254,12 +264,18 @@ def test_docker_compose_config_when_the_plugin_exists() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_dockerfile_runs_non_root_with_a_healthcheck() -> None:
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     text = (DEPLOY / "container" / "Dockerfile").read_text()
-    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    assert text.startswith("#") and "ARG BASE=docker.io/library/python:3.11-slim-bookworm" in text
+    assert (
+        text.count("FROM ${BASE}") == 2 and "COPY --from=build /opt/redis-orchestrator /opt/redis-orchestrator" in text
+    )
     assert "USER 10001" in text and "HEALTHCHECK" in text and "/healthz" in text and "EXPOSE 9840" in text
     assert '"/etc/redis-orchestrator/config.yaml"' in text
-    assert "pip install /src" in text and "COPY redis_orchestrator /src/redis_orchestrator" in text
+    # exec form only: the base needs no shell; installs from the wheels build.sh made, no index
+    runs = [line for line in text.splitlines() if line.startswith("RUN ")]
+    assert runs and all(line.startswith("RUN [") for line in runs)
+    assert '"--no-index"' in text
     # The leader's lock scripts are package data: nothing is copied beside the package.
     assert "/usr/share/redis-orchestrator" not in text
 
@@ -270,9 +286,12 @@ def test_container_config_is_valid_and_the_init_script_parses(tmp_path: Path) ->
     secret = tmp_path / "orchestrator-password"
     secret.write_text((DEPLOY / "container" / "secrets" / "orchestrator-password").read_text())
     text = (DEPLOY / "container" / "config.yaml").read_text().replace("/run/secrets/orchestrator-password", str(secret))
-    shutil.copytree(REPO / "examples" / "lua", tmp_path / "lua")
+    # what compose mounts beside it
+    shutil.copytree(REPO / "examples" / "lua", tmp_path / "lua", symlinks=True)
+    shutil.copytree(REPO / "redis_orchestrator" / "daemon" / "lua" / "lock", tmp_path / "lock")
     config = parse_config(text, tmp_path / "config.yaml", environ={})
-    assert config.start.metrics.listen == "0.0.0.0:9840"
+    assert config.start.metrics.listen == "127.0.0.1:9840"  # the image's HEALTHCHECK and prometheus.yml
+    assert config.start.redis.seeds[0] == "127.0.0.1:7001"
     assert config.start.leader.enabled and config.start.manifest.key == "{redis-orchestrator}:manifest"
     assert config.start.redis.username == "redis-orchestrator" and config.start.redis.password is not None
     script = DEPLOY / "container" / "cluster-init.sh"

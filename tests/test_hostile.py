@@ -461,3 +461,12 @@ def test_a_server_refusal_is_not_read_as_the_scripts_own_code() -> None:
     assert isinstance(refused, ScriptError) and refused.code == "ERR"
     own = translate(redis.exceptions.ResponseError("INSUFFICIENT_FUNDS balance 5 < amount 9"), "a@1")
     assert isinstance(own, ScriptError) and own.code == "INSUFFICIENT_FUNDS"
+
+
+def test_a_credentials_directory_that_cannot_be_searched_is_a_clear_problem_not_a_traceback(tmp_path: Path) -> None:
+    """Path.exists() raises on some errors: a CREDENTIALS_DIRECTORY the daemon's user may not search
+    (seen under systemd with LoadCredential=), or here a name too long. The password file is then looked
+    for as written, and its absence named."""
+    config = write(tmp_path, redis={"seeds": ["127.0.0.1:1"], "password_file": "redis-password"})
+    problems = problems_of(config, environ={"CREDENTIALS_DIRECTORY": str(tmp_path / ("x" * 300))})
+    assert len(problems) == 1 and "redis.password_file" in problems[0] and "does not exist" in problems[0], problems

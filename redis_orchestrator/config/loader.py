@@ -145,6 +145,15 @@ def shown(value: Any) -> str:
     return _SHORT.repr(value)
 
 
+def _exists(path: Path) -> bool:
+    """Path.exists() raises on some errors (a credentials directory the daemon's user may not search,
+    a name too long): anything but a file there means 'not there', and the read then says why."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -386,7 +395,7 @@ class _Reader:
         if auth.password_file:
             candidate = Path(auth.password_file)
             credentials = self.environ.get("CREDENTIALS_DIRECTORY")
-            if not candidate.is_absolute() and credentials and (Path(credentials) / candidate).exists():
+            if not candidate.is_absolute() and credentials and _exists(Path(credentials) / candidate):
                 candidate = Path(credentials) / candidate  # systemd LoadCredential=
             place = (*where, "password_file")
             try:

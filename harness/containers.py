@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.helpers import REPO, wait_for
+from harness.helpers import REPO, stop_gracefully, wait_for
 
 CONTAINER_DIR = REPO / "deploy" / "container"
 # Every container and volume a test makes carries it, so a run killed half-way is cleaned up by the next.
@@ -240,12 +240,7 @@ def docker_api(engine: Engine) -> Iterator[str]:
             raise EngineError(f"podman system service exited: {(directory / 'service.log').read_text()[-2000:]}")
         yield f"unix://{socket_path}"
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
+        stop_gracefully(service)
         log.close()
         shutil.rmtree(directory, ignore_errors=True)
 

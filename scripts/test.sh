@@ -12,6 +12,7 @@ need_python
 need_redis
 need_prometheus
 need_containers
+need_netfaults
 need_venv "test"
 cd "$ROOT"
 echo "== ruff" >&2

@@ -3,10 +3,13 @@ over; the lease shard failing over; the manifest written by the leader only."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ import redis
 
 from harness.chaos import ChaosCluster
 from harness.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
+from redis_orchestrator.daemon.leader import LeaderLease, ManifestPublisher
+from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.devcluster.cluster import LocalNode
 from redis_orchestrator.topology.cluster import parse_cluster_shards
 from redis_orchestrator.topology.model import Node, Role, Topology
@@ -92,6 +97,10 @@ def test_one_leader_and_a_takeover_after_sigkill(clean_cluster: ChaosCluster, tm
         wait_for(lambda: other.leader() == 1.0, LEASE + 2 * LEASE, "the other instance to take over")
         new_token = key_value(clean_cluster, key)
         assert new_token is not None and new_token != token
+        # The manifest the first leader wrote is still right: the new one checks it, writes nothing,
+        # and from now on keeps it (deleted, it is written again).
+        assert "manifest_written" not in other.daemon.log()
+        _delete(clean_cluster, manifest)
         other.daemon.wait_log("manifest_written")
         assert other.daemon.log().count("leader_acquired") == 1
 
@@ -190,3 +199,162 @@ def _delete(cluster: ChaosCluster, *keys: str) -> None:
     for node in cluster.primaries():
         with node.client() as c, contextlib.suppress(redis.ResponseError):
             c.delete(*keys)
+
+
+# ---------------------------------------------------------------------------- in-process: fencing, a stalled loop
+
+
+class FrozenClock:
+    """A monotonic clock that stands still while `frozen`: a VM paused with its process, which wakes
+    up believing no time passed."""
+
+    def __init__(self) -> None:
+        self.frozen_at: float | None = None
+        self.lost = 0.0
+
+    def __call__(self) -> float:
+        return (self.frozen_at if self.frozen_at is not None else time.monotonic()) - self.lost
+
+    def freeze(self) -> None:
+        self.frozen_at = time.monotonic()
+
+    def thaw(self) -> None:
+        assert self.frozen_at is not None
+        self.lost += time.monotonic() - self.frozen_at
+        self.frozen_at = None
+
+
+async def _topology(cluster: ChaosCluster) -> Topology:
+    from redis_orchestrator.config.settings import RedisSettings
+    from redis_orchestrator.topology.discovery import discover
+    from redis_orchestrator.wire.connections import Connector
+
+    connector = Connector(RedisSettings(seeds=tuple(cluster.seeds)))
+    try:
+        return await discover(connector, cluster.seeds)
+    finally:
+        await connector.aclose()
+
+
+def _lease(key: str, topology: Topology, clock: Callable[[], float] = time.monotonic) -> tuple[LeaderLease, Metrics]:
+    from redis_orchestrator.config.settings import LeaderSettings, RedisSettings
+
+    metrics = Metrics()
+    lease = LeaderLease(
+        LeaderSettings(key=key, lease=LEASE),
+        RedisSettings(seeds=(topology.nodes[0].address,), timeout=1.0),
+        lambda: topology,
+        metrics,
+        clock=clock,
+    )
+    return lease, metrics
+
+
+def _wait_gone(cluster: ChaosCluster, key: str) -> None:
+    wait_for(lambda: key_value(cluster, key) is None, LEASE + 5, f"{key} to expire")
+
+
+def test_a_leader_frozen_past_its_lease_is_fenced_by_the_server_not_its_own_clock(
+    cluster: ChaosCluster, tmp_path: Path
+) -> None:
+    """Kleppmann's paused leader: its clock stood still while it was frozen (a paused VM), so by its
+    own clock it still leads when it wakes. The lease lapsed on the server meanwhile and B took it.
+    Its next act is refused by the server, which steps it down at once: a kill is preceded by an
+    owner-checked renewal (`confirm`), a manifest write is a script that checks the lease key first
+    (FENCED). Neither depends on the stale instance's own clock."""
+    from redis_orchestrator.config.loader import load_config
+
+    key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
+    manifest_key = f"{{redis-orchestrator}}:manifest-{uuid.uuid4().hex[:8]}"
+    catalog = load_config(write_config(tmp_path, cluster.seeds)).catalog
+
+    async def frozen_past_its_lease(topology: Topology, b: LeaderLease) -> tuple[LeaderLease, Metrics]:
+        """A stale leader: acquired, then frozen (its clock with it) until B took the lapsed lease."""
+        clock = FrozenClock()
+        stale, metrics = _lease(key, topology, clock)
+        await b.release()
+        assert await stale.tick() and metrics.registry.get_sample_value("redis_orchestrator_leader") == 1
+        clock.freeze()
+        _wait_gone(cluster, key)
+        assert await b.tick()
+        assert stale.is_leader()  # its own clock alone would let it act
+        return stale, metrics
+
+    async def scenario() -> None:
+        topology = await _topology(cluster)
+        b, _ = _lease(key, topology)
+        try:
+            a, a_metrics = await frozen_past_its_lease(topology, b)
+            assert not await a.confirm()  # before a kill
+            assert not a.is_leader() and a_metrics.registry.get_sample_value("redis_orchestrator_leader") == 0
+            await a.aclose()
+            c, c_metrics = await frozen_past_its_lease(topology, b)
+            manifest = ManifestPublisher(manifest_key, c.router, lambda: catalog, lease=c, interval=lambda: 1.0)
+            assert not await manifest.keep(c.is_leader())
+            assert key_value(cluster, manifest_key) is None
+            assert not c.is_leader() and c_metrics.registry.get_sample_value("redis_orchestrator_leader") == 0
+            await c.aclose()
+            assert key_value(cluster, key) == b.token  # neither stale instance renewed or released it
+        finally:
+            await b.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        _delete(cluster, key, manifest_key)
+
+
+def test_a_leader_whose_event_loop_stalls_shows_leader_0_once_its_lease_lapsed(cluster: ChaosCluster) -> None:
+    """Issue #23: a loop blocked by a call (a FIFO read, a huge YAML) renews nothing; the HTTP thread
+    keeps serving /metrics. The gauge is read from the lease's clock at scrape time, so it says 0 the
+    moment the lease has lapsed, not 1 until the loop comes back."""
+    key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        lease, metrics = _lease(key, await _topology(cluster))
+        try:
+            assert await lease.tick()
+            assert metrics.registry.get_sample_value("redis_orchestrator_leader") == 1
+            time.sleep(LEASE + 0.1)  # the loop stalls: no tick can run
+            assert metrics.registry.get_sample_value("redis_orchestrator_leader") == 0
+        finally:
+            await lease.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        _delete(cluster, key)
+
+
+def test_the_manifest_key_deleted_or_overwritten_is_rewritten_by_the_leader(
+    clean_cluster: ChaosCluster, tmp_path: Path
+) -> None:
+    """Issue #23: the manifest key is reconciled like a script, every interval (one EVALSHA: the
+    server compares its SHA1), not only when the catalog or the leader changes."""
+    key = f"{{redis-orchestrator}}:leader-{uuid.uuid4().hex[:8]}"
+    manifest_key = f"{{redis-orchestrator}}:manifest-{uuid.uuid4().hex[:8]}"
+    config = write_config(
+        tmp_path,
+        clean_cluster.seeds[:1],
+        leader={"enabled": True, "key": key, "lease": f"{LEASE}s"},
+        manifest={"key": manifest_key},
+    )
+    try:
+        with DaemonProcess(config) as daemon:
+            daemon.wait_log("manifest_written", timeout=30)
+            written = key_value(clean_cluster, manifest_key)
+            assert written is not None and json.loads(written)["scripts"]
+            _delete(clean_cluster, manifest_key)
+            wait_for(lambda: key_value(clean_cluster, manifest_key) == written, 10, "the deleted manifest back")
+            _set(clean_cluster, manifest_key, '{"scripts": {}}')
+            wait_for(lambda: key_value(clean_cluster, manifest_key) == written, 10, "the overwritten manifest back")
+            assert daemon.log().count("manifest_written") == 3
+            assert " manifest_write_failed " not in daemon.log()
+    finally:
+        _delete(clean_cluster, key, manifest_key)
+
+
+def _set(cluster: ChaosCluster, key: str, value: str) -> None:
+    for node in cluster.primaries():
+        with node.client() as c, contextlib.suppress(redis.ResponseError):
+            c.set(key, value)

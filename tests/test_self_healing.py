@@ -9,15 +9,14 @@ measured and printed (-s shows them); bench/bench_repair.py turns them into a ta
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from harness.chaos import ChaosCluster
+from harness.faults import durations_line, restart_measured
 from harness.helpers import (
     DaemonProcess,
     EvalshaOnlyClient,
@@ -30,7 +29,6 @@ from harness.helpers import (
     write_config,
 )
 from redis_orchestrator.cli import main
-from redis_orchestrator.devcluster.cluster import LocalNode
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -63,47 +61,6 @@ def log_lines(daemon: DaemonProcess, event: str, address: str) -> list[str]:
 
 def library_source(tmp_path: Path) -> bytes:
     return (tmp_path / "lua/functions/orchestrator_lib.lua").read_bytes()
-
-
-def _poll_first_pong_to_loaded(node: LocalNode, shas: set[str], deadline: float, result: list[float]) -> None:
-    first_pong = None
-    while time.monotonic() < deadline:
-        try:
-            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
-                while time.monotonic() < deadline:
-                    if first_pong is None:
-                        c.ping()
-                        first_pong = time.monotonic()
-                    flags = c.execute_command("SCRIPT", "EXISTS", *sorted(shas))
-                    if all(int(f) for f in flags):
-                        result.append(time.monotonic() - first_pong)
-                        return
-                    time.sleep(0.002)
-        except (redis.ConnectionError, redis.TimeoutError):
-            time.sleep(0.002)
-        except redis.ResponseError as exc:  # LOADING: not an answer yet
-            if "LOADING" not in str(exc):
-                raise
-            time.sleep(0.002)
-
-
-def restart_measured(cluster: ChaosCluster, node: LocalNode, shas: set[str], timeout: float = 30) -> float:
-    """kill -9 and restart `node`; seconds from its first PONG to every SHA present (polled every ~2 ms).
-
-    The restart runs in the calling thread: ChaosCluster's children die with the *thread* that
-    started them (PR_SET_PDEATHSIG), so the poller is the background thread.
-    """
-    cluster.kill(node)
-    result: list[float] = []
-    poller = threading.Thread(
-        target=_poll_first_pong_to_loaded, args=(node, shas, time.monotonic() + timeout, result), daemon=True
-    )
-    poller.start()
-    cluster.restart(node, wait_healthy=False)
-    poller.join(timeout + 1)
-    if not result:
-        raise AssertionError(f"{node} not reloaded within {timeout}s of its restart")
-    return result[0]
 
 
 # ---------------------------------------------------------------------------- the tests
@@ -240,5 +197,32 @@ def test_a_frozen_node_does_not_stall_the_others(
         cluster.thaw(frozen)
     cluster.wait_healthy()
     daemon.wait_log(f"node_recovered node={frozen.address}", timeout=15)
+    assert all_hold(cluster, shas)
+    assert daemon.alive()
+
+
+def test_a_node_killed_again_right_after_it_came_back_is_seen_going_down_again(
+    clean_cluster: ChaosCluster, tmp_path: Path, daemon_for: list[DaemonProcess]
+) -> None:
+    """The restart tail of issue #21. A node down for a while (1.6 s: the liveness watch used to back
+    off to 0.8-1 s between reconnects) comes back and is reloaded; killed again 0.1 s later, before
+    the watch's next reconnect, it dropped no watched connection: nothing woke its worker, and the
+    node stayed empty until the next timed pass or reconnect (hundreds of ms), with no `node_down`
+    for that kill. The watch now reconnects as soon as the node answers, so every kill is seen."""
+    cluster = clean_cluster
+    config = write_config(tmp_path, cluster.seeds[:1])
+    shas = catalog_shas(config)
+    daemon = start_daemon(daemon_for, config)
+    node = cluster.replicas()[0]
+    tails = []
+    try:
+        for _ in range(2):
+            restart_measured(cluster, node, shas, down_for=1.6)
+            time.sleep(0.1)
+            tails.append(restart_measured(cluster, node, shas, down_for=0.3))
+    finally:
+        cluster.wait_healthy()
+    print(f"\n{durations_line('killed again 0.1 s after it was whole: first PONG -> whole', tails)}")
+    assert len(log_lines(daemon, "node_down", node.address)) == 4, daemon.log()
     assert all_hold(cluster, shas)
     assert daemon.alive()

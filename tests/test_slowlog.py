@@ -504,12 +504,22 @@ def test_busy_function_gets_function_kill(solo_node: LocalNode, caplog: pytest.L
     assert kill.fields["script"] == "slowlib@1"  # type: ignore[attr-defined]
 
 
-def test_no_kill_unless_leader(solo_node: LocalNode) -> None:
+@pytest.mark.parametrize("who", ["follower", "stale leader"])
+def test_no_kill_unless_leader(solo_node: LocalNode, who: str) -> None:
+    """A follower never kills. A leader by its own clock is asked once more right before the kill;
+    a stale one is not confirmed by the lease's server (test_leader.py shows the refusal): no kill."""
     metrics = Metrics()
     sha = busy_threshold_200ms(solo_node, "SCRIPT", "LOAD", SPIN)
+    asked = []
+
+    async def refused() -> bool:
+        asked.append(1)
+        return False
+
+    leadership: dict[str, Any] = {"is_leader": lambda: False} if who == "follower" else {"confirm_leader": refused}
 
     async def scenario() -> None:
-        w = watcher(solo_node, metrics, settings=settings(enabled=True, after=0.1), is_leader=lambda: False)
+        w = watcher(solo_node, metrics, settings=settings(enabled=True, after=0.1), **leadership)
         thread, _ = in_background(solo_node, "EVALSHA", sha, 0, 3000)
         wait_busy(solo_node)
         await w.poll_once()
@@ -524,6 +534,7 @@ def test_no_kill_unless_leader(solo_node: LocalNode) -> None:
         await w.client.aclose()
 
     asyncio.run(scenario())
+    assert asked == ([] if who == "follower" else [1])
 
 
 @pytest.mark.live

@@ -10,7 +10,16 @@ daemon's topology, instead of a cluster client that would need CLUSTER SLOTS and
 Timing, with lease L: the leader renews every L/3; a follower tries every L/10 (so a dead leader is
 replaced at most about L + L/10 after its last renewal); an instance counts itself leader only until
 `sent + L - drift`, measured from *before* the command left, so it steps down before the key can
-expire on the server even if no renewal gets through.
+expire on the server even if no renewal gets through. `redis_orchestrator_leader` is computed from
+that clock when scraped: a leader whose event loop stalls (or a process frozen by SIGSTOP) shows 0
+the moment its lease lapses, not at its next renewal.
+
+Fencing (Kleppmann's paused leader): a process frozen past its lease, or a VM whose clock stopped
+with it, may wake up believing it still leads. Its own clock is not trusted alone: the server checks
+the owner token before each act. The manifest is written by a script that first reads the lease key
+in the same slot (`FENCED` unless it holds our token), and a script kill is preceded by an
+owner-checked renewal (extend.lua) on the lease's shard (`confirm()`). Either refusal steps the
+instance down at once (`leader_fenced`).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -37,8 +46,10 @@ from redis_orchestrator.catalog.model import Catalog, sha1_hex
 from redis_orchestrator.config.settings import LeaderSettings, RedisSettings
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.waiting import wait_event
+from redis_orchestrator.reconcile.node_pass import FULL_CHECK_EVERY
 from redis_orchestrator.topology.model import Health, Node, Role, Topology
 from redis_orchestrator.wire.connections import Connector, describe_error
+from redis_orchestrator.wire.replies import error_code
 
 
 class LeaderError(Exception):
@@ -107,7 +118,7 @@ async def _call(client: redis.asyncio.Redis, *args: str | int | bytes) -> Any:
 
 
 class KeyRouter:
-    """Runs a script or a command on the primary of one key's slot; follows one MOVED."""
+    """Runs a script on the primary of its keys' slot; follows one MOVED."""
 
     def __init__(self, connector: Connector, topology: Callable[[], Topology | None]) -> None:
         self.connector = connector
@@ -116,22 +127,18 @@ class KeyRouter:
     def _client(self, node: Node) -> redis.asyncio.Redis:
         return self.connector.client(node.host, node.port)
 
-    async def evalsha(self, script: LockScript, key: str, *args: str | int) -> Any:
+    async def evalsha(self, script: LockScript, keys: Sequence[str], *args: str | int | bytes) -> Any:
+        """On the primary of the first key's slot (the others must share it)."""
+
         async def run(client: redis.asyncio.Redis) -> Any:
             try:
-                return await _call(client, "EVALSHA", script.sha, 1, key, *args)
+                return await _call(client, "EVALSHA", script.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # A new primary after a failover, a restart or a SCRIPT FLUSH: its cache is empty.
                 await _call(client, "SCRIPT", "LOAD", script.source)
-                return await _call(client, "EVALSHA", script.sha, 1, key, *args)
+                return await _call(client, "EVALSHA", script.sha, len(keys), *keys, *args)
 
-        return await self._on_owner(key, run)
-
-    async def command(self, key: str, *args: str | int | bytes) -> Any:
-        async def run(client: redis.asyncio.Redis) -> Any:
-            return await _call(client, *args)
-
-        return await self._on_owner(key, run)
+        return await self._on_owner(keys[0], run)
 
     async def _on_owner(self, key: str, run: Callable[[redis.asyncio.Redis], Any]) -> Any:
         node = primary_for(self.topology(), key)
@@ -169,10 +176,12 @@ class LeaderLease:
         self.connector = Connector(redis_settings)
         self.router = KeyRouter(self.connector, topology)
         self._valid_until = 0.0
-        self._held = False  # what we last logged and exported
+        self._held = False  # what we last logged
         self.changed = asyncio.Event()  # set on each change of leadership (the manifest writer waits on it)
         self._error: str | None = None
-        metrics.leader.set(0)
+        self._refused = False  # the last renewal was answered 0: the key is not ours
+        # Read at scrape time, on the HTTP thread: the lease's own clock, not the last tick's verdict.
+        metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
 
     @property
     def lease_ms(self) -> int:
@@ -188,20 +197,41 @@ class LeaderLease:
 
     async def tick(self) -> bool:
         """One acquire (follower) or extend (leader) round. Returns whether we lead afterwards."""
+        leading = self.is_leader()
+        await self._renew(self.scripts.extend if leading else self.scripts.acquire)
+        self._publish(reason="fenced" if leading and self._refused else None)
+        return self.is_leader()
+
+    async def confirm(self) -> bool:
+        """Whether the server, asked now, says we hold the lease (an owner-checked renewal): what a
+        leader asks before an act that must not come from a stale one (a script kill). A refusal
+        steps down at once; an unreachable lease shard confirms nothing."""
+        if not self.is_leader():
+            return False
+        await self._renew(self.scripts.extend)
+        self._publish(reason="fenced" if self._refused else None)
+        return self.is_leader() and not self._refused and self._error is None
+
+    def fenced(self) -> None:
+        """The server refused an act of ours because the lease key does not hold our token (the
+        manifest's fenced write): another instance leads, or our lease lapsed. Step down now."""
+        self._valid_until = 0.0
+        self._publish(reason="fenced")
+
+    async def _renew(self, script: LockScript) -> None:
         sent = self.clock()
-        script = self.scripts.extend if self.is_leader() else self.scripts.acquire
+        self._refused = False
         try:
-            reply = await self.router.evalsha(script, self.settings.key, self.token, self.lease_ms)
+            reply = await self.router.evalsha(script, (self.settings.key,), self.token, self.lease_ms)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
+            return
+        self._recovered()
+        if int(reply) == 1:
+            self._valid_until = sent + self.settings.lease - self.drift
         else:
-            self._recovered()
-            if int(reply) == 1:
-                self._valid_until = sent + self.settings.lease - self.drift
-            else:
-                self._valid_until = 0.0  # someone else holds it (or our lease lapsed and was taken)
-        self._publish()
-        return self.is_leader()
+            self._refused = True  # someone else holds it (or our lease lapsed and was taken)
+            self._valid_until = 0.0
 
     def next_delay(self) -> float:
         lease = self.settings.lease
@@ -213,7 +243,20 @@ class LeaderLease:
     async def run(self) -> None:
         """Tick until cancelled: every L/3 while leading, every L/10 while following."""
         while True:
-            await self.tick()
+            ticking = asyncio.create_task(self.tick())
+            try:
+                # A renewal stuck on a cut link waits out its timeout: the lease may lapse first,
+                # and that is said (leader_lost, `changed`) when it lapses, not when the reply comes.
+                while not ticking.done():
+                    lapse = self._valid_until - self.clock() if self._held else None
+                    await asyncio.wait((ticking,), timeout=None if lapse is None else max(lapse, 0.0))
+                    if not ticking.done():
+                        self._publish()
+            except BaseException:
+                ticking.cancel()
+                await asyncio.gather(ticking, return_exceptions=True)
+                raise
+            ticking.result()
             await asyncio.sleep(self.next_delay())
 
     async def release(self) -> None:
@@ -223,7 +266,7 @@ class LeaderLease:
         if was_leader:
             with contextlib.suppress(redis.RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(2.0):
-                    await self.router.evalsha(self.scripts.release, self.settings.key, self.token)
+                    await self.router.evalsha(self.scripts.release, (self.settings.key,), self.token)
         self._publish(reason="released")
 
     async def aclose(self) -> None:
@@ -231,14 +274,22 @@ class LeaderLease:
         await self.connector.aclose()
 
     def _publish(self, reason: str | None = None) -> None:
+        """Log and signal a change of leadership. `reason`: "released" (given back at shutdown),
+        "fenced" (the server said the key is not ours), None (the lease ran out on our clock)."""
         held = self.is_leader()
-        self.metrics.leader.set(1 if held else 0)
         if held == self._held:
             return
         self._held = held
         self.changed.set()
         if held:
             logs.event("leader_acquired", key=self.settings.key, owner=self.token, lease_s=self.settings.lease)
+        elif reason == "fenced":
+            logs.warning(
+                "leader_fenced",
+                "the lease's server says another instance holds the lease (or ours lapsed): stepping down",
+                key=self.settings.key,
+                owner=self.token,
+            )
         elif reason is None:
             logs.warning("leader_lost", key=self.settings.key, owner=self.token, error=self._error)
         else:  # given back on purpose (shutdown): nothing to warn about
@@ -256,49 +307,128 @@ class LeaderLease:
             self._error = None
 
 
+# The manifest key kept like a script: a quick look every interval (its length: STRLEN is O(1), while
+# reading the value costs ~1.4 ms and its SHA1 ~2.4 ms per MB on the server), the SHA1 compared every
+# FULL_CHECK_EVERY-th look and after a write; a write when it is missing or different. Fenced by the
+# lease (KEYS[2], same slot) when there is one.
+#   KEYS[1] the manifest key   KEYS[2] optional: the lease key, which must hold ARGV[1]
+#   ARGV[1] owner token ("" without a lease)   ARGV[2] the manifest's length in bytes
+#   ARGV[3] its SHA1, or "" for the quick look   ARGV[4] optional: the text, written if it differs
+#   -> 1 the key holds it; 2 written now; 0 it does not (no text sent); error FENCED: lease not ours
+KEEP_MANIFEST = b"""\
+if #KEYS == 2 and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('FENCED the leader lease is not held by this instance')
+end
+local holds = false
+local size = redis.pcall('STRLEN', KEYS[1])
+if type(size) == 'number' and size == tonumber(ARGV[2]) then
+  holds = ARGV[3] == '' or redis.sha1hex(redis.call('GET', KEYS[1])) == ARGV[3]
+end
+if holds then
+  return 1
+end
+if ARGV[4] == nil then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[4])
+return 2
+"""
+
+
 class ManifestPublisher:
-    """The leader keeps `manifest.key` equal to the catalog's JSON manifest (written when the catalog
-    changes or when this instance becomes leader)."""
+    """The leader keeps `manifest.key` equal to the catalog's JSON manifest, reconciled like a
+    script: one EVALSHA every `interval` (KEEP_MANIFEST), a write when the key is missing or
+    different (deleted, overwritten, lost in a failover, a new catalog, a new leader). With a lease,
+    every look and write is fenced by the server: refused (`FENCED`) unless the lease key holds our
+    token, which steps us down at once. (In a cluster the two keys must share a slot:
+    `{redis-orchestrator}:...`, which the ACL's key pattern asks for anyway.)"""
 
     def __init__(
-        self, key: str, router: KeyRouter, catalog: Callable[[], Catalog], include_sources: bool = True
+        self,
+        key: str,
+        router: KeyRouter,
+        catalog: Callable[[], Catalog],
+        include_sources: bool = True,
+        *,
+        lease: LeaderLease | None,
+        interval: Callable[[], float],
     ) -> None:
         self.key = key
         self.router = router
         self.catalog = catalog
         self.include_sources = include_sources
-        self._written_for: Catalog | None = None  # the catalog whose manifest the key holds
+        self.lease = lease
+        self.interval = interval
+        self.script = LockScript("keep_manifest", KEEP_MANIFEST)
+        self._text: tuple[Catalog, bytes, str] | None = None  # catalog, its manifest, the manifest's SHA1
+        self._written_for: Catalog | None = None  # the catalog whose manifest we last saw or wrote at the key
+        self._looks_since_full = 0
         self._error: str | None = None
 
-    async def run(self, is_leader: Callable[[], bool], leadership: asyncio.Event | None, interval: float = 1.0) -> None:
-        """Publish at once when `leadership` changes, else every `interval`, until cancelled."""
+    async def run(self, is_leader: Callable[[], bool], leadership: asyncio.Event | None) -> None:
+        """Look at once when `leadership` changes, else every interval, until cancelled."""
         while True:
             if leadership is not None:
                 leadership.clear()
-            await self.publish(is_leader())
+            await self.keep(is_leader())
             if leadership is None:
-                await asyncio.sleep(interval)
+                await asyncio.sleep(self.interval())
             else:
-                await wait_event(leadership, interval)
+                await wait_event(leadership, self.interval())
 
-    async def publish(self, leading: bool) -> bool:
-        """SET the key if leading and the catalog changed since our last write. True when written."""
+    async def keep(self, leading: bool) -> bool:
+        """One look: with the text when the catalog changed since the key last held it, else a
+        quick one (a full one every FULL_CHECK_EVERY looks), then the text only if the key turns
+        out wrong. True when written."""
         if not leading:
-            self._written_for = None  # on becoming leader again, write once: another leader may have
+            self._written_for = None  # on leading again, check before trusting anything
             return False
-        catalog = self.catalog()
-        if catalog is self._written_for:  # the catalog is replaced whole on reload: identity says it all
-            return False
-        text = json.dumps(catalog.manifest(self.include_sources), sort_keys=True)
+        catalog, text, sha = self._manifest()
+        self._looks_since_full += 1
+        full = self._looks_since_full >= FULL_CHECK_EVERY
         try:
-            await self.router.command(self.key, "SET", self.key, text)
+            if catalog is not self._written_for:
+                reply = await self._eval(text, sha, write=True)
+            else:
+                reply = await self._eval(text, sha if full else "", write=False)
+                if int(reply) == 0:
+                    reply = await self._eval(text, sha, write=True)
+        except redis.ResponseError as exc:
+            if error_code(exc) == "FENCED" and self.lease is not None:
+                self._written_for = None
+                self.lease.fenced()
+                return False
+            self._failed(exc)
+            return False
         except (redis.RedisError, OSError, TimeoutError) as exc:
-            error = describe_error(exc)
-            if error != self._error:
-                logs.warning("manifest_write_failed", key=self.key, error=error)
-                self._error = error
+            self._failed(exc)
             return False
         self._error = None
         self._written_for = catalog
-        logs.event("manifest_written", key=self.key, bytes=len(text))
-        return True
+        if full:
+            self._looks_since_full = 0
+        if int(reply) == 2:
+            logs.event("manifest_written", key=self.key, bytes=len(text))
+            return True
+        return False
+
+    def _manifest(self) -> tuple[Catalog, bytes, str]:
+        catalog = self.catalog()
+        if self._text is None or self._text[0] is not catalog:  # replaced whole on reload: identity says it all
+            text = json.dumps(catalog.manifest(self.include_sources), sort_keys=True).encode()
+            self._text = (catalog, text, sha1_hex(text))
+        return self._text
+
+    async def _eval(self, text: bytes, sha: str, *, write: bool) -> Any:
+        fence: tuple[str, ...] = (self.lease.settings.key,) if self.lease is not None else ()
+        token = self.lease.token if self.lease is not None else ""
+        args: tuple[str | int | bytes, ...] = (token, len(text), sha, *((text,) if write else ()))
+        return await self.router.evalsha(self.script, (self.key, *fence), *args)
+
+    def _failed(self, exc: BaseException) -> None:
+        error = describe_error(exc)
+        if error_code(exc) == "CROSSSLOT":
+            error += " (manifest.key and leader.key must share a hash tag, e.g. {redis-orchestrator}:...)"
+        if error != self._error:
+            logs.warning("manifest_write_failed", key=self.key, error=error)
+            self._error = error

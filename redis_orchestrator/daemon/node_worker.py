@@ -34,6 +34,16 @@ _MAX_REFUSED_BACKOFF = 5.0
 # (a restarted replica serves reads at once). A refused connect costs next to nothing.
 _FAST_PROBE_FACTOR = 10
 _FAST_PROBE_WINDOW = 10.0
+
+
+def probe_delay(down_poll_interval: float, down_for: float) -> float:
+    """How long to wait before probing again a node that has been down `down_for` seconds (the
+    liveness watch keeps the same cadence)."""
+    if down_for < _FAST_PROBE_WINDOW:
+        return down_poll_interval / _FAST_PROBE_FACTOR
+    return down_poll_interval
+
+
 # INFO memory (cached scripts, their memory) for the cache gauges every this many passes: it moves
 # slowly, and its reply is a kilobyte and a half per node.
 _CACHE_STATS_EVERY = 10
@@ -68,6 +78,7 @@ class NodeWorker:
         metrics: Metrics,
         *,
         on_moved: Callable[[Node], None] = lambda _node: None,
+        on_down: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connector = connector
@@ -76,6 +87,8 @@ class NodeWorker:
         # The daemon looks at the topology sooner: a node that went down may be failing over, one
         # that says another role than the topology, or answers READONLY/LOADING, has moved.
         self._on_moved = on_moved
+        # The liveness watch rechecks a connection it holds to a node we see down (a partition).
+        self._on_down = on_down
         self._clock = clock
         self.status = NodeStatus()
         self.wake = asyncio.Event()
@@ -138,7 +151,9 @@ class NodeWorker:
         while True:
             self.wake.clear()
             started = self._clock()
-            report = await self.reconcile_once()
+            report = await self._probe() if self.status.state == NodeState.DOWN else await self.reconcile_once()
+            if report is None:
+                continue  # woken while probing a node that was down: probe again at once
             daemon = self._desired().daemon
             if report.state.answered:
                 refused_backoff = 0.0
@@ -149,13 +164,26 @@ class NodeWorker:
                 delay = daemon.down_poll_interval  # re-plan at once on a fresh ROLE: it settles in moments
             elif report.state == NodeState.DOWN:
                 # Cheap on a dead node (connection refused at once); a frozen one costs its timeout.
-                delay = daemon.down_poll_interval
-                if self._clock() - (self.status.down_since or 0.0) < _FAST_PROBE_WINDOW:
-                    delay /= _FAST_PROBE_FACTOR
+                delay = probe_delay(daemon.down_poll_interval, self._clock() - (self.status.down_since or 0.0))
             else:
                 refused_backoff = min(max(refused_backoff * 2, daemon.down_poll_interval), _MAX_REFUSED_BACKOFF)
                 delay = refused_backoff
             await wait_event(self.wake, delay)
+
+    async def _probe(self) -> NodeReport | None:
+        """A pass on a node that is down, given up when woken meanwhile (None then): the liveness
+        watch got a connection, and where packets vanish (a partition) this pass may still be
+        waiting out its connect timeout after the link healed, while a fresh one gets through now."""
+        probe = asyncio.create_task(self.reconcile_once())
+        woken = asyncio.create_task(self.wake.wait())
+        try:
+            await asyncio.wait((probe, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not probe.done():
+                probe.cancel()
+            await asyncio.gather(probe, woken, return_exceptions=True)
+        return None if probe.cancelled() else probe.result()
 
     def _record(self, report: NodeReport, seconds: float) -> None:
         status = self.status
@@ -164,6 +192,13 @@ class NodeWorker:
         status.state, status.error = report.state, report.problem
         if report.plan is not None:
             status.missing = len(report.missing_after)
+        elif report.state == NodeState.REFUSED and not (report.error or "").startswith("BUSY"):
+            # It serves clients but refuses our check (a wrong password, an ACL, a renamed SCRIPT):
+            # nothing it holds can be vouched for, so every script it should hold counts as missing
+            # and the missing-scripts alert fires for it. Not for BUSY: the node was checked before a
+            # slow script took it, and node_busy tells that story.
+            catalog = self._desired().catalog
+            status.missing = len(catalog.shas) + (len(catalog.functions) if self.node.takes_functions else 0)
         if report.loads:
             logs.event(
                 "repaired",
@@ -180,6 +215,7 @@ class NodeWorker:
         if status.state != previous_state or (not (down or moving) and status.error != previous_error):
             if down:
                 status.down_since = self._clock()
+                self._on_down()
             self._log_transition(previous_state, report)
             if down or moving:
                 self._on_moved(self.node)

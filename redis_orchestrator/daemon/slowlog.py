@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,6 +247,11 @@ def parse_config_value(reply: Any, name: str) -> str | None:
 # ---------------------------------------------------------------------- the watcher
 
 
+async def always_confirmed() -> bool:
+    """A single instance (no lease): nobody else could lead."""
+    return True
+
+
 class SlowlogWatcher:
     """Polls one node: slow scripts by name, ratio to the time limit, BUSY and the kill policy. The
     catalog and `slow_scripts` settings are read from the desired state at every poll, so a reload
@@ -262,6 +267,7 @@ class SlowlogWatcher:
         metrics: Metrics,
         is_leader: Callable[[], bool] = lambda: True,
         *,
+        confirm_leader: Callable[[], Awaitable[bool]] = always_confirmed,
         features: NodeFeatures | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -270,6 +276,7 @@ class SlowlogWatcher:
         self._desired = desired
         self.metrics = metrics
         self.is_leader = is_leader
+        self.confirm_leader = confirm_leader  # the lease's server, asked right before a kill
         self.features = features if features is not None else NodeFeatures(node, metrics)
         self.clock = clock
         self.cursor: int | None = None
@@ -416,6 +423,11 @@ class SlowlogWatcher:
                 kill_policy=f"after {self.settings.kill.after}s" if self.settings.kill.enabled else "off",
             )
         if self.features.available(Feature.KILL) and busy.kill_due(self.settings.kill, episode, now, self.is_leader):
+            if not await self.confirm_leader():  # a stale leader is refused by the server, not its own clock
+                if not episode.leader_refused_logged:
+                    episode.leader_refused_logged = True
+                    logs.event("script_kill_skipped", "the lease's server did not confirm us as leader", node=self.node)
+                return
             result, command, reply = await busy.send_kill(self.client, kind)
             if result == busy.KillResult.REFUSED:
                 self.features.refuse(Feature.KILL, command, redis.ResponseError(reply))

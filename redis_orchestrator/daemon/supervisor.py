@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +48,8 @@ class NodeEnv:
     desired: Callable[[], DesiredState]
     metrics: Metrics
     is_leader: Callable[[], bool]
+    # Asked right before a script kill: the lease's server confirms we still lead (leader.py's fencing).
+    confirm_leader: Callable[[], Awaitable[bool]]
     on_moved: Callable[[Node], None]
     clock: Callable[[], float] = time.monotonic
 
@@ -115,14 +117,18 @@ class NodeFactory(Protocol):
 
 def standard_node(node: Node, env: NodeEnv) -> NodeSupervisor:
     """A node's reconcile worker, liveness watch and slowlog watcher."""
-    worker = NodeWorker(node, env.connector, env.desired, env.metrics, on_moved=env.on_moved, clock=env.clock)
-    liveness = LivenessWatch(node, env.connector, env.desired, worker.repair_now)
+    down = asyncio.Event()  # the worker saw the node down: the watch's connection may be a silent one
+    worker = NodeWorker(
+        node, env.connector, env.desired, env.metrics, on_moved=env.on_moved, on_down=down.set, clock=env.clock
+    )
+    liveness = LivenessWatch(node, env.connector, env.desired, worker.repair_now, down)
     slowlog = SlowlogWatcher(
         node.address,
         env.connector.client(node.host, node.port),
         env.desired,
         env.metrics,
         env.is_leader,
+        confirm_leader=env.confirm_leader,
         features=worker.features,  # one node, one record of what it refuses
         clock=env.clock,
     )

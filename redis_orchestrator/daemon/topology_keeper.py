@@ -1,4 +1,4 @@
-"""The daemon's view of the deployment: the first topology (waiting for a seed, with backoff), a
+"""The daemon's view of the deployment: the first topology (waiting for a seed), a
 refresh every `topology_interval`, and a look at once when something says it moved.
 
 Three things ask for an early look, and all go through `look_now()`: a node worker whose node went
@@ -28,6 +28,14 @@ from redis_orchestrator.wire.connections import Connector
 # every second for long enough to see it through.
 _FAST_INTERVAL = 1.0
 _FAST_WINDOW = 30.0
+# Waiting for a first seed: one that does not answer is asked again every _SEED_POLL s (as a down node
+# is probed); one that answers and refuses, with backoff from _SEED_BACKOFF to _SEED_BACKOFF_MAX s.
+_SEED_POLL = 0.1
+_SEED_BACKOFF = 0.2
+_SEED_BACKOFF_MAX = 5.0
+# How wire/connections.describe_error opens the reason of a seed that gave no answer at all (and the
+# bare TimeoutError of the discovery's own deadline).
+_NO_ANSWER = ("unreachable:", "timeout:", "TimeoutError")
 
 
 class TopologyKeeper:
@@ -71,19 +79,8 @@ class TopologyKeeper:
         self._wake.set()
 
     async def run(self) -> None:
-        """The first topology (waiting for a seed, with backoff), then a refresh every interval."""
-        self.notifier.notify("STATUS=discovering topology")
-        backoff = 0.2
-        while self.topology is None:
-            try:
-                await self.refresh(raise_errors=True)
-            except SeedsUnreachableError as exc:
-                if not self._failed:
-                    logs.error("no_seed_reachable", str(exc))
-                    self._failed = True
-                self.notifier.notify(f"STATUS=waiting for a seed: {exc}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        """The first topology (waiting for a seed), then a refresh every interval."""
+        self._follow(await self._first_topology())
         while True:
             interval = self._interval()
             if self.clock() < self._closely_until or self._polling_only():
@@ -97,8 +94,7 @@ class TopologyKeeper:
         """Discover once and follow what was found; the topology now known (the last one when no
         seed answered and `raise_errors` is off)."""
         try:
-            seeds, mode = self._seeds(), self.settings.mode
-            topology = await discover(self.connector, seeds, mode, timeout=self.settings.timeout * 2)
+            topology = await self._discover(self._seeds())
         except SeedsUnreachableError as exc:
             if raise_errors:
                 raise
@@ -106,6 +102,58 @@ class TopologyKeeper:
                 logs.error("topology_unavailable", f"keeping the last known topology: {exc}")
                 self._failed = True
             return self.topology
+        return self._follow(topology)
+
+    async def _discover(self, seeds: list[str]) -> Topology:
+        return await discover(self.connector, seeds, self.settings.mode, timeout=self.settings.timeout * 2)
+
+    async def _first_topology(self) -> Topology:
+        """Wait for a seed: each one asked on its own, again after each failure, the first answer
+        wins. A seed that does not answer at all (refused, packets dropped) is only down and is
+        asked again every _SEED_POLL s, as down nodes are probed, while one that answered and
+        refused (WRONGPASS, NOPERM, a service it does not monitor) is asked with backoff (each
+        try is a failed AUTH in its log). Asked one after the other, a seed whose packets vanish
+        would hold up the next for its whole timeout. Sentinel and replication modes ask all their
+        seeds at once by themselves (one answer is a vote of all): one search over all of them."""
+        self.notifier.notify("STATUS=discovering topology")
+        seeds = self._seeds()
+        searches = [seeds] if self.settings.mode in (Mode.SENTINEL, Mode.REPLICATION) else [[s] for s in seeds]
+        failures: dict[int, SeedsUnreachableError] = {}
+
+        async def keep_asking(index: int, seeds: list[str]) -> Topology:
+            backoff = _SEED_BACKOFF
+            while True:
+                try:
+                    return await self._discover(seeds)
+                except SeedsUnreachableError as exc:
+                    failures[index] = exc
+                    if len(failures) == len(searches):
+                        self._waiting_for_seeds(list(failures.values()))
+                    if _unreachable(exc):
+                        delay, backoff = _SEED_POLL, _SEED_BACKOFF
+                    else:
+                        delay, backoff = backoff, min(backoff * 2, _SEED_BACKOFF_MAX)
+                    await asyncio.sleep(delay)
+
+        asking = [asyncio.create_task(keep_asking(i, s)) for i, s in enumerate(searches)]
+        try:
+            done, _ = await asyncio.wait(asking, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in asking:
+                task.cancel()
+            await asyncio.gather(*asking, return_exceptions=True)
+        return next(iter(done)).result()
+
+    def _waiting_for_seeds(self, failures: list[SeedsUnreachableError]) -> None:
+        """Every seed failed at least once: said once in the log, on each round in systemd's STATUS."""
+        exc = failures[0] if len(failures) == 1 else SeedsUnreachableError([a for f in failures for a in f.attempts])
+        if not self._failed:
+            logs.error("no_seed_reachable", str(exc))
+            self._failed = True
+        self.notifier.notify(f"STATUS=waiting for a seed: {exc}")
+
+    def _follow(self, topology: Topology) -> Topology:
+        """A topology was found: it replaces the last one, and the fleet follows it."""
         if self._failed:
             logs.event("topology_available", answered_by=topology.answered_by)
             self._failed = False
@@ -133,3 +181,8 @@ class TopologyKeeper:
         for note in topology.notes:
             if note not in seen:
                 logs.warning("topology_note", note, answered_by=topology.answered_by)
+
+
+def _unreachable(exc: SeedsUnreachableError) -> bool:
+    """No seed of the search answered at all: they are down (or cut off), none refused us."""
+    return bool(exc.attempts) and all(why.startswith(_NO_ANSWER) for _seed, why in exc.attempts)

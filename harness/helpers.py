@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from harness.chaos import ChaosCluster
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.devcluster.cluster import LocalNode
+from redis_orchestrator.devcluster.cluster import free_port as devcluster_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -180,9 +180,8 @@ def cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subproce
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port for a daemon's endpoint, outside the ephemeral range (devcluster's)."""
+    return devcluster_free_port()
 
 
 def password_cluster(password: str) -> ChaosCluster:

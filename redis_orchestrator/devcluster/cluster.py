@@ -82,16 +82,46 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port_pair() -> int:
-    """A loopback port P such that P and its cluster bus port P+10000 are both free now."""
+def _ephemeral_ports() -> range:
+    """The kernel's range for the source ports of outgoing connections (Linux; 32768-60999 by default)."""
+    try:
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+# Ports we hand to servers lie outside the ephemeral range: a port found free there can be taken as
+# the source port of any outgoing connection (a test's client, the daemon's) before the server binds
+# it, or while a killed node is down before its restart on the same port. Seen: "bind: Address already
+# in use" at a cluster's start in CI. Below 10000 sit the usual local services (and 6379).
+_PORT_FLOOR = 10000
+
+
+def free_port(*, offsets: tuple[int, ...] = (0,)) -> int:
+    """A loopback port P, outside the ephemeral range, with P + each offset free now (and not
+    handed out before by this process)."""
+    ephemeral = _ephemeral_ports()
+    candidates = [
+        p
+        for p in range(_PORT_FLOOR, 65536 - max(offsets))
+        if all(p + o not in ephemeral for o in offsets) and p != 6379
+    ]
+    # Every port handed out counts with its bus port: whether it went to a cluster node is not kept.
+    taken = _handed_out_ports | {p + _BUS_PORT_OFFSET for p in _handed_out_ports}
     for _ in range(2000):
-        port = random.randint(20000, 45000)
-        if port in _handed_out_ports or port == 6379:
+        port = random.choice(candidates)
+        if any(port + o in taken for o in offsets):
             continue
-        if _port_free(port) and _port_free(port + _BUS_PORT_OFFSET):
+        if all(_port_free(port + o) for o in offsets):
             _handed_out_ports.add(port)
             return port
-    raise LocalClusterError("no free loopback port pair found in 20000-45000")
+    raise LocalClusterError(f"no free loopback port outside the ephemeral range {ephemeral.start}-{ephemeral.stop - 1}")
+
+
+def free_port_pair() -> int:
+    """A loopback port P such that P and its cluster bus port P+10000 are both free now."""
+    return free_port(offsets=(0, _BUS_PORT_OFFSET))
 
 
 def spawn_server(binary: str, config: Path, cwd: Path, *args: str) -> subprocess.Popen[bytes]:

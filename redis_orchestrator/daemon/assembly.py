@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from redis_orchestrator.analysis.checks import CatalogAnalysis
 from redis_orchestrator.config.settings import Config, Mode, RedisOverrides
@@ -18,7 +19,14 @@ from redis_orchestrator.daemon.catalog_keeper import CatalogKeeper
 from redis_orchestrator.daemon.fleet import Fleet
 from redis_orchestrator.daemon.health import Heartbeat, LoopHealth
 from redis_orchestrator.daemon.http import MetricsServer
-from redis_orchestrator.daemon.leader import KeyRouter, LeaderError, LeaderLease, ManifestPublisher, load_lock_scripts
+from redis_orchestrator.daemon.leader import (
+    KeyRouter,
+    LeaderError,
+    LeaderLease,
+    ManifestPublisher,
+    load_lock_scripts,
+    packaged_script,
+)
 from redis_orchestrator.daemon.lifecycle import Daemon, Watchdog
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.daemon.primary_watch import PrimaryWatch
@@ -32,6 +40,8 @@ from redis_orchestrator.daemon.web_config import PLAIN, WebConfigFile
 from redis_orchestrator.errors import ConfigError
 from redis_orchestrator.topology.model import Topology
 from redis_orchestrator.wire.connections import Connector
+
+T = TypeVar("T")
 
 
 def build_daemon(
@@ -128,6 +138,7 @@ def build_daemon(
             start.manifest.sources,
             lease=leader,  # the server fences its writes by the lease
             interval=lambda: catalog_keeper.desired.daemon.reconcile_interval,  # checked like a script
+            script=_packaged(config, "manifest.key", lambda: packaged_script("keep_manifest")),
         )
         if start.manifest.key
         else None
@@ -183,10 +194,15 @@ def _web_config_file(config: Config, override: str | None) -> WebConfigFile | No
     return WebConfigFile(config.path.parent / configured) if configured else None
 
 
-def _lease(config: Config, topology: Callable[[], Topology | None], metrics: Metrics) -> LeaderLease:
+def _packaged(config: Config, setting: str, load: Callable[[], T]) -> T:
+    """The daemon's own scripts, read from the package: missing ones are a config error naming `setting`."""
     try:
-        scripts = load_lock_scripts()
+        return load()
     except LeaderError as exc:
-        raise ConfigError(str(config.path), [f"leader.enabled: {exc}"]) from exc
+        raise ConfigError(str(config.path), [f"{setting}: {exc}"]) from exc
+
+
+def _lease(config: Config, topology: Callable[[], Topology | None], metrics: Metrics) -> LeaderLease:
+    scripts = _packaged(config, "leader.enabled", load_lock_scripts)
     start = config.start
     return LeaderLease(start.leader, start.redis, topology, metrics, scripts=scripts)

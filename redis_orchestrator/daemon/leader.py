@@ -73,14 +73,18 @@ class LockScripts:
     release: LockScript
 
 
-def load_lock_scripts() -> LockScripts:
-    """The library's own lock scripts, shipped inside the package (lua/lock/*.lua): an install from a
-    wheel has them wherever it lives, with no copy beside it."""
-    base = resources.files("redis_orchestrator.daemon") / "lua" / "lock"
+def packaged_script(name: str, folder: str = "") -> LockScript:
+    """One of the daemon's own scripts, shipped inside the package (lua/, lua/lock/): an install from
+    a wheel has them wherever it lives, with no copy beside it."""
+    path = resources.files("redis_orchestrator.daemon").joinpath("lua", *filter(None, [folder]), f"{name}.lua")
     try:
-        return LockScripts(*(LockScript(n, (base / f"{n}.lua").read_bytes()) for n in ("acquire", "extend", "release")))
+        return LockScript(name, path.read_bytes())
     except OSError as exc:
-        raise LeaderError(f"the lock scripts are missing from the installed package ({base}): {exc}") from exc
+        raise LeaderError(f"the daemon's scripts are missing from the installed package ({path}): {exc}") from exc
+
+
+def load_lock_scripts() -> LockScripts:
+    return LockScripts(*(packaged_script(n, "lock") for n in ("acquire", "extend", "release")))
 
 
 def primary_for(topology: Topology | None, key: str) -> Node | None:
@@ -179,7 +183,6 @@ class LeaderLease:
         self._held = False  # what we last logged
         self.changed = asyncio.Event()  # set on each change of leadership (the manifest writer waits on it)
         self._error: str | None = None
-        self._refused = False  # the last renewal was answered 0: the key is not ours
         # Read at scrape time, on the HTTP thread: the lease's own clock, not the last tick's verdict.
         metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
 
@@ -198,8 +201,8 @@ class LeaderLease:
     async def tick(self) -> bool:
         """One acquire (follower) or extend (leader) round. Returns whether we lead afterwards."""
         leading = self.is_leader()
-        await self._renew(self.scripts.extend if leading else self.scripts.acquire)
-        self._publish(reason="fenced" if leading and self._refused else None)
+        held = await self._renew(self.scripts.extend if leading else self.scripts.acquire)
+        self._publish(reason="fenced" if leading and held is False else None)
         return self.is_leader()
 
     async def confirm(self) -> bool:
@@ -208,9 +211,9 @@ class LeaderLease:
         steps down at once; an unreachable lease shard confirms nothing."""
         if not self.is_leader():
             return False
-        await self._renew(self.scripts.extend)
-        self._publish(reason="fenced" if self._refused else None)
-        return self.is_leader() and not self._refused and self._error is None
+        held = await self._renew(self.scripts.extend)
+        self._publish(reason="fenced" if held is False else None)
+        return held is True and self.is_leader()
 
     def fenced(self) -> None:
         """The server refused an act of ours because the lease key does not hold our token (the
@@ -218,20 +221,19 @@ class LeaderLease:
         self._valid_until = 0.0
         self._publish(reason="fenced")
 
-    async def _renew(self, script: LockScript) -> None:
+    async def _renew(self, script: LockScript) -> bool | None:
+        """Acquire or extend: True when the server says the key is ours, False when it says it is
+        not (someone else holds it, or ours lapsed and was taken), None when it did not answer."""
         sent = self.clock()
-        self._refused = False
         try:
             reply = await self.router.evalsha(script, (self.settings.key,), self.token, self.lease_ms)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
-            return
+            return None
         self._recovered()
-        if int(reply) == 1:
-            self._valid_until = sent + self.settings.lease - self.drift
-        else:
-            self._refused = True  # someone else holds it (or our lease lapsed and was taken)
-            self._valid_until = 0.0
+        held = int(reply) == 1
+        self._valid_until = sent + self.settings.lease - self.drift if held else 0.0
+        return held
 
     def next_delay(self) -> float:
         lease = self.settings.lease
@@ -307,37 +309,9 @@ class LeaderLease:
             self._error = None
 
 
-# The manifest key kept like a script: a quick look every interval (its length: STRLEN is O(1), while
-# reading the value costs ~1.4 ms and its SHA1 ~2.4 ms per MB on the server), the SHA1 compared every
-# FULL_CHECK_EVERY-th look and after a write; a write when it is missing or different. Fenced by the
-# lease (KEYS[2], same slot) when there is one.
-#   KEYS[1] the manifest key   KEYS[2] optional: the lease key, which must hold ARGV[1]
-#   ARGV[1] owner token ("" without a lease)   ARGV[2] the manifest's length in bytes
-#   ARGV[3] its SHA1, or "" for the quick look   ARGV[4] optional: the text, written if it differs
-#   -> 1 the key holds it; 2 written now; 0 it does not (no text sent); error FENCED: lease not ours
-KEEP_MANIFEST = b"""\
-if #KEYS == 2 and redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return redis.error_reply('FENCED the leader lease is not held by this instance')
-end
-local holds = false
-local size = redis.pcall('STRLEN', KEYS[1])
-if type(size) == 'number' and size == tonumber(ARGV[2]) then
-  holds = ARGV[3] == '' or redis.sha1hex(redis.call('GET', KEYS[1])) == ARGV[3]
-end
-if holds then
-  return 1
-end
-if ARGV[4] == nil then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[4])
-return 2
-"""
-
-
 class ManifestPublisher:
     """The leader keeps `manifest.key` equal to the catalog's JSON manifest, reconciled like a
-    script: one EVALSHA every `interval` (KEEP_MANIFEST), a write when the key is missing or
+    script: one EVALSHA every `interval` (lua/keep_manifest.lua), a write when the key is missing or
     different (deleted, overwritten, lost in a failover, a new catalog, a new leader). With a lease,
     every look and write is fenced by the server: refused (`FENCED`) unless the lease key holds our
     token, which steps us down at once. (In a cluster the two keys must share a slot:
@@ -352,6 +326,7 @@ class ManifestPublisher:
         *,
         lease: LeaderLease | None,
         interval: Callable[[], float],
+        script: LockScript | None = None,
     ) -> None:
         self.key = key
         self.router = router
@@ -359,7 +334,7 @@ class ManifestPublisher:
         self.include_sources = include_sources
         self.lease = lease
         self.interval = interval
-        self.script = LockScript("keep_manifest", KEEP_MANIFEST)
+        self.script = script if script is not None else packaged_script("keep_manifest")
         self._text: tuple[Catalog, bytes, str] | None = None  # catalog, its manifest, the manifest's SHA1
         self._written_for: Catalog | None = None  # the catalog whose manifest we last saw or wrote at the key
         self._looks_since_full = 0

@@ -24,12 +24,10 @@ import redis
 import redis.asyncio
 
 from redis_orchestrator.config.settings import DesiredState
-from redis_orchestrator.daemon.node_worker import probe_delay
+from redis_orchestrator.daemon.node_worker import next_refused_backoff, probe_delay
 from redis_orchestrator.topology.model import Node
 from redis_orchestrator.wire.connections import Connector, single_connection
 
-# Between tries at a node that refuses our password (WRONGPASS, NOAUTH), at most: as node_worker's.
-_REFUSED_CAP = 5.0
 # Connection tries in flight at once while the node is lost: with packets dropped each one waits out
 # the timeout, so a fresh one leaves at least every timeout / this many seconds.
 _MAX_TRIES = 8
@@ -115,11 +113,9 @@ class LivenessWatch:
                     return connected[0], failed
                 failed = failed or bool(done)
                 if any(isinstance(t.exception(), redis.AuthenticationError) for t in done):
-                    # The node answers, and refuses our password: a try is one more failed AUTH there,
-                    # not a probe. Backed off as its reconcile passes are (doubling, up to 5 s; issue
-                    # #23: 579 refused AUTHs in 6 s without it; tests/test_hostile_live.py holds it).
-                    interval = self._desired().daemon.down_poll_interval
-                    refused_delay = min(max(refused_delay * 2, interval), _REFUSED_CAP)
+                    # The node answers, and refuses our password: backed off as its reconcile passes
+                    # are (issue #23: 579 refused AUTHs in 6 s without it; tests/test_hostile_live.py).
+                    refused_delay = next_refused_backoff(refused_delay, self._desired().daemon.down_poll_interval)
                     next_try = time.monotonic() + refused_delay
         finally:
             for task in tries:

@@ -36,6 +36,13 @@ _FAST_PROBE_FACTOR = 10
 _FAST_PROBE_WINDOW = 10.0
 
 
+def next_refused_backoff(previous: float, down_poll_interval: float) -> float:
+    """The wait after another refusal (WRONGPASS, NOPERM...) when the last one was `previous` (0 at
+    first): doubling from down_poll_interval up to _MAX_REFUSED_BACKOFF. Each try at such a node is
+    one more failed AUTH in its log, not a probe (the liveness watch backs off the same way)."""
+    return min(max(previous * 2, down_poll_interval), _MAX_REFUSED_BACKOFF)
+
+
 def probe_delay(down_poll_interval: float, down_for: float) -> float:
     """How long to wait before probing again a node that has been down `down_for` seconds (the
     liveness watch keeps the same cadence)."""
@@ -166,8 +173,7 @@ class NodeWorker:
                 # Cheap on a dead node (connection refused at once); a frozen one costs its timeout.
                 delay = probe_delay(daemon.down_poll_interval, self._clock() - (self.status.down_since or 0.0))
             else:
-                refused_backoff = min(max(refused_backoff * 2, daemon.down_poll_interval), _MAX_REFUSED_BACKOFF)
-                delay = refused_backoff
+                delay = refused_backoff = next_refused_backoff(refused_backoff, daemon.down_poll_interval)
             await wait_event(self.wake, delay)
 
     async def _probe(self) -> NodeReport | None:

@@ -22,7 +22,7 @@ from redis_orchestrator.daemon.waiting import wait_event
 from redis_orchestrator.errors import SeedsUnreachableError
 from redis_orchestrator.topology.discovery import discover
 from redis_orchestrator.topology.model import Topology
-from redis_orchestrator.wire.connections import Connector
+from redis_orchestrator.wire.connections import Connector, gave_no_answer
 
 # After a node goes down: a failover takes about twice cluster-node-timeout; watch the topology
 # every second for long enough to see it through.
@@ -33,9 +33,6 @@ _FAST_WINDOW = 30.0
 _SEED_POLL = 0.1
 _SEED_BACKOFF = 0.2
 _SEED_BACKOFF_MAX = 5.0
-# How wire/connections.describe_error opens the reason of a seed that gave no answer at all (and the
-# bare TimeoutError of the discovery's own deadline).
-_NO_ANSWER = ("unreachable:", "timeout:", "TimeoutError")
 
 
 class TopologyKeeper:
@@ -185,4 +182,4 @@ class TopologyKeeper:
 
 def _unreachable(exc: SeedsUnreachableError) -> bool:
     """No seed of the search answered at all: they are down (or cut off), none refused us."""
-    return bool(exc.attempts) and all(why.startswith(_NO_ANSWER) for _seed, why in exc.attempts)
+    return bool(exc.attempts) and all(gave_no_answer(why) for _seed, why in exc.attempts)

@@ -114,6 +114,17 @@ class Connector:
                 await client.aclose()
 
 
+# How describe_error opens the reason of a peer that gave no answer at all (refused, packets dropped,
+# timed out), and the bare TimeoutError of a caller's own deadline (asyncio.timeout).
+_NO_ANSWER = ("unreachable:", "timeout:", "TimeoutError")
+
+
+def gave_no_answer(reason: str) -> bool:
+    """Whether a reason from describe_error says the peer never answered (it is down or cut off),
+    as opposed to one that answered and refused (WRONGPASS, NOPERM, an error reply)."""
+    return reason.startswith(_NO_ANSWER)
+
+
 def describe_error(exc: BaseException, *, sentinel: bool = False) -> str:
     """A one-line reason for a failed command, naming auth problems the way the server does.
     `sentinel`: the command went to a Sentinel, whose settings and ACL are its own."""

@@ -495,19 +495,3 @@ def durations_line(label: str, seconds: Sequence[float]) -> str:
         f"{label}: n={len(ordered)} min {ordered[0] * 1000:.0f} / median {at(0.5):.0f} / p90 {at(0.9):.0f} / "
         f"max {ordered[-1] * 1000:.0f} ms"
     )
-
-
-def metric(port: int, sample: str) -> float | None:
-    """The value of one sample (`name` or `name{labels}` as exposed) on the daemon's /metrics, None
-    when absent or when nothing answers."""
-    from harness.helpers import http_get
-
-    try:
-        text = http_get(f"http://127.0.0.1:{port}/metrics", timeout=3)[2]
-    except OSError:
-        return None
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == sample:
-            return float(value)
-    return None

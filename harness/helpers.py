@@ -18,6 +18,7 @@ from typing import ClassVar, Self
 
 import redis
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.chaos import ChaosCluster
 from redis_orchestrator.catalog.model import sha1_hex
@@ -328,6 +329,21 @@ def http_get(url: str, accept: str | None = None, timeout: float = 5) -> tuple[i
             return response.status, response.headers["Content-Type"], response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def scrape(port: int, name: str, *, timeout: float = 3, **labels: str) -> float | None:
+    """One sample of the daemon's /metrics on `port` (a `_count`/`_sum`/`_total` name as exposed),
+    the first whose labels include `labels`; None when absent or when nothing answers in time (a
+    frozen process). Read with prometheus_client's own parser."""
+    try:
+        text = http_get(f"http://127.0.0.1:{port}/metrics", timeout=timeout)[2]
+    except OSError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
 
 
 NODE = "127.0.0.1:7000"

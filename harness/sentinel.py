@@ -15,7 +15,7 @@ import redis
 import redis.sentinel
 
 from harness.chaos import ChaosSentinel
-from harness.helpers import DaemonProcess, EvalshaLoop, http_get, present, wait_for, write_config
+from harness.helpers import DaemonProcess, EvalshaLoop, present, scrape, wait_for, write_config
 from redis_orchestrator.devcluster.cluster import LocalClusterError, LocalNode, server_version
 
 RECONCILE = 1.0  # write_config's reconcile_interval
@@ -91,10 +91,8 @@ def calls_of(node: LocalNode, command: str) -> int:
 
 def gauge(port: int, name: str, **labels: str) -> float:
     """One sample from the daemon's /metrics (0.0 when absent)."""
-    inside = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    wanted = f"redis_orchestrator_{name}{{{inside}}} "
-    text = http_get(f"http://127.0.0.1:{port}/metrics")[2]
-    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted)), 0.0)
+    value = scrape(port, f"redis_orchestrator_{name}", timeout=5, **labels)
+    return 0.0 if value is None else value
 
 
 def slow_runs(port: int, script: str, node: str) -> float:

@@ -21,8 +21,18 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import ChaosCluster
-from harness.faults import Mirror, SlowLoris, metric, namespaces_unavailable
-from harness.helpers import DaemonProcess, all_hold, catalog_shas, free_port, http_get, present, wait_for, write_config
+from harness.faults import Mirror, SlowLoris, namespaces_unavailable
+from harness.helpers import (
+    DaemonProcess,
+    all_hold,
+    catalog_shas,
+    free_port,
+    http_get,
+    present,
+    scrape,
+    wait_for,
+    write_config,
+)
 from redis_orchestrator.devcluster.cluster import LocalNode
 from tests.test_client_failover import primary_serving
 
@@ -83,8 +93,8 @@ def pass_cost(port: int, seconds: float) -> tuple[int, float]:
     """Reconcile passes of every node over `seconds`, and their mean duration (the daemon's histogram)."""
 
     def read() -> tuple[float, float]:
-        count = metric(port, "redis_orchestrator_reconcile_duration_seconds_count")
-        total = metric(port, "redis_orchestrator_reconcile_duration_seconds_sum")
+        count = scrape(port, "redis_orchestrator_reconcile_duration_seconds_count")
+        total = scrape(port, "redis_orchestrator_reconcile_duration_seconds_sum")
         return count or 0.0, total or 0.0
 
     count, total = read()
@@ -117,7 +127,7 @@ def test_a_partition_between_the_daemon_and_one_node(
     wait_for(lambda: present(other, shas) == shas, 15, f"{other} repaired", interval=0.005)
     repaired = time.monotonic() - flushed
     flush(cut)  # the test reaches it; the daemon does not
-    assert metric(port, f'redis_orchestrator_node_up{{node="{cut.address}",role="replica"}}') == 0
+    assert scrape(port, "redis_orchestrator_node_up", node=cut.address, role="replica") == 0
     assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200  # every node it can reach is whole
 
     mirror.heal(cut)
@@ -180,7 +190,7 @@ def leader_config(directory: Path, cluster: ChaosCluster, key: str, manifest: st
 
 
 def gauges(ports: list[int]) -> list[float | None]:
-    return [metric(port, "redis_orchestrator_leader") for port in ports]
+    return [scrape(port, "redis_orchestrator_leader") for port in ports]
 
 
 def sample_until_leads(ports: list[int], new: int, within: float) -> tuple[float, int]:
@@ -261,7 +271,7 @@ def test_a_leader_frozen_past_its_lease_is_replaced_and_knows_it_at_once_on_resu
         written_before = a.log().count("manifest_written")
     finally:
         a.process.send_signal(signal.SIGCONT)
-    resumed = metric(port_a, "redis_orchestrator_leader")
+    resumed = scrape(port_a, "redis_orchestrator_leader")
     print(f"\nleader frozen {2 * LEASE:.0f} s: the other leads {took:.2f} s after the SIGSTOP (lease {LEASE} s)")
     assert resumed == 0.0
     a.wait_log(" leader_lost ")
@@ -302,7 +312,7 @@ def test_links_slowed_to_200_ms_converge_without_a_false_down(
     assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
     for node in cluster.nodes:
         role = "primary" if node in cluster.primaries() else "replica"
-        assert metric(port, f'redis_orchestrator_node_up{{node="{node.address}",role="{role}"}}') == 1
+        assert scrape(port, "redis_orchestrator_node_up", node=node.address, role=role) == 1
     assert not lines(daemon, "node_down") and not lines(daemon, "load_failed")
     assert daemon.alive()
 

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from harness.chaos import ChaosCluster
-from harness.helpers import DaemonProcess, free_port, http_get, wait_for, write_config
+from harness.helpers import DaemonProcess, free_port, scrape, wait_for, write_config
 from redis_orchestrator.daemon.leader import LeaderLease, ManifestPublisher
 from redis_orchestrator.daemon.metrics import Metrics
 from redis_orchestrator.devcluster.cluster import LocalNode
@@ -29,14 +29,7 @@ LEASE = 2.0
 
 
 def leader_gauge(port: int) -> float | None:
-    try:
-        text = http_get(f"http://127.0.0.1:{port}/metrics", timeout=2)[2]
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("redis_orchestrator_leader "):
-            return float(line.split()[1])
-    return None
+    return scrape(port, "redis_orchestrator_leader", timeout=2)
 
 
 def key_value(cluster: ChaosCluster, key: str) -> str | None:

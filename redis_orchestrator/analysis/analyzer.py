@@ -315,10 +315,11 @@ class Analyzer:
         a script that does not parse tells nothing of what its suppressions would silence)."""
         silenced = {(s.target, code) for s in directives.suppressions for code in s.codes}
         kept = [f for f in findings if (f.line, f.code) not in silenced]
-        used = {(f.line, f.code) for f in findings} & silenced
+        suppressed = len(findings) - len(kept)
+        reported = {(f.line, f.code) for f in findings}
         for s in directives.suppressions if walked else ():
             for code in s.codes:
-                if (s.target, code) in used:
+                if (s.target, code) in reported:
                     continue
                 what = (
                     f"'{code}' is not a code of the check ({', '.join(sorted(CODES))})"
@@ -340,7 +341,7 @@ class Analyzer:
                     )
                 )
         ordered = tuple(sorted(kept, key=lambda f: (f.line, f.column, f.code)))
-        return Analysis(ordered, usage, sum((f.line, f.code) in silenced for f in findings))
+        return Analysis(ordered, usage, suppressed)
 
 
 _CODE_STAMP = _code_stamp()

@@ -28,6 +28,8 @@ MARK = "redis-orchestrator:"
 _DIRECTIVE = re.compile(r"^-+\s*redis-orchestrator:\s*(.*)$", re.DOTALL)
 _IGNORE = re.compile(r"^ignore(?:\s+([A-Za-z][\w-]*(?:\s*,\s*[A-Za-z][\w-]*)*))?\s*(.*)$", re.DOTALL)
 _DECLARE = re.compile(r"^(keys|argv|stored)\s*:\s*(.*)$", re.DOTALL)
+_LONG_OPEN = re.compile(r"\[=*\[")
+_LONG_CLOSE = re.compile(r"\]=*\]$")
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,9 @@ def read_directives(text: str) -> Directives:
     problems: list[tuple[int, str]] = []
     for line, alone, body in comments:
         inside = body[2:]
-        long_open = re.match(r"\[=*\[", inside)
+        long_open = _LONG_OPEN.match(inside)
         if long_open:  # --[[ redis-orchestrator: ... ]]
-            inside = re.sub(r"\]=*\]$", "", inside[long_open.end() :])
+            inside = _LONG_CLOSE.sub("", inside[long_open.end() :])
         used = _DIRECTIVE.match("--" + inside.lstrip("-").lstrip())
         if used is None:
             continue  # the mark is mentioned, not used: "-- see redis-orchestrator: docs"
@@ -87,7 +89,7 @@ def read_directives(text: str) -> Directives:
                 problems.append((line, "'ignore' needs the codes it silences: ignore CODE[,CODE] [reason]"))
                 continue
             codes = tuple(c.strip() for c in ignore.group(1).split(","))
-            target = line if not alone else next((n for n in sorted(code_lines) if n > line), line)
+            target = line if not alone else min((n for n in code_lines if n > line), default=line)
             suppressions.append(Suppression(line, target, codes, ignore.group(2).strip()))
             continue
         declaration = _DECLARE.match(directive)

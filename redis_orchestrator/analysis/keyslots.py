@@ -348,7 +348,7 @@ class Judge:
     # ------------------------------------------------------------------ help texts
     def _hint_fixed(self) -> str:
         if self.library:
-            return "pass the key name in FCALL's keys and read it as keys[i] in the callback"
+            return _FCALL_KEYS
         return (
             "pass the key in KEYS (EVALSHA sha numkeys key...) and use KEYS[i]; or give it the hash tag of the "
             "call's keys"
@@ -361,7 +361,7 @@ class Judge:
                 "first call), or give them and the key they come from one hash tag"
             )
         if function:
-            return "pass the key name in FCALL's keys and read it as keys[i] in the callback"
+            return _FCALL_KEYS
         return (
             "pass the full key name in KEYS (EVALSHA sha numkeys key...) and use KEYS[i]; or put the value in a "
             "hash tag the call's keys share, e.g. '{' .. id .. '}:...'"
@@ -369,6 +369,7 @@ class Judge:
 
 
 _SUPPRESS = "or, once you know it does, silence it: -- redis-orchestrator: ignore undeclared-key <why>"
+_FCALL_KEYS = "pass the key name in FCALL's keys and read it as keys[i] in the callback"
 
 
 @dataclass(frozen=True)
@@ -403,9 +404,10 @@ def _two_slots(shape: Shape, hole: Hole | None) -> list[str]:
     """Two keys of this shape, the varying piece set to two values, in two different slots."""
     number = hole is not None and hole.brace_free
     first = witness(shape, hole, "1" if number else "a")
+    slot = key_slot(first)
     for i in count(2):
         other = witness(shape, hole, str(i) if number else "abcdefghijklmnopqrstuvwxyz"[i % 26] * (1 + i // 26))
-        if key_slot(other) != key_slot(first) or i > 64:
+        if key_slot(other) != slot or i > 64:
             return [first, other]
     raise AssertionError("unreachable")
 

@@ -79,10 +79,7 @@ def lua_files(paths: Sequence[str]) -> list[Path]:
             missing.append(f"{name}: no such file or folder")
     if missing:
         raise ConfigError("check", missing)
-    unique: dict[Path, None] = {}
-    for path in found:
-        unique.setdefault(path, None)
-    return list(unique)
+    return list(dict.fromkeys(found))  # a file named twice (or also under a folder named) is checked once
 
 
 def lint_files(analyzer: Analyzer, paths: Sequence[str]) -> LintReport:

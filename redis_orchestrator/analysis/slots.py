@@ -96,11 +96,9 @@ def suggest_hash_tags(patterns: Sequence[str]) -> list[str]:
         return []
     bare = [p.replace("{", "").replace("}", "") for p in patterns]
     prefix = _common_prefix(bare)
-    options: list[str] = []
     if prefix and any(names_an_entity(s) for s in _segments(prefix)):
         renamed = [_tag_prefix(p, prefix) for p in bare]
-        options.append(f"put the shared part in a hash tag {{{prefix}}}: {', '.join(renamed)} ({_groups(prefix)})")
-        return options
+        return [f"put the shared part in a hash tag {{{prefix}}}: {', '.join(renamed)} ({_groups(prefix)})"]
     shared = [s for s in _segments(bare[0]) if names_an_entity(s) and all(s in _segments(p) for p in bare[1:])]
     if shared:
         name = shared[0]
@@ -111,8 +109,7 @@ def suggest_hash_tags(patterns: Sequence[str]) -> list[str]:
             groups = (
                 f"it groups every key tagged {{{name}}}, across key families: one entity's keys if {name} names one"
             )
-        options.append(f"hash only the shared {name} with a tag {{{name}}}: {', '.join(renamed)} ({groups})")
-        return options
+        return [f"hash only the shared {name} with a tag {{{name}}}: {', '.join(renamed)} ({groups})"]
     # Nothing but a family-wide constant tag can co-locate keys of different entities.
     tag = prefix or (_segments(PLACEHOLDER.sub("", bare[0]).strip(":./")) or ["tag"])[0]
     renamed = [_tag_prefix(p, tag) if prefix else "{" + tag + "}:" + p for p in bare]

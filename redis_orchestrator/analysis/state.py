@@ -25,7 +25,7 @@ from redis_orchestrator.analysis.findings import ERROR, INFO, Finding, Severity
 from redis_orchestrator.analysis.keyslots import Decision, Judge
 from redis_orchestrator.analysis.keyspecs import KeySpecs
 from redis_orchestrator.analysis.lexer import LineMap
-from redis_orchestrator.analysis.slots import hashed_part, key_slot
+from redis_orchestrator.analysis.slots import key_slot
 from redis_orchestrator.analysis.suggest import KeyUsage
 from redis_orchestrator.analysis.syntax import Call, Node
 from redis_orchestrator.analysis.values import Closure, Scope, Val, alternatives
@@ -220,15 +220,17 @@ class WalkState(ABC):
 
     def _fixed_keys_differ(self) -> None:
         """Keys whose slot the script fixes, in two different slots: one of them is always elsewhere."""
-        fixed = [site for site in self.sites.values() if site.report.fixed and site.report.code == "undeclared-key"]
-        slots = {key_slot(hashed_part(site.report.fixed)) for site in fixed}
-        if len(slots) < 2:
+        # key_slot applies Redis' hash-tag rule itself: each fixed key's slot, computed once.
+        fixed = [
+            (site, key_slot(site.report.fixed))
+            for site in self.sites.values()
+            if site.report.fixed and site.report.code == "undeclared-key"
+        ]
+        if len({slot for _, slot in fixed}) < 2:
             return
-        for site in fixed:
+        for site, mine in fixed:
             what = site.report
-            mine = key_slot(hashed_part(what.fixed))
-            other = next(s for s in fixed if key_slot(hashed_part(s.report.fixed)) != mine)
-            theirs = key_slot(hashed_part(other.report.fixed))
+            other, theirs = next((s, slot) for s, slot in fixed if slot != mine)
             message = (
                 f"'{what.fixed}' is a key the script fixes in slot {mine}, and '{other.report.fixed}' (line "
                 f"{other.line}) one it fixes in slot {theirs}: whatever node the script runs on, it fails unless "

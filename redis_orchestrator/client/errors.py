@@ -22,6 +22,12 @@ import redis.exceptions
 _CODE = re.compile(r"[A-Z][A-Z0-9_-]*")
 
 
+def reply_code(message: str) -> str:
+    """An error reply's code: its first word when that is one, else ERR."""
+    first = message.split(" ", 1)[0]
+    return first if _CODE.fullmatch(first) else "ERR"
+
+
 class ClientError(Exception):
     """Base of every error raised by redis_orchestrator.client itself."""
 
@@ -85,8 +91,7 @@ class ScriptError(ClientError, redis.exceptions.ResponseError):
     def __init__(self, label: str, message: str) -> None:
         self.label = label
         self.message = message
-        first = message.split(" ", 1)[0]
-        self.code = first if _CODE.fullmatch(first) else "ERR"
+        self.code = reply_code(message)
         super().__init__(
             f"{label}: {message} (ScriptError.code = {self.code!r}; the catalog's scripts list their codes in their "
             "header and write nothing when they return one)"

@@ -102,10 +102,14 @@ class Target:
         return self.version.sha if self.function is None else self.function
 
     @cached_property
+    def name(self) -> str:
+        """The catalog's name of what it runs (`transfer`, `orchestrator_lib.counter_get`): the one the
+        duration histogram and the spans carry, as the daemon's slowlog metrics name scripts."""
+        return self.version.name if self.function is None else f"{self.version.name}.{self.function}"
+
+    @cached_property
     def label(self) -> str:
-        if self.function is None:
-            return self.version.label
-        return f"{self.version.name}.{self.function}@{self.version.version}"
+        return f"{self.name}@{self.version.version}"
 
 
 @dataclass(frozen=True)

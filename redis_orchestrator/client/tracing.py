@@ -45,6 +45,8 @@ from redis_orchestrator.client.errors import (
     ScriptError,
     ScriptMissing,
     TransactionAborted,
+    error_text,
+    reply_code,
 )
 
 try:
@@ -56,12 +58,6 @@ except ImportError:  # the otel extra is not installed: durations only
 
 SYSTEM = "redis"
 _PREFIX = "redis_orchestrator"
-
-
-def script_name(call: Call) -> str:
-    """The catalog's name of what `call` runs (`transfer`, `orchestrator_lib.counter_get`): the
-    histogram's and the span's, as the daemon's slowlog metrics name scripts."""
-    return call.label.rpartition("@")[0] or call.label
 
 
 def outcome_of(error: BaseException | None) -> Outcome:
@@ -91,9 +87,8 @@ def error_code(error: BaseException) -> tuple[str, bool]:
         return "EXECABORT", True
     if isinstance(error, NodeUnreachable):
         return type(error).__name__, False
-    if isinstance(error, redis.exceptions.ResponseError) and not isinstance(error, redis.exceptions.ConnectionError):
-        first = str(error.args[0]).split(" ", 1)[0] if error.args else ""
-        return (first if first.isupper() else "ERR"), True
+    if isinstance(error, redis.exceptions.ResponseError):
+        return reply_code(error_text(error)), True
     return type(error).__name__, False
 
 
@@ -154,7 +149,7 @@ class Telemetry:
             attributes[f"{_PREFIX}.transaction.name"] = transaction
         name = operation
         if calls:
-            names = sorted({script_name(call) for call in calls})
+            names = sorted({call.target.name for call in calls})
             if len(calls) > 1:
                 attributes["db.operation.batch.size"] = len(calls)
             if len(names) > 1:
@@ -191,7 +186,7 @@ class Record:
         self._operation = operation
         self._tx = transaction
         self._outcomes: list[Outcome] | None = None
-        self._servers: set[tuple[str, int]] = set()
+        self._servers: set[tuple[str, int]] | None = None  # with a span only
         self._span: Any = None  # only a recording span: a sampled-out one is dropped at once
         self._token: Any = None
         self._started = 0.0
@@ -203,6 +198,7 @@ class Record:
             span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             if span.is_recording():
                 self._span = span
+                self._servers = set()
                 # current while the call runs: spans of redis-py's own instrumentation nest under it
                 self._token = _context.attach(_otel.set_span_in_context(span))
         self._started = time.perf_counter()
@@ -210,11 +206,14 @@ class Record:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         seconds = time.perf_counter() - self._started
-        failed = outcome_of(error) if error is not None else None
-        outcomes = self._outcomes if self._outcomes is not None and failed is None else None
-        for i, call in enumerate(self._calls):
-            outcome = outcomes[i] if outcomes is not None else (failed or Outcome.OK)
-            self._telemetry.counters.observe(script_name(call), outcome, seconds)
+        counters = self._telemetry.counters
+        if error is None and self._outcomes is not None:
+            for call, outcome in zip(self._calls, self._outcomes, strict=True):
+                counters.observe(call.target.name, outcome, seconds)
+        else:  # a raised error is every call's outcome
+            outcome = outcome_of(error)
+            for call in self._calls:
+                counters.observe(call.target.name, outcome, seconds)
         if self._span is not None:
             self._finish(error)
             _context.detach(self._token)
@@ -223,7 +222,7 @@ class Record:
 
     def server(self, connection: Any) -> None:
         """The connection the next commands go on (its node is the span's server)."""
-        if self._span is not None:
+        if self._servers is not None:
             host, port = getattr(connection, "host", None), getattr(connection, "port", None)
             if host is not None and port is not None:
                 self._servers.add((str(host), int(port)))
@@ -231,7 +230,7 @@ class Record:
     def noscript(self, node: str, scripts: Sequence[Call]) -> None:
         """NOSCRIPT (or a missing function) on `node`, repaired by loading these scripts there."""
         if self._span is not None:
-            names = sorted({script_name(call) for call in scripts})
+            names = sorted({call.target.name for call in scripts})
             self._span.add_event(
                 f"{_PREFIX}.noscript_repair", {f"{_PREFIX}.node": node, f"{_PREFIX}.script.names": names}
             )
@@ -263,7 +262,7 @@ class Record:
 
     def _finish(self, error: BaseException | None) -> None:
         span = self._span
-        if len(self._servers) == 1:
+        if self._servers is not None and len(self._servers) == 1:
             host, port = next(iter(self._servers))
             span.set_attribute("server.address", host)
             span.set_attribute("server.port", port)

@@ -58,7 +58,7 @@ from prometheus_client.exposition import choose_encoder
 from redis_orchestrator import logs
 from redis_orchestrator.config.addresses import parse_address
 from redis_orchestrator.daemon.http_auth import BasicAuth, Verdict
-from redis_orchestrator.daemon.reload import ReloadResult
+from redis_orchestrator.daemon.reload import ReloadResult, off_the_loop
 from redis_orchestrator.daemon.waiting import wait_event
 from redis_orchestrator.daemon.web_config import PLAIN, WebConfig, WebConfigFile
 from redis_orchestrator.errors import ConfigError
@@ -315,12 +315,10 @@ class _Endpoint:
     def _evict_idle(self) -> bool:
         """Make room: close the connection idle the longest of the address that holds the most
         connections. False when every connection is busy answering."""
-        for client in sorted(self._clients.values(), key=lambda c: c.open, reverse=True):
-            if client.idle:
-                victim = next(iter(client.idle))
-                break
-        else:
+        holders = [client for client in self._clients.values() if client.idle]
+        if not holders:
             return False
+        victim = next(iter(max(holders, key=lambda c: c.open).idle))
         victim.evicted = True
         self._forget(victim)  # at once: its room is the newcomer's, whenever its task gets to close it
         if victim.task is not None:
@@ -348,7 +346,7 @@ class _Endpoint:
             reason = DropReason.TIMEOUT
         except ssl.SSLError:
             reason = DropReason.TLS_FAILED
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+        except (OSError, asyncio.IncompleteReadError):  # ConnectionError included
             reason = DropReason.RESET
         if reason is not None and not conn.evicted:
             self._dropped(reason)
@@ -388,7 +386,7 @@ class _Endpoint:
                 return DropReason.PLAIN_HTTP
         try:
             reader, conn.writer = await self._streams(conn.sock, config.ssl_context)
-        except (ssl.SSLError, ConnectionError, OSError, TimeoutError):
+        except OSError:  # SSLError, ConnectionError and TimeoutError included
             return DropReason.TLS_FAILED if config.ssl_context is not None else DropReason.RESET
         writer = conn.writer
         while True:
@@ -519,10 +517,9 @@ class _Endpoint:
         the new one is broken, saying why."""
         assert self.file is not None
         try:
-            async with asyncio.timeout(10.0):
-                config = await asyncio.to_thread(self.file.load)
+            config = await off_the_loop(self.file.load, f"reading {self.file.path}")
         except (ConfigError, TimeoutError) as exc:
-            problems = exc.problems if isinstance(exc, ConfigError) else ["reading it took over 10 s"]
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
             logs.error(
                 "web_config_rejected",
                 f"keeping the running web config ({self.config.summary}); " + " | ".join(problems),

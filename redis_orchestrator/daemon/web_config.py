@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from redis_orchestrator.catalog.files import FileStamp, stamp_of
 from redis_orchestrator.config.yaml_source import YamlSource
 from redis_orchestrator.errors import ConfigError, Problem, Where
 
@@ -111,10 +112,6 @@ class TLSServerConfig:
     max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     prefer_server_cipher_suites: bool = True
 
-    @property
-    def files(self) -> tuple[Path, ...]:
-        return (self.cert_file, self.key_file, *((self.client_ca_file,) if self.client_ca_file else ()))
-
 
 @dataclass(frozen=True)
 class WebConfig:
@@ -143,32 +140,24 @@ class WebConfig:
 PLAIN = WebConfig()
 
 
-def _stamp(path: Path) -> tuple[int, int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (-1, -1, -1)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 class WebConfigFile:
     """The web config file: `load()` reads and checks it (ConfigError naming every problem), and
     `changed()` tells when it, or a file it names, changed since the last load began."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamps: dict[Path, tuple[int, int, int]] = {}
+        self._stamps: dict[Path, FileStamp] = {}
 
     def changed(self) -> bool:
-        return any(_stamp(path) != stamp for path, stamp in self._stamps.items())
+        return any(stamp_of(path) != stamp for path, stamp in self._stamps.items())
 
     def load(self) -> WebConfig:
-        # Stamps taken before reading: an edit that lands while we read is seen at the next look.
-        self._stamps = {self.path: _stamp(self.path)}
-        config = parse_web_config(read_regular_file(self.path, "web config file").decode("utf-8", "replace"), self.path)
-        if config.tls is not None:
-            self._stamps.update({path: _stamp(path) for path in config.tls.files})
-        return config
+        # Each file stamped before it is read: an edit that lands while we read is seen at the next
+        # look. The certificates' stamps are kept when they are refused (a key not yet replaced, mid
+        # rotation): their next change is a reload, as the file's own is.
+        self._stamps = {self.path: stamp_of(self.path)}
+        text = read_regular_file(self.path, "web config file").decode("utf-8", "replace")
+        return parse_web_config(text, self.path, self._stamps)
 
 
 def read_regular_file(path: Path, what: str) -> bytes:
@@ -191,9 +180,10 @@ def read_regular_file(path: Path, what: str) -> bytes:
     return data
 
 
-def parse_web_config(text: str, path: Path) -> WebConfig:
+def parse_web_config(text: str, path: Path, stamps: dict[Path, FileStamp] | None = None) -> WebConfig:
     """The config in `text` (read from `path`: relative file names are taken from its directory),
-    its TLS context built; ConfigError with every problem and its place."""
+    its TLS context built; ConfigError with every problem and its place. `stamps` gets each TLS
+    file's stamp, taken before the file is read."""
     source = YamlSource.parse(text, path)
     problems: list[Problem] = []
     data = source.data if source.data is not None else {}
@@ -205,7 +195,7 @@ def parse_web_config(text: str, path: Path) -> WebConfig:
     headers = _headers(data.get("http_server_config"), problems)
     context = None
     if tls is not None and not problems:
-        context = _ssl_context(tls, problems)
+        context = _ssl_context(tls, problems, stamps if stamps is not None else {})
     if problems:
         problems.sort(key=lambda p: source.position(p.where, p.at_key) or (0, 0))  # in file order
         raise ConfigError(str(path), [source.describe(p) for p in problems])
@@ -356,7 +346,7 @@ def _no_passphrase() -> bytes:
     raise ValueError("the key is encrypted: give an unencrypted key_file (readable by this user only)")
 
 
-def _ssl_context(tls: TLSServerConfig, problems: list[Problem]) -> ssl.SSLContext | None:
+def _ssl_context(tls: TLSServerConfig, problems: list[Problem], stamps: dict[Path, FileStamp]) -> ssl.SSLContext | None:
     """The server's context, with the certificate, key and client CA loaded: a bad file is a problem
     now, when the web config is read, not a failed handshake later."""
     where: Where = ("tls_server_config",)
@@ -364,6 +354,7 @@ def _ssl_context(tls: TLSServerConfig, problems: list[Problem]) -> ssl.SSLContex
     for name, path in named:
         if path is None:
             continue
+        stamps[path] = stamp_of(path)
         try:
             read_regular_file(path, name)
         except ConfigError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from redis_orchestrator.catalog.files import FileReads, FileRefused, read_file
+from redis_orchestrator.catalog.files import ABSENT, FileReads, FileRefused, read_file, stamp_of
 from redis_orchestrator.catalog.model import CatalogSpec, Kind, ScriptSpec, load_catalog
 from redis_orchestrator.config.addresses import parse_address
 from redis_orchestrator.config.durations import parse_duration
@@ -143,15 +143,6 @@ def shown(value: Any) -> str:
     """A value in an error message, its repr cut short as it is written (a list of a million strings,
     written whole, made a 1.6 GB message)."""
     return _SHORT.repr(value)
-
-
-def _exists(path: Path) -> bool:
-    """Path.exists() raises on some errors (a credentials directory the daemon's user may not search,
-    a name too long): anything but a file there means 'not there', and the read then says why."""
-    try:
-        return path.exists()
-    except OSError:
-        return False
 
 
 def _bool(value: Any) -> bool:
@@ -364,9 +355,12 @@ class _Reader:
     def check_tls(self, tls: TLSSettings, where: Where) -> None:
         for name in ("ca_file", "cert_file", "key_file"):
             file = getattr(tls, name)
-            if tls.enabled and file and not Path(file).exists():
+            if not (tls.enabled and file):
+                continue
+            stamp = stamp_of(file)  # one stat for both questions
+            if stamp == ABSENT:
                 self.problem((*where, name), f"{file} does not exist")
-            elif tls.enabled and file and not Path(file).is_file():
+            elif not stamp.regular:
                 # ssl reads it on every connect, on the event loop: a FIFO there would block it.
                 self.problem((*where, name), f"{file} is not a regular file")
         if bool(tls.cert_file) != bool(tls.key_file):
@@ -395,7 +389,9 @@ class _Reader:
         if auth.password_file:
             candidate = Path(auth.password_file)
             credentials = self.environ.get("CREDENTIALS_DIRECTORY")
-            if not candidate.is_absolute() and credentials and _exists(Path(credentials) / candidate):
+            # os.path.exists, not Path.exists: that raises on some errors (a credentials directory the
+            # daemon's user may not search, a name too long); not there, and the read then says why.
+            if not candidate.is_absolute() and credentials and os.path.exists(Path(credentials) / candidate):
                 candidate = Path(credentials) / candidate  # systemd LoadCredential=
             place = (*where, "password_file")
             try:

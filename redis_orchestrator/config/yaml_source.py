@@ -17,10 +17,11 @@ tree is kept only to answer "where is catalog.scripts[3].file?" when a problem n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
@@ -35,7 +36,10 @@ MAX_VALUES = 1_000_000
 
 _MERGE_KEY = "<<"
 
-T = TypeVar("T")
+
+def _at(path: Path, mark: Any) -> str:
+    """`config.yaml:12:5` for a Mark (libyaml's or PyYAML's: 0-based line and column)."""
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
 
 
 class _Open:
@@ -65,9 +69,6 @@ class _EventPass:
         self.path = path
         self.problems: list[str] = []
 
-    def at(self, mark: Any) -> str:
-        return f"{self.path}:{mark.line + 1}:{mark.column + 1}"
-
     def run(self, loader: yaml.SafeLoader) -> list[str]:
         sizes: dict[str, int] = {}  # anchor -> the values it stands for
         stack: list[_Open] = []
@@ -81,7 +82,7 @@ class _EventPass:
             elif kind is yaml.AliasEvent:
                 if any(o.anchor == event.anchor for o in stack):
                     raise ConfigError(
-                        str(self.path), [f"{self.at(event.start_mark)}: alias *{event.anchor} refers to itself"]
+                        str(self.path), [f"{_at(self.path, event.start_mark)}: alias *{event.anchor} refers to itself"]
                     )
                 total += sizes.get(event.anchor, 1)  # an unknown anchor: the composer says so
             elif kind in _COLLECTION_START:
@@ -97,7 +98,7 @@ class _EventPass:
                 raise ConfigError(
                     str(self.path),
                     [
-                        f"{self.at(event.start_mark)}: the document expands to more than {MAX_VALUES:,} values "
+                        f"{_at(self.path, event.start_mark)}: the document expands to more than {MAX_VALUES:,} values "
                         "(each alias counts as many as it stands for): nested aliases? Write the values out, "
                         "or split the catalog"
                     ],
@@ -125,9 +126,25 @@ class _EventPass:
         if first is not event.start_mark:
             where: Where = (*(o.key for o in stack[:-1] if o.key is not None), key)
             self.problems.append(
-                f"{self.at(event.start_mark)}: {render_where(where)}: duplicate key (first at "
-                f"{self.at(first)}; YAML would silently keep the last)"
+                f"{_at(self.path, event.start_mark)}: {render_where(where)}: duplicate key (first at "
+                f"{_at(self.path, first)}; YAML would silently keep the last)"
             )
+
+
+@contextlib.contextmanager
+def _loading(text: str, path: Path) -> Iterator[yaml.SafeLoader]:
+    """A loader over `text`; its errors as a ConfigError with their line and column."""
+    loader = _Loader(text)
+    try:
+        yield loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _at(path, mark) if mark else str(path)
+        raise ConfigError(str(path), [f"{where}: YAML syntax error: {exc.problem or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"{path}: YAML error: {exc}"]) from exc
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True)
@@ -140,29 +157,14 @@ class YamlSource:
     def parse(cls, text: str, path: Path) -> YamlSource:
         """ConfigError with the line and column of a syntax error, of a duplicate key, or of the
         value past MAX_VALUES."""
-        problems = cls._run(_Loader(text), path, lambda loader: _EventPass(path).run(loader))
+        with _loading(text, path) as loader:
+            problems = _EventPass(path).run(loader)
         if problems:
             raise ConfigError(str(path), problems)
-
-        def build(loader: yaml.SafeLoader) -> YamlSource:
+        with _loading(text, path) as loader:
             root = loader.get_single_node()
             data = loader.construct_document(root) if root is not None else None
-            return cls(path, data, root)
-
-        return cls._run(_Loader(text), path, build)
-
-    @staticmethod
-    def _run(loader: yaml.SafeLoader, path: Path, work: Callable[[yaml.SafeLoader], T]) -> T:
-        try:
-            return work(loader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            raise ConfigError(str(path), [f"{where}: YAML syntax error: {exc.problem or exc}"]) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(str(path), [f"{path}: YAML error: {exc}"]) from exc
-        finally:
-            loader.dispose()
+        return cls(path, data, root)
 
     def position(self, where: Where, at_key: bool = False) -> tuple[int, int] | None:
         """1-based (line, column) of the value at `where` (of its key with `at_key`), or of the

@@ -169,6 +169,34 @@ def test_a_pipeline_is_one_batch_span_and_a_transaction_one_span_with_its_retry(
     assert count == 3  # two in the pipeline, one in the transaction
 
 
+def test_a_script_error_in_a_pipeline_is_a_script_error_outcome_whether_raised_or_returned(
+    rc: RedisCluster, keys: dict[str, str], spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    """The histogram's outcome comes from the typed result, as for a single call: a pipeline used to
+    record the raw error reply, so a script's own refusal counted as `error`, not `script_error`."""
+    provider, exporter = spans
+    scripts = Scripts.from_config(CONFIG, rc, tracer_provider=provider)
+    alice, bob = keys["alice"], keys["bob"]
+    for raise_on_error in (False, True):
+        with scripts.pipeline() as pipe:
+            pipe.run("transfer", keys=[alice, bob], args=[1])
+            pipe.run("transfer", keys=[alice, bob], args=[98765])
+            if raise_on_error:
+                with pytest.raises(ScriptError):
+                    pipe.execute()
+            else:
+                _, refused = pipe.execute(raise_on_error=False)
+                assert isinstance(refused, ScriptError) and refused.code == "INSUFFICIENT_FUNDS"
+    durations = scripts.counters.snapshot().durations
+    assert durations[("transfer", Outcome.OK)].count == 2
+    assert durations[("transfer", Outcome.SCRIPT_ERROR)].count == 2
+    assert ("transfer", Outcome.ERROR) not in durations
+    returned, raised = exporter.get_finished_spans()
+    assert (returned.attributes or {})["redis_orchestrator.failed_calls"] == 1
+    assert returned.status.status_code is StatusCode.UNSET  # the caller took the errors as values
+    assert raised.status.status_code is StatusCode.ERROR and raised.status.description == "INSUFFICIENT_FUNDS"
+
+
 def test_the_asyncio_client_makes_the_same_spans(
     cluster: ChaosCluster, keys: dict[str, str], spans: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:

@@ -180,20 +180,22 @@ class ExecOutcome:
         return bool(self.queue_errors) and all(is_redirect(e) for e in self.queue_errors)
 
 
-def settle(policy: Policy, calls: Sequence[Call], replies: Sequence[Any], raise_on_error: bool) -> list[Any]:
-    """Replies as values and typed errors; with raise_on_error the first error is raised (after every
-    call was sent: the others' effects stand)."""
-    results = [
+def settle(policy: Policy, calls: Sequence[Call], replies: Sequence[Any]) -> list[Any]:
+    """Replies as values and typed errors (a script's error reply becomes its ScriptError), in order."""
+    return [
         policy.error(call, reply)
         if isinstance(reply, redis.exceptions.ResponseError) and not isinstance(reply, ScriptMissing)
         else reply
         for call, reply in zip(calls, replies, strict=True)
     ]
-    if raise_on_error:
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-    return results
+
+
+def raise_first(results: Sequence[Any]) -> None:
+    """Raise the first error among a batch's results: called after every call was sent and
+    recorded, so the others' effects stand and their outcomes are counted."""
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
 
 
 def exec_replies(calls: Sequence[Call], replies: Sequence[Any], node: str) -> list[Any]:

@@ -207,10 +207,10 @@ class Record:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         seconds = time.perf_counter() - self._started
         counters = self._telemetry.counters
-        if error is None and self._outcomes is not None:
+        if self._outcomes is not None:  # the replies came: each call's own (a raise is one of them)
             for call, outcome in zip(self._calls, self._outcomes, strict=True):
                 counters.observe(call.target.name, outcome, seconds)
-        else:  # a raised error is every call's outcome
+        else:  # raised before any reply: that error is every call's outcome
             outcome = outcome_of(error)
             for call in self._calls:
                 counters.observe(call.target.name, outcome, seconds)

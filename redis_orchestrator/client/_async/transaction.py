@@ -41,7 +41,7 @@ from redis_orchestrator.client._async.exchange import exchange
 from redis_orchestrator.client._async.primitives import LOST
 from redis_orchestrator.client._async.routing import AsyncRoute
 from redis_orchestrator.client.base import ScriptsBase
-from redis_orchestrator.client.batches import MAX_ROUNDS, ExecOutcome, Presence, load_missing
+from redis_orchestrator.client.batches import MAX_ROUNDS, ExecOutcome, Presence, load_missing, raise_first
 from redis_orchestrator.client.calls import Call, is_missing, is_redirect
 from redis_orchestrator.client.counters import Event
 from redis_orchestrator.client.errors import NodeUnreachable, TransactionAborted, TransactionConflict
@@ -141,9 +141,7 @@ async def run_transaction(
                 replies = results(scripts.policy, queue, outcome.replies, node_name)
                 record.replies([r for item, r in zip(queue.items, replies, strict=True) if isinstance(item, Call)])
                 if raise_on_error:
-                    for reply in replies:
-                        if isinstance(reply, Exception):
-                            raise reply
+                    raise_first(replies)
                 return TransactionResult(replies, value, attempts)
             if outcome.conflict:
                 if attempts > retries:

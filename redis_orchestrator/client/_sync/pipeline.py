@@ -37,6 +37,7 @@ from redis_orchestrator.client.batches import (
     exec_replies,
     load_missing,
     one_slot,
+    raise_first,
     settle,
 )
 from redis_orchestrator.client.calls import Call, is_redirect
@@ -87,9 +88,11 @@ class ScriptPipeline:
             self.scripts.policy.sent(call)
         send = self._transaction if self.transaction else self._grouped
         with self.scripts.telemetry.batch(calls, self.transaction) as record:
-            replies = send(calls, record)
-            record.replies(replies)
-            return settle(self.scripts.policy, calls, replies, raise_on_error)
+            results = settle(self.scripts.policy, calls, send(calls, record))
+            record.replies(results)  # typed first: a script's error reply is a script_error outcome
+            if raise_on_error:
+                raise_first(results)
+            return results
 
     # -------------------------------------------------------------- without a transaction
 

@@ -45,7 +45,7 @@ from redis_orchestrator import logs
 from redis_orchestrator.catalog.model import Catalog, sha1_hex
 from redis_orchestrator.config.settings import LeaderSettings, RedisSettings
 from redis_orchestrator.daemon.metrics import Metrics
-from redis_orchestrator.daemon.waiting import wait_event
+from redis_orchestrator.daemon.waiting import cancel_and_wait, wait_event
 from redis_orchestrator.reconcile.node_pass import FULL_CHECK_EVERY
 from redis_orchestrator.topology.model import Health, Node, Role, Topology
 from redis_orchestrator.wire.connections import Connector, describe_error
@@ -255,8 +255,7 @@ class LeaderLease:
                     if not ticking.done():
                         self._publish()
             except BaseException:
-                ticking.cancel()
-                await asyncio.gather(ticking, return_exceptions=True)
+                await cancel_and_wait((ticking,))
                 raise
             ticking.result()
             await asyncio.sleep(self.next_delay())

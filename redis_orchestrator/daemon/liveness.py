@@ -25,6 +25,7 @@ import redis.asyncio
 
 from redis_orchestrator.config.settings import DesiredState
 from redis_orchestrator.daemon.node_worker import next_refused_backoff, probe_delay
+from redis_orchestrator.daemon.waiting import unless_set
 from redis_orchestrator.topology.model import Node
 from redis_orchestrator.wire.connections import Connector, single_connection
 
@@ -73,15 +74,8 @@ class LivenessWatch:
 
     async def _until_dropped(self, connection: redis.asyncio.Connection) -> bool:
         """Read until the server closes the connection (False) or `recheck` is set (True)."""
-        reading = asyncio.create_task(connection.read_response())  # only a drop (or an error) ends it
-        recheck = asyncio.create_task(self._recheck.wait())
-        try:
-            await asyncio.wait((reading, recheck), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (reading, recheck):
-                task.cancel()
-            await asyncio.gather(reading, recheck, return_exceptions=True)
-        return reading.cancelled()  # still reading when recheck was set
+        # Only a drop (or an error: the task holds it, read by nobody on purpose) ends the read.
+        return await unless_set(connection.read_response(), self._recheck) is None
 
     async def _connection(self, lost_since: float | None) -> tuple[redis.asyncio.Connection, bool]:
         """A connection as soon as the node takes one, and whether some try failed first. A try

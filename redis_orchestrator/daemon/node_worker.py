@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from redis_orchestrator import logs
 from redis_orchestrator.config.settings import DesiredState
 from redis_orchestrator.daemon.metrics import Metrics
-from redis_orchestrator.daemon.waiting import wait_event
+from redis_orchestrator.daemon.waiting import unless_set, wait_event
 from redis_orchestrator.reconcile.node_pass import NodePass, NodeReport, NodeState
 from redis_orchestrator.topology.model import Node
 from redis_orchestrator.wire.connections import Connector
@@ -180,16 +180,8 @@ class NodeWorker:
         """A pass on a node that is down, given up when woken meanwhile (None then): the liveness
         watch got a connection, and where packets vanish (a partition) this pass may still be
         waiting out its connect timeout after the link healed, while a fresh one gets through now."""
-        probe = asyncio.create_task(self.reconcile_once())
-        woken = asyncio.create_task(self.wake.wait())
-        try:
-            await asyncio.wait((probe, woken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            if not probe.done():
-                probe.cancel()
-            await asyncio.gather(probe, woken, return_exceptions=True)
-        return None if probe.cancelled() else probe.result()
+        probe = await unless_set(self.reconcile_once(), self.wake)
+        return None if probe is None else probe.result()
 
     def _record(self, report: NodeReport, seconds: float) -> None:
         status = self.status

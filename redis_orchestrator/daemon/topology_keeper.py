@@ -18,7 +18,7 @@ from redis_orchestrator import logs
 from redis_orchestrator.config.settings import Mode, RedisSettings
 from redis_orchestrator.daemon.health import Heartbeat
 from redis_orchestrator.daemon.systemd import Notifier
-from redis_orchestrator.daemon.waiting import wait_event
+from redis_orchestrator.daemon.waiting import cancel_and_wait, wait_event
 from redis_orchestrator.errors import SeedsUnreachableError
 from redis_orchestrator.topology.discovery import discover
 from redis_orchestrator.topology.model import Topology
@@ -136,9 +136,7 @@ class TopologyKeeper:
         try:
             done, _ = await asyncio.wait(asking, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in asking:
-                task.cancel()
-            await asyncio.gather(*asking, return_exceptions=True)
+            await cancel_and_wait(asking)
         return next(iter(done)).result()
 
     def _waiting_for_seeds(self, failures: list[SeedsUnreachableError]) -> None:

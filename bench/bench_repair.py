@@ -45,18 +45,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.chaos import ChaosCluster, ChaosSentinel
-from harness.faults import when_whole
+from harness.faults import Background, pong_to_whole, restart_measured, when_whole
 from harness.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, local_key, present, wait_for, write_config
 from harness.sentinel import SentinelClient, sentinel_config
 from redis_orchestrator.devcluster.cluster import LocalNode, redis_server_binary, server_version
@@ -84,43 +81,6 @@ def poll_until_loaded(node: LocalNode, shas: set[str], timeout: float = 30) -> f
     if whole is None:
         raise RuntimeError(f"{node} not loaded within {timeout}s")
     return whole
-
-
-def first_pong(node: LocalNode, timeout: float = 30) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with node.client(socket_timeout=0.5, socket_connect_timeout=0.2) as c:
-                c.ping()
-                return time.monotonic()
-        except (redis.ConnectionError, redis.TimeoutError):
-            time.sleep(0.002)
-    raise RuntimeError(f"{node} gave no PONG within {timeout}s")
-
-
-class Background:
-    """Run `fn` in a thread and keep its result (the cluster's processes are started by the main
-    thread: ChaosCluster's children die with the thread that started them)."""
-
-    def __init__(self, fn: Callable[[], float]) -> None:
-        self.result: float | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], float]) -> None:
-        try:
-            self.result = fn()
-        except BaseException as exc:
-            self.error = exc
-
-    def get(self, timeout: float = 40) -> float:
-        self._thread.join(timeout)
-        if self.error is not None:
-            raise self.error
-        if self.result is None:
-            raise RuntimeError("measurement did not finish")
-        return self.result
 
 
 class DaemonBench:
@@ -198,12 +158,7 @@ class Bench(DaemonBench):
             node = (self.cluster.replicas() if role == "replica" else self.cluster.primaries())[i % 3]
             client = self.client_on(node)
             before = client.noscript
-            self.cluster.kill(node)
-            pong = Background(lambda n=node: first_pong(n))  # type: ignore[misc]
-            loaded = Background(lambda n=node: poll_until_loaded(n, self.shas))  # type: ignore[misc]
-            self.cluster.restart(node, wait_healthy=False)
-            # <= 0: loaded before our own poller's first PONG (the daemon probes every 10 ms).
-            result.latencies.append(max(0.0, loaded.get() - pong.get()))
+            result.latencies.append(restart_measured(self.cluster, node, self.shas))
             time.sleep(0.3)
             client.stop()
             result.noscript.append(client.noscript - before)
@@ -248,10 +203,8 @@ class Bench(DaemonBench):
             result.noscript.append(client.noscript)
             result.calls.append(client.calls)
             time.sleep(max(0.0, promoted + 1.0 - time.monotonic()))  # back about 1 s after the promotion
-            pong = Background(lambda n=primary: first_pong(n))  # type: ignore[misc]
-            loaded = Background(lambda n=primary: poll_until_loaded(n, self.shas))  # type: ignore[misc]
-            self.cluster.restart(primary, wait_healthy=False)  # rejoins as a replica of the promoted node
-            rejoin.latencies.append(max(0.0, loaded.get() - pong.get()))
+            # Rejoins as a replica of the promoted node (it is down already: the kill is a no-op).
+            rejoin.latencies.append(restart_measured(self.cluster, primary, self.shas))
             rejoin.noscript.append(0)
             rejoin.calls.append(0)
             self.cluster.wait_healthy()
@@ -432,10 +385,9 @@ class SentinelBench(DaemonBench):
             failover.calls.append(follower.noscript + follower.ok + follower.refused)
 
             reader = EvalshaOnlyClient(old, sorted(self.shas), "sentinel-test:key", readonly=False, pause=0.001).start()
-            pong = Background(lambda n=old: first_pong(n))  # type: ignore[misc]
-            loaded = Background(lambda n=old: poll_until_loaded(n, self.shas))  # type: ignore[misc]
+            measured = Background(lambda n=old: pong_to_whole(n, self.shas))  # type: ignore[misc]
             self.group.restart(old)
-            back.latencies.append(max(0.0, loaded.get() - pong.get()))
+            back.latencies.append(measured.get())
             with old.client() as c:
                 stray += c.info("replication")["role"] == "master"  # still a primary once loaded
             time.sleep(0.3)

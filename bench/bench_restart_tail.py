@@ -24,18 +24,16 @@ liveness watch missed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_repair import default_servers, first_pong
+from bench.bench_repair import default_servers
 from harness.chaos import ChaosCluster
-from harness.faults import durations_line, restart_measured
+from harness.faults import Background, durations_line, first_pong, restart_measured
 from harness.helpers import DaemonProcess, catalog_shas, write_config
 from redis_orchestrator.devcluster.cluster import LocalNode, server_version
 
@@ -46,28 +44,27 @@ BLOCK = 5
 
 
 def node_downs(daemon: DaemonProcess, node: LocalNode) -> int:
-    return sum(1 for ln in daemon.log().splitlines() if " node_down " in ln and f"node={node.address}" in ln)
+    return len(daemon.events("node_down", node.address))
 
 
 def back_to_back(cluster: ChaosCluster, daemon: DaemonProcess, shas: set[str], runs: int) -> tuple[list[float], str]:
     replicas, primaries = cluster.replicas(), cluster.primaries()
     targets = [replicas[0], primaries[0], replicas[1], primaries[1]]
     latencies: list[float] = []
-    kills = seen = 0
+    seen = 0
     block = 0
     while len(latencies) < runs:
         node = targets[block % len(targets)]
         before = node_downs(daemon, node)
         for _ in range(min(BLOCK, runs - len(latencies))):
             latencies.append(restart_measured(cluster, node, shas, down_for=DOWN_FOR))
-            kills += 1
             print(f"   {node.address} ({node.role()}): {latencies[-1] * 1000:.0f} ms", file=sys.stderr, flush=True)
             time.sleep(AGAIN_AFTER)
         time.sleep(1.5)  # the log line of the last kill
         seen += node_downs(daemon, node) - before
         cluster.wait_healthy()
         block += 1
-    return latencies, f"{seen} of {kills} kills seen (node_down)"
+    return latencies, f"{seen} of {len(latencies)} kills seen (node_down)"
 
 
 def isolated(cluster: ChaosCluster, shas: set[str], runs: int) -> list[float]:
@@ -79,11 +76,6 @@ def isolated(cluster: ChaosCluster, shas: set[str], runs: int) -> list[float]:
         latencies.append(restart_measured(cluster, targets[index % len(targets)], shas, down_for=DOWN_FOR))
         cluster.wait_healthy()
     return latencies
-
-
-def log_time(line: str) -> float:
-    stamp = line.split(" ", 1)[0].rstrip("Z")
-    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC).timestamp()
 
 
 def seed_down(cluster: ChaosCluster, directory: Path) -> list[float]:
@@ -99,16 +91,12 @@ def seed_down(cluster: ChaosCluster, directory: Path) -> list[float]:
         with DaemonProcess(config) as daemon:
             daemon.wait_log("no_seed_reachable")
             time.sleep(down_for)
-            pong: list[float] = []
-            # bench_repair's first_pong is monotonic; the daemon's log stamps are wall-clock
-            offset = time.time() - time.monotonic()
-            poller = threading.Thread(target=lambda s=seed, p=pong, o=offset: p.append(first_pong(s) + o), daemon=True)
-            poller.start()
+            pong = Background(lambda s=seed: first_pong(s))  # type: ignore[misc]
             cluster.restart(seed, wait_healthy=False)
-            poller.join(30)
+            offset = time.time() - time.monotonic()  # first_pong is monotonic, the log's stamps wall-clock
+            answered = pong.get() + offset
             daemon.wait_log(" topology_available ", timeout=30)
-            found = next(ln for ln in daemon.log().splitlines() if " topology_available " in ln)
-            latencies.append(max(0.0, log_time(found) - pong[0]))
+            latencies.append(max(0.0, daemon.stamp("topology_available") - answered))
         cluster.wait_healthy()
     return latencies
 

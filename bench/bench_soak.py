@@ -43,7 +43,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.chaos import ChaosCluster
-from harness.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, free_port, local_key, present, write_config
+from harness.faults import when_whole
+from harness.helpers import DaemonProcess, EvalshaOnlyClient, catalog_shas, free_port, local_key, write_config
 from redis_orchestrator.catalog.model import sha1_hex
 from redis_orchestrator.devcluster.cluster import LocalNode, redis_server_binary, server_version
 
@@ -120,13 +121,10 @@ class Window:
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
-    if len(points) < 2:
+    if len({t for t, _ in points}) < 2:  # linear_regression needs two distinct times
         return 0.0
-    n = len(points)
-    mx = sum(t for t, _ in points) / n
-    my = sum(v for _, v in points) / n
-    var = sum((t - mx) ** 2 for t, _ in points)
-    return 0.0 if var == 0 else sum((t - mx) * (v - my) for t, v in points) / var * 3600
+    times, values = zip(*points, strict=True)
+    return statistics.linear_regression(times, values).slope * 3600
 
 
 class Soak:
@@ -212,14 +210,11 @@ class Soak:
         return window
 
     def _close_when_whole(self, window: Window, node: LocalNode, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                if present(node, self.shas) == self.shas:
-                    window.end = time.monotonic() + 0.05  # the client's call may be in flight
-                    return
-            time.sleep(0.005)
-        print(f"   !! {node.address} not whole {timeout:.0f} s after the event", flush=True)
+        _pong, whole = when_whole(node, self.shas, time.monotonic() + timeout)
+        if whole is None:
+            print(f"   !! {node.address} not whole {timeout:.0f} s after the event", flush=True)
+        else:
+            window.end = whole + 0.05  # the client's call may be in flight
 
     def noscript(self) -> tuple[int, int, int]:
         """(calls, NOSCRIPT inside fault windows, NOSCRIPT outside any)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import signal
@@ -139,6 +140,18 @@ class DaemonProcess:
     def wait_log(self, text: str, timeout: float = 15) -> float:
         return wait_for(lambda: text in self.log(), timeout, f"{text!r} in the daemon log", interval=0.05)
 
+    def events(self, event: str, node: str | None = None) -> list[str]:
+        """The log's `event` lines, of the node at address `node` only when given."""
+        return [
+            line
+            for line in self.log().splitlines()
+            if f" {event} " in f"{line} " and (node is None or f"node={node}" in line)
+        ]
+
+    def stamp(self, event: str) -> float:
+        """Wall-clock seconds (time.time()) of the last `event` line."""
+        return datetime.datetime.fromisoformat(self.events(event)[-1].split(" ", 1)[0]).timestamp()
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -215,6 +228,15 @@ def serves(client: redis.Redis, key: str) -> bool:
     except redis.exceptions.MovedError:
         return False
     return True
+
+
+def primary_serving(cluster: ChaosCluster, key: str) -> LocalNode:
+    """The primary whose slots hold `key` now."""
+    for node in cluster.primaries():
+        with node.client() as c:
+            if serves(c, key):
+                return node
+    raise AssertionError(f"no primary serves {key}")
 
 
 def local_key(node: LocalNode, prefix: str = "selfheal") -> str:

@@ -46,7 +46,7 @@ from harness.helpers import (
     catalog_shas,
     command_calls,
     present,
-    serves,
+    primary_serving,
     wait_for,
     write_config,
 )
@@ -83,14 +83,6 @@ class Stack:
 
     def node_of(self, key: str) -> LocalNode:
         return primary_serving(self.cluster, key)
-
-
-def primary_serving(cluster: ChaosCluster, key: str) -> LocalNode:
-    for node in cluster.primaries():
-        with node.client() as c:
-            if serves(c, key):
-                return node
-    raise AssertionError(f"no primary serves {key}")
 
 
 @pytest.fixture

@@ -55,10 +55,6 @@ def start_daemon(started: list[DaemonProcess], config: Path) -> DaemonProcess:
     return daemon
 
 
-def log_lines(daemon: DaemonProcess, event: str, address: str) -> list[str]:
-    return [ln for ln in daemon.log().splitlines() if f" {event} " in f"{ln} " and f"node={address}" in ln]
-
-
 def library_source(tmp_path: Path) -> bytes:
     return (tmp_path / "lua/functions/orchestrator_lib.lua").read_bytes()
 
@@ -87,8 +83,8 @@ def test_kill_9_of_a_primary_failover_zero_noscript_then_old_primary_rejoins_loa
     assert client.ok >= 50
     # The daemon saw it all: the dead primary once, the promotion once.
     daemon.wait_log("role_changed", timeout=TOPOLOGY + 10)
-    assert len(log_lines(daemon, "node_down", primary.address)) == 1
-    assert len(log_lines(daemon, "role_changed", replica.address)) == 1
+    assert len(daemon.events("node_down", primary.address)) == 1
+    assert len(daemon.events("role_changed", replica.address)) == 1
     # `status` names the dead node, exits 1, does not crash.
     capsys.readouterr()
     assert main(["--config", str(config), "--seed", replica.address, "status"]) == 1
@@ -159,14 +155,14 @@ def test_new_node_is_loaded_and_a_removed_one_is_logged_once(
     joined = cluster.add_node(replica_of=cluster.primaries()[2])
     took = wait_for(lambda: present(joined, shas) == shas, TOPOLOGY + 1 + 10, f"{joined} loaded")
     print(f"\nnew node {joined} loaded {took * 1000:.0f} ms after joining (topology interval {TOPOLOGY:.0f} s)")
-    assert len(log_lines(daemon, "node_added", joined.address)) == 1
+    assert len(daemon.events("node_added", joined.address)) == 1
     assert all_hold(cluster, shas)
     cluster.remove_node(joined)
     daemon.wait_log(f"node_removed node={joined.address}", timeout=TOPOLOGY * 2 + 10)
     time.sleep(TOPOLOGY * 2)  # several reconcile and topology ticks later...
-    assert len(log_lines(daemon, "node_down", joined.address)) <= 1  # one line per state change
-    assert len(log_lines(daemon, "node_removed", joined.address)) == 1
-    assert len(log_lines(daemon, "node_added", joined.address)) == 1
+    assert len(daemon.events("node_down", joined.address)) <= 1  # one line per state change
+    assert len(daemon.events("node_removed", joined.address)) == 1
+    assert len(daemon.events("node_added", joined.address)) == 1
     assert all_hold(cluster, shas)
     assert daemon.alive()
 
@@ -192,7 +188,7 @@ def test_a_frozen_node_does_not_stall_the_others(
             time.sleep(2)
         print(f"\nwhile {frozen} is frozen, {victim} repaired in {', '.join(f'{r * 1000:.0f} ms' for r in repairs)}")
         assert daemon.alive()
-        assert len(log_lines(daemon, "node_down", frozen.address)) == 1
+        assert len(daemon.events("node_down", frozen.address)) == 1
     finally:
         cluster.thaw(frozen)
     cluster.wait_healthy()
@@ -220,7 +216,7 @@ def test_a_node_killed_again_right_after_it_came_back_is_seen_going_down_again(
         # "Came back" is the daemon's word, not the node's: killed the moment its scripts were all
         # there, the pass that loaded them may not have finished, and the daemon rightly saw one
         # outage, not two (a CI run on Valkey counted 3 node_down of 4 kills that way).
-        wait_for(lambda: len(log_lines(daemon, "node_recovered", node.address)) >= times, 15, f"recovery #{times}")
+        wait_for(lambda: len(daemon.events("node_recovered", node.address)) >= times, 15, f"recovery #{times}")
 
     try:
         for round_ in range(2):
@@ -232,6 +228,6 @@ def test_a_node_killed_again_right_after_it_came_back_is_seen_going_down_again(
     finally:
         cluster.wait_healthy()
     print(f"\n{durations_line('killed again 0.1 s after it was whole: first PONG -> whole', tails)}")
-    assert len(log_lines(daemon, "node_down", node.address)) == 4, daemon.log()
+    assert len(daemon.events("node_down", node.address)) == 4, daemon.log()
     assert all_hold(cluster, shas)
     assert daemon.alive()
